@@ -1,0 +1,1 @@
+"""AMI connection (panoramisk, wrapped) and the handlers of queue and agent events."""

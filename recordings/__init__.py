@@ -1,0 +1,1 @@
+"""Recording files, conversion and retention (from the speech issue on)."""
