@@ -1,0 +1,170 @@
+"""AGI wire format: the typed errors, one reply line, one header line.
+
+Pure functions over text, no I/O; gateway.fastagi owns the sockets. Formats as res_agi.c (Asterisk 22) writes them:
+
+    200 result=1                         200 result= (timeout)
+    200 result=1 (value of a variable)   200 result=0 endpos=12345
+    200 result=49 (dtmf) endpos=8000     100 result=0 Trying...
+    510 Invalid or unknown command       511 Command Not Permitted on a dead channel or intercept routine
+    520-Invalid command syntax.  Proper usage follows:   (then usage lines, then "520 End of proper usage.")
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+__all__ = [
+    "AGIError",
+    "AGIHangup",
+    "AGITimeout",
+    "AGIProtocolError",
+    "AGICommandError",
+    "AGIReply",
+    "parse_reply",
+    "parse_header_line",
+    "format_reply",
+]
+
+
+class AGIError(Exception):
+    """Base of everything the AGI layer raises about the channel or the protocol."""
+
+
+class AGIHangup(AGIError):
+    """The channel is gone: HANGUP line seen, 511 reply, or EOF on the socket."""
+
+
+class AGITimeout(AGIError):
+    """Asterisk did not reply to a command in time; the session cannot resynchronise and is closed."""
+
+
+class AGIProtocolError(AGIError):
+    """A header or reply line that is not AGI, or a header block / line over its size bound."""
+
+
+class AGICommandError(AGIError):
+    """A 5xx reply: 510 invalid command, 511 dead channel, 520 usage error, ..."""
+
+    def __init__(self, code: int, text: str) -> None:
+        # Both in args so the exception pickles and copies like any other.
+        super().__init__(code, text)
+        self.code = code
+        self.text = text
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}"
+
+
+@dataclass(frozen=True)
+class AGIReply:
+    code: int
+    result: str
+    data: str | None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+# Three ASCII digits, then " " (last line), "-" (first line of a multi-line reply) or nothing.
+_CODE = re.compile(r"([0-9]{3})(?:([ -])(.*))?\Z", re.DOTALL)
+_RESULT = re.compile(r"result=(\S*)")
+# A key=value token: what follows the closing parenthesis of the data in "(dtmf) endpos=8000".
+_KV_AHEAD = re.compile(r"\s+[^\s=()]+=")
+_HEADER_KEY = re.compile(r"[A-Za-z0-9_]+\Z")
+
+
+def _strip_eol(line: str) -> str:
+    if line.endswith("\n"):
+        line = line[:-1]
+    if line.endswith("\r"):
+        line = line[:-1]
+    return line
+
+
+def parse_reply(line: str) -> AGIReply:
+    """Parse one reply line; 5xx raises AGICommandError, anything that is not a reply AGIProtocolError.
+
+    A 1xx line ("100 result=0 Trying...") parses as a reply with its code; the caller reads on.
+    """
+    line = _strip_eol(line)
+    m = _CODE.match(line)
+    if m is None:
+        raise AGIProtocolError(f"not an AGI reply line: {line[:80]!r}")
+    code = int(m.group(1))
+    rest = m.group(3) or ""
+    if 500 <= code <= 599:
+        raise AGICommandError(code, rest)
+    if m.group(2) == "-":
+        raise AGIProtocolError(f"unexpected multi-line {code} reply: {line[:80]!r}")
+    if not (100 <= code <= 299):
+        raise AGIProtocolError(f"unexpected reply code {code}: {line[:80]!r}")
+    rest = rest.lstrip()
+    rm = _RESULT.match(rest)
+    if rm is None:
+        if code < 200:
+            return AGIReply(code, "", None, {})
+        raise AGIProtocolError(f"reply without result=: {line[:80]!r}")
+    result = rm.group(1)
+    tail = rest[rm.end():]
+    data, tail = _split_data(tail)
+    return AGIReply(code, result, data, _parse_extra(tail))
+
+
+def _split_data(tail: str) -> tuple[str | None, str]:
+    """Split " (data) k=v ..." into data and the rest.
+
+    GET VARIABLE puts the value in parentheses at the end of the line, and the value may itself hold
+    parentheses: when the line ends with ")", the data runs to that last ")". Otherwise (RECORD FILE's
+    "(dtmf) endpos=8000") the data ends at the first ")" that a key=value token follows.
+    """
+    stripped = tail.lstrip()
+    if not stripped.startswith("("):
+        return None, tail
+    body = stripped[1:]
+    if body.endswith(")"):
+        return body[:-1], ""
+    pos = body.find(")")
+    while pos != -1:
+        if _KV_AHEAD.match(body, pos + 1):
+            return body[:pos], body[pos + 1:]
+        pos = body.find(")", pos + 1)
+    # An unclosed "(": keep the text rather than fail the call over a cosmetic field.
+    return body, ""
+
+
+def _parse_extra(tail: str) -> dict[str, str]:
+    extra: dict[str, str] = {}
+    last: str | None = None
+    for token in tail.split():
+        key, eq, value = token.partition("=")
+        if eq and key:
+            extra[key] = value
+            last = key
+        elif last is not None:
+            # A value with spaces (SPEECH RECOGNIZE's text0=...): keep it whole.
+            extra[last] = f"{extra[last]} {token}"
+        # Bare words before any key ("Trying...") carry nothing.
+    return extra
+
+
+def format_reply(reply: AGIReply) -> str:
+    """The line Asterisk would send for `reply` (without the newline); used by tests and synthetic clients."""
+    parts = [f"{reply.code} result={reply.result}"]
+    if reply.data is not None:
+        parts.append(f"({reply.data})")
+    parts.extend(f"{k}={v}" for k, v in reply.extra.items())
+    return " ".join(parts)
+
+
+def parse_header_line(line: str) -> tuple[str, str]:
+    """ "agi_callerid: 1380..." -> ("agi_callerid", "1380...").
+
+    Asterisk writes "%s: %s\\n", so exactly one space after the colon belongs to the format; an empty
+    argument arrives as "agi_arg_2: " and parses to "".
+    """
+    line = _strip_eol(line)
+    key, colon, value = line.partition(":")
+    if not colon or not _HEADER_KEY.match(key):
+        raise AGIProtocolError(f"not an AGI header line: {line[:80]!r}")
+    if value.startswith(" "):
+        value = value[1:]
+    return key, value

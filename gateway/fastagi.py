@@ -1,0 +1,516 @@
+"""FastAGI server: one AGISession per TCP connection from Asterisk, routed by agi_network_script.
+
+Why not panoramisk.fast_agi: it loops forever when Asterisk closes before the header block ends, reads the
+unsolicited "HANGUP" line as the reply to the pending command (every later reply then shifts by one), and
+returns failures as dicts. Here every read has a size and a time bound, EOF is AGIHangup, and errors are
+typed where they are found and handled once, in FastAGIServer._serve_session.
+
+Wire format and errors: gateway.agi_reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from gateway.agi_reply import (
+    AGICommandError,
+    AGIError,
+    AGIHangup,
+    AGIProtocolError,
+    AGIReply,
+    AGITimeout,
+    parse_header_line,
+    parse_reply,
+)
+
+__all__ = [
+    "AGIError",
+    "AGIHangup",
+    "AGITimeout",
+    "AGIProtocolError",
+    "AGICommandError",
+    "AGIReply",
+    "parse_reply",
+    "parse_header_line",
+    "AGISession",
+    "Handler",
+    "FastAGIServer",
+    "quote",
+    "MAX_LINE_BYTES",
+]
+
+log = logging.getLogger("gateway.fastagi")
+
+# Bound on one line from Asterisk (header or reply). GET VARIABLE values are the longest replies we expect.
+MAX_LINE_BYTES = 65536
+# Bound on a multi-line 520 usage block (res_agi.c writes a command's whole usage text there).
+MAX_USAGE_BYTES = 65536
+# Default deadline for commands that play media or run applications (STREAM FILE, GET DATA, EXEC):
+# Asterisk replies only when the prompt or application ends, which can be minutes (EXEC Dial/Queue).
+DEFAULT_MEDIA_TIMEOUT = 3600.0
+
+Handler = Callable[["AGISession"], Awaitable[None]]
+
+
+# --------------------------------------------------------------------------------------------- logging
+
+_PLAIN = re.compile(r'[^\s"=\\]+\Z')
+
+
+def _format_event(event: str, fields: dict[str, object]) -> str:
+    parts = [f"event={event}"]
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else str(value)
+        if not _PLAIN.match(text):
+            text = json.dumps(text, ensure_ascii=False)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+def _log(level: int, event: str, *, exc_info: bool = False, **fields: object) -> None:
+    # Callers pass call=<agi_uniqueid>; nothing here ever receives agi_callerid or agi_calleridname.
+    if log.isEnabledFor(level):
+        log.log(level, _format_event(event, fields), exc_info=exc_info)
+
+
+def _command_verb(line: str) -> str:
+    """ "SET VARIABLE X "v"" -> "SET VARIABLE X": the leading upper-case words, never the quoted arguments."""
+    words = []
+    for word in line.split(None, 3)[:3]:
+        if not word.isupper() or not word.replace("_", "").isalnum():
+            break
+        words.append(word)
+    return " ".join(words) or "?"
+
+
+# --------------------------------------------------------------------------------------------- quoting
+
+def quote(value: str) -> str:
+    """An AGI argument in double quotes; res_agi's parse_args() undoes the backslash escapes."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _bare(value: str, what: str) -> str:
+    """An argument sent unquoted (a variable name, a prompt name for GET DATA): one word."""
+    if not value or any(c.isspace() or c == '"' for c in value):
+        raise ValueError(f"{what} must be one word without quotes: {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+async def _read_line(reader: asyncio.StreamReader) -> str | None:
+    """One complete line without its newline, decoded with errors="replace"; None at EOF.
+
+    The reader's limit (MAX_LINE_BYTES, set in start_server) bounds the buffering: a longer line raises
+    AGIProtocolError instead of growing the buffer.
+    """
+    try:
+        raw = await reader.readuntil(b"\n")
+    except asyncio.IncompleteReadError:
+        return None  # EOF, possibly after a partial line: the peer is gone either way
+    except asyncio.LimitOverrunError as exc:
+        raise AGIProtocolError(f"line over {MAX_LINE_BYTES} bytes ({exc.consumed} buffered)") from None
+    except ConnectionError:
+        return None
+    raw = raw[:-1]
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    # Per complete line, so a multi-byte character is never split by a read boundary.
+    return raw.decode("utf-8", errors="replace")
+
+
+async def read_header(reader: asyncio.StreamReader, max_bytes: int) -> dict[str, str]:
+    """The agi_* block up to the blank line. EOF first -> AGIHangup; over max_bytes -> AGIProtocolError."""
+    env: dict[str, str] = {}
+    total = 0
+    while True:
+        try:
+            raw = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as exc:
+            raise AGIHangup(f"connection closed in the header after {total + len(exc.partial)} bytes") from None
+        except asyncio.LimitOverrunError:
+            raise AGIProtocolError(f"header line over {MAX_LINE_BYTES} bytes") from None
+        except ConnectionError as exc:
+            raise AGIHangup(f"connection lost in the header: {exc.__class__.__name__}") from None
+        total += len(raw)
+        if total > max_bytes:
+            raise AGIProtocolError(f"header block over {max_bytes} bytes")
+        line = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+        if not line:
+            return env
+        try:
+            key, value = parse_header_line(line)
+        except AGIProtocolError:
+            # Not the parser's message: it echoes the line, which may be the caller's number or name.
+            raise AGIProtocolError(f"malformed header line {len(env) + 1}") from None
+        env[key] = value
+
+
+# --------------------------------------------------------------------------------------------- session
+
+class AGISession:
+    """One AGI conversation. Commands are serialised: AGI is strictly one request, one reply."""
+
+    env: dict[str, str]
+    script: str
+    args: list[str]
+    hungup: bool
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        env: dict[str, str],
+        *,
+        command_timeout: float = 10.0,
+        media_timeout: float = DEFAULT_MEDIA_TIMEOUT,
+    ) -> None:
+        self.env = env
+        self.script = env.get("agi_network_script", "").split("?", 1)[0].lstrip("/")
+        numbered = []
+        for key, value in env.items():
+            n = key[len("agi_arg_"):]
+            if key.startswith("agi_arg_") and n.isascii() and n.isdigit():
+                numbered.append((int(n), value))
+        self.args = [value for _, value in sorted(numbered)]
+        self.hungup = False
+        self.call_id = env.get("agi_uniqueid", "")
+        self.commands_sent = 0
+        self._reader = reader
+        self._writer = writer
+        self._command_timeout = command_timeout
+        self._media_timeout = media_timeout
+        self._lock = asyncio.Lock()
+        self._broken: AGIError | None = None
+        self._closed = False
+
+    # -- the protocol
+
+    async def command(self, line: str, *, timeout: float | None = None) -> AGIReply:
+        """Send one command line and return its reply. timeout=None: the server's command_timeout."""
+        if "\n" in line or "\r" in line or "\0" in line:
+            # A newline in an argument would smuggle a second command onto the channel.
+            raise ValueError("an AGI command is one line")
+        if timeout is None:
+            timeout = self._command_timeout
+        verb = _command_verb(line)
+        async with self._lock:
+            if self._broken is not None:
+                raise type(self._broken)(f"session already failed: {self._broken}")
+            owed = False  # a reply is owed once the line may have reached Asterisk
+            try:
+                async with asyncio.timeout(None if math.isinf(timeout) else timeout):
+                    self._writer.write(line.encode("utf-8") + b"\n")
+                    owed = True
+                    self.commands_sent += 1
+                    await self._writer.drain()
+                    return await self._read_reply()
+            except TimeoutError:
+                exc = AGITimeout(f"no reply to {verb} within {timeout:g} s")
+                self._fail(exc)
+                _log(logging.WARNING, "command_timeout", call=self.call_id, command=verb, timeout=timeout)
+                raise exc from None
+            except ConnectionError as exc:
+                self.hungup = True
+                hangup = AGIHangup(f"connection lost during {verb}: {exc.__class__.__name__}")
+                self._fail(hangup)
+                raise hangup from None
+            except AGIHangup as exc:
+                if self.hungup and self._at_eof():
+                    self._fail(exc)
+                raise
+            except AGIProtocolError as exc:
+                self._fail(exc)
+                raise
+            except asyncio.CancelledError:
+                if owed:
+                    # The reply would arrive later and answer the next command instead.
+                    self._fail(AGIError(f"{verb} was cancelled while waiting for its reply"))
+                raise
+
+    async def _read_reply(self) -> AGIReply:
+        while True:
+            line = await _read_line(self._reader)
+            if line is None:
+                self.hungup = True
+                raise AGIHangup("connection closed by Asterisk")
+            if line == "HANGUP":
+                # Unsolicited (AGISIGHUP=yes): not a reply. The reply to the pending command still follows.
+                if not self.hungup:
+                    _log(logging.INFO, "hangup_signal", call=self.call_id)
+                self.hungup = True
+                continue
+            if len(line) > 3 and line[3] == "-" and line[:3].isdigit():
+                await self._read_multiline(line)
+            try:
+                reply = parse_reply(line)
+            except AGICommandError as exc:
+                if exc.code == 511:
+                    self.hungup = True
+                    raise AGIHangup(f"dead channel: {exc}") from exc
+                raise
+            if reply.code < 200:
+                continue  # "100 result=0 Trying...": the real reply follows
+            return reply
+
+    async def _read_multiline(self, first: str) -> None:
+        """Read "520-..." through "520 ..." so the stream stays in sync, then raise for the whole block."""
+        code = first[:3]
+        texts = [first[4:]]
+        total = len(first)
+        while True:
+            line = await _read_line(self._reader)
+            if line is None:
+                self.hungup = True
+                raise AGIHangup(f"connection closed inside a {code} reply")
+            total += len(line) + 1
+            if total > MAX_USAGE_BYTES:
+                raise AGIProtocolError(f"multi-line {code} reply over {MAX_USAGE_BYTES} bytes")
+            if line == code or line.startswith(code + " "):
+                texts.append(line[4:])
+                break
+            texts.append(line)
+        if code.startswith("5"):
+            raise AGICommandError(int(code), "\n".join(texts))
+        raise AGIProtocolError(f"unexpected multi-line {code} reply")
+
+    def _at_eof(self) -> bool:
+        return self._reader.at_eof()
+
+    def _fail(self, exc: AGIError) -> None:
+        """The stream cannot be trusted any more: refuse further commands and drop the connection."""
+        if self._broken is None:
+            self._broken = exc
+        self._writer.transport.abort()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        writer = self._writer
+        if not writer.is_closing():
+            writer.close()
+        try:
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
+        except (TimeoutError, OSError):
+            writer.transport.abort()
+
+    # -- one AGI command each
+
+    async def answer(self) -> None:
+        _check(await self.command("ANSWER"), "ANSWER")
+
+    async def stream_file(self, name: str, escape_digits: str = "", *, timeout: float | None = None) -> str | None:
+        """Play a prompt; the escape digit that interrupted it, or None when it played to the end.
+
+        result=-1 is also what Asterisk returns for a missing sound file (with a warning in its log).
+        """
+        reply = await self.command(
+            f"STREAM FILE {quote(name)} {quote(escape_digits)}",
+            timeout=self._media_timeout if timeout is None else timeout,
+        )
+        return _digit(reply, "STREAM FILE")
+
+    async def get_data(
+        self, name: str, timeout_ms: int, max_digits: int, *, timeout: float | None = None
+    ) -> tuple[str, bool]:
+        """(digits, timed_out). timed_out is True when the caller stopped typing before max_digits/#."""
+        reply = await self.command(
+            f"GET DATA {_bare(name, 'prompt name')} {int(timeout_ms)} {int(max_digits)}",
+            timeout=self._media_timeout if timeout is None else timeout,
+        )
+        _check(reply, "GET DATA")
+        return reply.result, reply.data == "timeout"
+
+    async def wait_for_digit(self, timeout_ms: int, *, timeout: float | None = None) -> str | None:
+        if timeout is None:
+            timeout = self._command_timeout + timeout_ms / 1000 if timeout_ms >= 0 else self._media_timeout
+        reply = await self.command(f"WAIT FOR DIGIT {int(timeout_ms)}", timeout=timeout)
+        return _digit(reply, "WAIT FOR DIGIT")
+
+    async def set_variable(self, name: str, value: str) -> None:
+        _check(await self.command(f"SET VARIABLE {_bare(name, 'variable name')} {quote(value)}"), "SET VARIABLE")
+
+    async def get_variable(self, name: str) -> str | None:
+        reply = await self.command(f"GET VARIABLE {_bare(name, 'variable name')}")
+        if reply.result == "0":
+            return None
+        return reply.data if reply.data is not None else ""
+
+    async def exec(self, app: str, args: str = "", *, timeout: float | None = None) -> AGIReply:
+        """EXEC app "args". result=-1 (the application asked for a hangup) raises AGIHangup; -2 is no such app."""
+        reply = await self.command(
+            f"EXEC {_bare(app, 'application')} {quote(args)}",
+            timeout=self._media_timeout if timeout is None else timeout,
+        )
+        _check(reply, f"EXEC {app}")
+        return reply
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        await self.command(f"VERBOSE {quote(message)} {int(level)}")
+
+    async def hangup(self) -> None:
+        if self.hungup:
+            return
+        try:
+            await self.command("HANGUP")
+        except AGIHangup:
+            pass
+        self.hungup = True
+
+
+def _check(reply: AGIReply, what: str) -> None:
+    if reply.result == "-1":
+        raise AGIHangup(f"{what} returned -1")
+
+
+def _digit(reply: AGIReply, what: str) -> str | None:
+    """WAIT FOR DIGIT / STREAM FILE: result is the ASCII code of the digit, 0 for none, -1 for hangup."""
+    try:
+        code = int(reply.result)
+    except ValueError:
+        raise AGIProtocolError(f"{what}: result is not a number") from None
+    if code < 0:
+        raise AGIHangup(f"{what} returned {code}")
+    if code == 0:
+        return None
+    if code > 0x10FFFF:
+        raise AGIProtocolError(f"{what}: result {code} is not a character")
+    return chr(code)
+
+
+# --------------------------------------------------------------------------------------------- server
+
+class FastAGIServer:
+    # How long close() lets running calls finish before cancelling them.
+    shutdown_grace: float = 2.0
+
+    def __init__(
+        self,
+        routes: Mapping[str, Handler],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 4573,
+        command_timeout: float = 10.0,
+        header_timeout: float = 5.0,
+        max_header_bytes: int = 65536,
+        backlog: int = 1024,
+        media_timeout: float = DEFAULT_MEDIA_TIMEOUT,
+    ) -> None:
+        self._routes = dict(routes)
+        self._host = host
+        self._port = port
+        self._command_timeout = command_timeout
+        self._header_timeout = header_timeout
+        self._max_header_bytes = max_header_bytes
+        self._backlog = backlog
+        self._media_timeout = media_timeout
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        if self._server is not None:
+            raise RuntimeError("FastAGIServer already started")
+        # Asterisk gives up connecting after 2000 ms; a short backlog drops calls in a burst.
+        self._server = await asyncio.start_server(
+            self._serve, self._host, self._port, backlog=self._backlog, limit=MAX_LINE_BYTES
+        )
+        _log(logging.INFO, "listening", host=self._host, port=self.port, routes=",".join(sorted(self._routes)))
+
+    @property
+    def port(self) -> int:
+        if self._server is None or not self._server.sockets:
+            return self._port
+        return self._server.sockets[0].getsockname()[1]
+
+    @property
+    def active_sessions(self) -> int:
+        return len(self._tasks)
+
+    async def close(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=self.shutdown_grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                _log(logging.WARNING, "sessions_cancelled", count=len(pending))
+                await asyncio.gather(*pending, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+            _log(logging.INFO, "closed", port=self._port)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._serve_session(reader, writer)
+        finally:
+            self._tasks.discard(task)
+
+    async def _serve_session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        try:
+            async with asyncio.timeout(self._header_timeout):
+                env = await read_header(reader, self._max_header_bytes)
+        except TimeoutError:
+            _log(logging.WARNING, "header_timeout", peer=peer_text, timeout=self._header_timeout)
+            writer.transport.abort()
+            return
+        except AGIHangup as exc:
+            _log(logging.INFO, "header_incomplete", peer=peer_text, reason=str(exc))
+            writer.transport.abort()
+            return
+        except AGIProtocolError as exc:
+            _log(logging.WARNING, "header_refused", peer=peer_text, reason=str(exc))
+            writer.transport.abort()
+            return
+
+        session = AGISession(
+            reader, writer, env, command_timeout=self._command_timeout, media_timeout=self._media_timeout
+        )
+        handler = self._routes.get(session.script)
+        if handler is None:
+            # Asterisk sets AGISTATUS=FAILURE; the dialplan sends the caller to an agent.
+            _log(logging.WARNING, "unknown_script", call=session.call_id, script=session.script, peer=peer_text)
+            await session.close()
+            return
+
+        started = time.monotonic()
+        _log(logging.INFO, "session_start", call=session.call_id, script=session.script)
+        outcome = "error"
+        try:
+            await handler(session)
+            outcome = "done"
+        except AGIHangup as exc:
+            outcome = "hangup"
+            _log(logging.INFO, "session_hangup", call=session.call_id, script=session.script, reason=str(exc))
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except Exception as exc:
+            _log(
+                logging.ERROR, "handler_failed", exc_info=True,
+                call=session.call_id, script=session.script, error=exc.__class__.__name__,
+            )
+        finally:
+            await session.close()
+            _log(
+                logging.INFO, "session_end", call=session.call_id, script=session.script, outcome=outcome,
+                commands=session.commands_sent, hungup=session.hungup,
+                ms=round((time.monotonic() - started) * 1000),
+            )
