@@ -1,0 +1,94 @@
+"""Render asterisk_conf/ templates with values from the gateway config.
+
+Placeholders are ``@{name}`` so that the dialplan's own ``${VAR}`` passes through untouched. A template that names
+a value we do not supply is an error, not a silent blank.
+"""
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+from gateway.config import Config, Endpoint
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "asterisk_conf"
+CONF_FILES = ("asterisk.conf", "modules.conf", "logger.conf", "pjsip.conf", "extensions.conf", "queues.conf",
+              "manager.conf", "rtp.conf", "musiconhold.conf", "cdr.conf")
+
+# The gateway reads queue and agent events (class "agent"). It writes nothing yet; the linkage issue adds
+# "call" (Redirect) and "originate". No "reporting": this build emits TestEvent noise in that class.
+AMI_READ = "agent"
+AMI_WRITE = "system"
+
+
+class _AtTemplate(string.Template):
+    delimiter = "@"
+
+
+def _endpoint_block(ep: Endpoint, *, kind: str) -> str:
+    name = ep.name if kind == "agent" else f"centre-{ep.name}"
+    return "\n".join([
+        f"; {kind} {ep.name}",
+        f"[{name}]", "type = endpoint", "transport = transport-udp", "context = hotline-agents",
+        "disallow = all", "allow = ulaw,alaw", "dtmf_mode = rfc4733", "direct_media = no",
+        "rtp_symmetric = yes", f"aors = {name}", "",
+        f"[{name}]", "type = aor", f"contact = {ep.contact}", "max_contacts = 1", "",
+    ])
+
+
+def render_values(config: Config, ami_secret: str) -> dict[str, str]:
+    """The values every template may use."""
+    endpoints = [_endpoint_block(a, kind="agent") for a in config.agents]
+    endpoints += [_endpoint_block(c, kind="centre") for c in config.centres]
+    members = "\n".join(f"member => PJSIP/{a.name},0,{a.name}" for a in config.agents)
+    return {
+        "module_dir": config.asterisk.module_dir,
+        "sip_bind": config.sip.bind,
+        "sip_port": str(config.sip.port),
+        "caller_match": config.sip.caller_match,
+        "hotline_number": config.sip.hotline_number,
+        "rtp_start": str(config.sip.rtp_start),
+        "rtp_end": str(config.sip.rtp_end),
+        "static_endpoints": "\n".join(endpoints),
+        "fastagi_host": config.fastagi.host,
+        "fastagi_port": str(config.fastagi.port),
+        "queue_name": config.queue.name,
+        "queue_ring_timeout": str(config.queue.ring_timeout_s),
+        "queue_members": members,
+        "ami_host": config.ami.host,
+        "ami_port": str(config.ami.port),
+        "ami_permit": config.ami.host,
+        "ami_username": config.ami.username,
+        "ami_secret": ami_secret,
+        "ami_read": AMI_READ,
+        "ami_write": AMI_WRITE,
+    }
+
+
+def render_all(config: Config, ami_secret: str) -> dict[str, str]:
+    """Rendered text of every configuration file, by file name."""
+    values = render_values(config, ami_secret)
+    out = {}
+    for name in CONF_FILES:
+        template = _AtTemplate((TEMPLATE_DIR / name).read_text(encoding="utf-8"))
+        try:
+            out[name] = template.substitute(values)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"asterisk_conf/{name}: unknown or malformed placeholder {exc}") from None
+    return out
+
+
+def write_all(config: Config, ami_secret: str, target_dir: Path, *, owner: tuple[int, int] | None = None) -> list[Path]:
+    """Write the rendered files into ``target_dir``; manager.conf (it holds the secret) is made 0640."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render_all(config, ami_secret).items():
+        path = target_dir / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.chmod(0o640 if name == "manager.conf" else 0o644)
+        if owner is not None:
+            import os
+            os.chown(tmp, *owner)
+        tmp.replace(path)
+        written.append(path)
+    return written

@@ -1,0 +1,367 @@
+"""The gateway's configuration: one TOML file over embedded defaults, validated into frozen dataclasses.
+
+Every error names the file, the field (dotted path) and the reason. Secrets are not read from the file: the AMI
+secret comes from the environment variable named by ``ami.secret_env`` (or the sandbox stack's generated file).
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
+CONFIG_ENV = "HOTLINE_CONFIG"
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_SIP_CONTACT = re.compile(r"^sips?:[^@\s]+@[A-Za-z0-9.\-\[\]:]+(;[^\s]*)?$")
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; ``problems`` lists each field and why."""
+
+    def __init__(self, source: str, problems: list[ConfigProblem]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"invalid configuration {source}:\n{lines}")
+
+
+@dataclass(frozen=True)
+class GatewaySection:
+    state_dir: Path
+    timezone: str
+    log_level: str
+    call_deadline_s: float
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    path: Path
+
+
+@dataclass(frozen=True)
+class FastAGISection:
+    host: str
+    port: int
+    command_timeout_s: float
+    header_timeout_s: float
+
+
+@dataclass(frozen=True)
+class AMISection:
+    host: str
+    port: int
+    username: str
+    secret_env: str
+    reconnect_min_s: float
+    reconnect_max_s: float
+
+
+@dataclass(frozen=True)
+class SIPSection:
+    bind: str
+    port: int
+    hotline_number: str
+    caller_match: str
+    rtp_start: int
+    rtp_end: int
+
+
+@dataclass(frozen=True)
+class QueueSection:
+    name: str
+    ring_timeout_s: int
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A SIP peer with a static contact: an agent phone or a linked centre."""
+
+    name: str
+    contact: str
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        hostpart = self.contact.split("@", 1)[1].split(";", 1)[0]
+        host, _, port = hostpart.rpartition(":")
+        return (host, int(port)) if host and port.isdigit() else (hostpart, 5060)
+
+
+@dataclass(frozen=True)
+class IVRSection:
+    menu: Path
+    prompt_catalogue: Path
+    asterisk_prompt_dir: str
+    espeak_voice: str
+
+
+@dataclass(frozen=True)
+class RestrictionSection:
+    default_days: int
+
+
+@dataclass(frozen=True)
+class MQTTSection:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class AsteriskSection:
+    root: Path
+    module_dir: str
+
+
+@dataclass(frozen=True)
+class SandboxSection:
+    simulated_agents: bool
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str
+    gateway: GatewaySection
+    store: StoreSection
+    fastagi: FastAGISection
+    ami: AMISection
+    sip: SIPSection
+    queue: QueueSection
+    agents: tuple[Endpoint, ...]
+    centres: tuple[Endpoint, ...]
+    ivr: IVRSection
+    restriction: RestrictionSection
+    mqtt: MQTTSection
+    asterisk: AsteriskSection
+    sandbox: SandboxSection
+
+    @property
+    def state_dir(self) -> Path:
+        return self.gateway.state_dir
+
+    @property
+    def prompt_build_dir(self) -> Path:
+        """Where `hotline prompts build` writes the 8 kHz WAV files (copied into the Asterisk root)."""
+        return self.gateway.state_dir / "prompts" / "zh"
+
+    @property
+    def ami_secret_file(self) -> Path:
+        return self.gateway.state_dir / "secrets" / "ami.secret"
+
+    def ami_secret(self) -> str:
+        """The AMI secret: the environment variable first, then the sandbox stack's generated file."""
+        value = os.environ.get(self.ami.secret_env, "")
+        if value:
+            return value
+        try:
+            value = self.ami_secret_file.read_text().strip()
+        except OSError:
+            value = ""
+        if not value:
+            raise ConfigError(self.source, [ConfigProblem(
+                "ami.secret_env",
+                f"no AMI secret: set ${self.ami.secret_env} (or run `hotline stack up`, which generates one)")])
+        return value
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load the configuration from ``path``, ``$HOTLINE_CONFIG``, or the embedded defaults alone."""
+    if path is None:
+        path = os.environ.get(CONFIG_ENV) or None
+    defaults = tomllib.loads(DEFAULTS_PATH.read_text(encoding="utf-8"))
+    if path is None:
+        return _build(defaults, "<embedded defaults>")
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [ConfigProblem("<file>", f"cannot be read: {exc}")]) from None
+    try:
+        overrides = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [ConfigProblem("<file>", f"not valid TOML: {exc}")]) from None
+    problems: list[ConfigProblem] = []
+    merged = _merge(defaults, overrides, "", problems)
+    if problems:
+        raise ConfigError(source, problems)
+    return _build(merged, source)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any], prefix: str, problems: list[ConfigProblem]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        field = f"{prefix}{key}"
+        if key not in base:
+            problems.append(ConfigProblem(field, "unknown setting"))
+        elif isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                problems.append(ConfigProblem(field, "must be a table"))
+            else:
+                out[key] = _merge(base[key], value, f"{field}.", problems)
+        else:
+            out[key] = value
+    return out
+
+
+class _Reader:
+    """Typed access to the merged tables that collects every problem instead of stopping at the first."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.problems: list[ConfigProblem] = []
+
+    def get(self, dotted: str, kind: type, *, check=None, reason: str = "") -> Any:
+        node: Any = self.data
+        for part in dotted.split("."):
+            node = node[part]
+        if kind is float and isinstance(node, int) and not isinstance(node, bool):
+            node = float(node)
+        if not isinstance(node, kind) or (kind is int and isinstance(node, bool)):
+            self.problems.append(ConfigProblem(dotted, f"must be {kind.__name__}, got {type(node).__name__}"))
+            return None
+        if check is not None and not check(node):
+            self.problems.append(ConfigProblem(dotted, reason))
+            return None
+        return node
+
+
+def _is_port(v: int) -> bool:
+    return 0 < v < 65536
+
+
+def _is_ip(v: str) -> bool:
+    try:
+        ipaddress.ip_address(v)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_zone(v: str) -> bool:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _endpoints(r: _Reader, key: str) -> tuple[Endpoint, ...]:
+    items = r.data.get(key)
+    if not isinstance(items, list):
+        r.problems.append(ConfigProblem(key, "must be an array of tables"))
+        return ()
+    seen: set[str] = set()
+    out = []
+    for i, item in enumerate(items):
+        field = f"{key}[{i}]"
+        if not isinstance(item, dict) or set(item) - {"name", "contact"}:
+            r.problems.append(ConfigProblem(field, "must be a table with only 'name' and 'contact'"))
+            continue
+        name, contact = item.get("name"), item.get("contact")
+        if not isinstance(name, str) or not _NAME.match(name):
+            r.problems.append(ConfigProblem(f"{field}.name", "must be 1-40 letters, digits, '_' or '-'"))
+            continue
+        if name in seen:
+            r.problems.append(ConfigProblem(f"{field}.name", f"duplicate name {name!r}"))
+        seen.add(name)
+        if not isinstance(contact, str) or not _SIP_CONTACT.match(contact):
+            r.problems.append(ConfigProblem(f"{field}.contact", "must be a SIP URI like sip:agent1@127.0.0.1:5071"))
+            continue
+        out.append(Endpoint(name, contact))
+    return tuple(out)
+
+
+def _build(data: dict[str, Any], source: str) -> Config:
+    r = _Reader(data)
+    positive = dict(check=lambda v: v > 0, reason="must be greater than 0")
+    port = dict(check=_is_port, reason="must be a TCP/UDP port 1-65535")
+    ip = dict(check=_is_ip, reason="must be an IP address")
+    state_dir = r.get("gateway.state_dir", str, check=lambda v: v.startswith("/"), reason="must be an absolute path")
+    state = Path(state_dir or "/nonexistent")
+    store_path = r.get("store.path", str)
+    pkg_ivr = Path(__file__).resolve().parent.parent / "ivr"
+    menu = r.get("ivr.menu", str)
+    catalogue = r.get("ivr.prompt_catalogue", str)
+    rtp_start = r.get("sip.rtp_start", int, **port)
+    rtp_end = r.get("sip.rtp_end", int, **port)
+    if rtp_start and rtp_end and rtp_end - rtp_start < 10:
+        r.problems.append(ConfigProblem("sip.rtp_end", "must be at least 10 above sip.rtp_start"))
+    cfg = Config(
+        source=source,
+        gateway=GatewaySection(
+            state_dir=state,
+            timezone=r.get("gateway.timezone", str, check=_is_zone, reason="unknown time zone"),
+            log_level=r.get("gateway.log_level", str, check=lambda v: v.upper() in
+                            {"DEBUG", "INFO", "WARNING", "ERROR"}, reason="must be DEBUG, INFO, WARNING or ERROR"),
+            call_deadline_s=r.get("gateway.call_deadline_s", float, **positive),
+        ),
+        store=StoreSection(path=Path(store_path) if store_path else state / "hotline.db"),
+        fastagi=FastAGISection(
+            host=r.get("fastagi.host", str, **ip),
+            port=r.get("fastagi.port", int, **port),
+            command_timeout_s=r.get("fastagi.command_timeout_s", float, **positive),
+            header_timeout_s=r.get("fastagi.header_timeout_s", float, **positive),
+        ),
+        ami=AMISection(
+            host=r.get("ami.host", str, **ip),
+            port=r.get("ami.port", int, **port),
+            username=r.get("ami.username", str, check=_NAME.match, reason="must be 1-40 letters, digits, '_' or '-'"),
+            secret_env=r.get("ami.secret_env", str, check=re.compile(r"^[A-Z_][A-Z0-9_]*$").match,
+                             reason="must be an environment variable name"),
+            reconnect_min_s=r.get("ami.reconnect_min_s", float, **positive),
+            reconnect_max_s=r.get("ami.reconnect_max_s", float, **positive),
+        ),
+        sip=SIPSection(
+            bind=r.get("sip.bind", str, **ip),
+            port=r.get("sip.port", int, **port),
+            hotline_number=r.get("sip.hotline_number", str, check=str.isdigit, reason="must be digits"),
+            caller_match=r.get("sip.caller_match", str, check=lambda v: all(
+                _is_ip(x.strip().split("/")[0]) for x in v.split(",")), reason="must be IP addresses or networks"),
+            rtp_start=rtp_start,
+            rtp_end=rtp_end,
+        ),
+        queue=QueueSection(
+            name=r.get("queue.name", str, check=_NAME.match, reason="must be 1-40 letters, digits, '_' or '-'"),
+            ring_timeout_s=r.get("queue.ring_timeout_s", int, **positive),
+        ),
+        agents=_endpoints(r, "agents"),
+        centres=_endpoints(r, "centres"),
+        ivr=IVRSection(
+            menu=Path(menu) if menu else pkg_ivr / "menu.toml",
+            prompt_catalogue=Path(catalogue) if catalogue else pkg_ivr / "prompts" / "zh.toml",
+            asterisk_prompt_dir=r.get("ivr.asterisk_prompt_dir", str, check=lambda v: v.startswith("/"),
+                                      reason="must be an absolute path inside the Asterisk root"),
+            espeak_voice=r.get("ivr.espeak_voice", str),
+        ),
+        restriction=RestrictionSection(default_days=r.get(
+            "restriction.default_days", int, check=lambda v: 1 <= v <= 365, reason="must be 1-365")),
+        mqtt=MQTTSection(host=r.get("mqtt.host", str, **ip), port=r.get("mqtt.port", int, **port)),
+        asterisk=AsteriskSection(
+            root=Path(r.get("asterisk.root", str) or "/nonexistent"),
+            module_dir=r.get("asterisk.module_dir", str),
+        ),
+        sandbox=SandboxSection(simulated_agents=r.get("sandbox.simulated_agents", bool)),
+    )
+    if cfg.ami.reconnect_min_s and cfg.ami.reconnect_max_s and cfg.ami.reconnect_max_s < cfg.ami.reconnect_min_s:
+        r.problems.append(ConfigProblem("ami.reconnect_max_s", "must not be below ami.reconnect_min_s"))
+    if not cfg.agents:
+        r.problems.append(ConfigProblem("agents", "at least one agent is needed (7x24 human service)"))
+    if r.problems:
+        raise ConfigError(source, r.problems)
+    return cfg
