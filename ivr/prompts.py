@@ -1,0 +1,169 @@
+"""The prompt catalogue (name -> Mandarin text) and the offline builder that turns it into 8 kHz WAV files."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_CATALOGUE_PATH = Path(__file__).parent / "prompts" / "zh.toml"
+# espeak-ng 1.51's plain "cmn" voice reads Hanzi as tone-numbered pinyin in English ("ba one" for 八); the
+# pinyin variant speaks the same dictionary entries as Mandarin.
+DEFAULT_VOICE = "cmn-latn-pinyin"
+# Asterisk plays .wav as 8 kHz signed linear; anything else is transcoded on every playback.
+SAMPLE_RATE = 8000
+SAMPLE_WIDTH = 2
+CHANNELS = 1
+MANIFEST = "manifest.json"
+_FORMAT = f"espeak-ng/{SAMPLE_RATE}/{SAMPLE_WIDTH}/{CHANNELS}/v1"
+_ESPEAK_TIMEOUT_S = 60
+_PROMPT_NAME = re.compile(r"[a-z0-9_]+")
+
+
+class PromptError(Exception):
+    """Base of the prompt catalogue and builder errors."""
+
+
+class CatalogueError(PromptError, ValueError):
+    """A catalogue that cannot be used; names the file, the prompt and the reason."""
+
+
+class PromptBuildError(PromptError):
+    """A prompt that could not be synthesised or converted; names the prompt."""
+
+
+@dataclass
+class BuildReport:
+    out_dir: Path
+    built: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def load_catalogue(path: str | Path = DEFAULT_CATALOGUE_PATH) -> dict[str, str]:
+    file = str(path)
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except OSError as e:
+        raise CatalogueError(f"{file}: cannot read: {e.strerror or e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise CatalogueError(f"{file}: not valid TOML: {e}") from e
+    catalogue: dict[str, str] = {}
+    for name, text in raw.items():
+        if not _PROMPT_NAME.fullmatch(name):
+            raise CatalogueError(f"{file}: {name}: prompt name must match [a-z0-9_]+")
+        if not isinstance(text, str) or not text.strip():
+            raise CatalogueError(f"{file}: {name}: text must be a non-empty string")
+        if text.lstrip().startswith("-"):
+            raise CatalogueError(f"{file}: {name}: text must not start with '-' (espeak-ng would take it as an option)")
+        catalogue[name] = text
+    if not catalogue:
+        raise CatalogueError(f"{file}: the catalogue has no prompts")
+    return catalogue
+
+
+def prompt_hash(text: str, voice: str) -> str:
+    return hashlib.sha256(f"{_FORMAT}\0{voice}\0{text}".encode()).hexdigest()
+
+
+async def build_prompts(catalogue_path: str | Path, out_dir: str | Path, *, voice: str = DEFAULT_VOICE,
+                        force: bool = False, espeak: str = "espeak-ng", jobs: int | None = None) -> BuildReport:
+    """Synthesise every catalogue entry to `out_dir/<name>.wav` (8 kHz mono 16-bit), skipping unchanged ones.
+
+    `out_dir/manifest.json` records the text+voice hash of each built prompt; it is rewritten even when a prompt
+    fails, so a rerun picks up where this one stopped.
+    """
+    catalogue = load_catalogue(catalogue_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    old = _read_manifest(out)
+    manifest: dict[str, str] = {}
+    report = BuildReport(out_dir=out)
+    todo = []
+    for name, text in catalogue.items():
+        digest = prompt_hash(text, voice)
+        if not force and old.get(name) == digest and (out / f"{name}.wav").is_file():
+            manifest[name] = digest
+            report.skipped.append(name)
+        else:
+            todo.append((name, text, digest))
+
+    limit = asyncio.Semaphore(jobs or os.cpu_count() or 2)
+
+    async def build_one(name: str, text: str, digest: str) -> None:
+        async with limit:
+            await _synthesise(name, text, out / f"{name}.wav", voice=voice, espeak=espeak)
+        manifest[name] = digest
+        report.built.append(name)
+
+    tasks = [asyncio.create_task(build_one(*item)) for item in todo]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    finally:
+        _write_manifest(out, {n: manifest[n] for n in catalogue if n in manifest})
+    report.built.sort(key=list(catalogue).index)
+    return report
+
+
+async def _synthesise(name: str, text: str, dest: Path, *, voice: str, espeak: str) -> None:
+    with tempfile.TemporaryDirectory(prefix="prompt-") as tmp:
+        raw = Path(tmp) / "espeak.wav"
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                espeak, "-v", voice, "-w", str(raw), text,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        except FileNotFoundError as e:
+            raise PromptBuildError(f"prompt {name!r}: {espeak} not found (install espeak-ng)") from e
+        try:
+            _, stderr = await asyncio.wait_for(proc.communicate(), _ESPEAK_TIMEOUT_S)
+        except BaseException:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
+        if proc.returncode != 0 or not raw.is_file() or raw.stat().st_size <= 44:
+            detail = stderr.decode(errors="replace").strip() or "no audio written"
+            raise PromptBuildError(f"prompt {name!r}: {espeak} -v {voice} failed (exit {proc.returncode}): {detail}")
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, _convert, raw, dest)
+        except Exception as e:
+            raise PromptBuildError(f"prompt {name!r}: cannot convert espeak-ng output: {e}") from e
+
+
+def _convert(src: Path, dest: Path) -> None:
+    from pydub import AudioSegment  # imported here: pydub pulls in audioop, only the offline build needs it
+
+    audio = AudioSegment.from_wav(str(src))
+    audio = audio.set_channels(CHANNELS).set_sample_width(SAMPLE_WIDTH).set_frame_rate(SAMPLE_RATE)
+    partial = dest.with_name(f".{dest.name}.partial")
+    audio.export(str(partial), format="wav")
+    os.replace(partial, dest)  # Asterisk may be playing the old file: never let it see half a WAV
+
+
+def _read_manifest(out: Path) -> Mapping[str, str]:
+    try:
+        data = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    prompts = data.get("prompts") if isinstance(data, dict) else None
+    return prompts if isinstance(prompts, dict) else {}
+
+
+def _write_manifest(out: Path, prompts: Mapping[str, str]) -> None:
+    partial = out / f".{MANIFEST}.partial"
+    partial.write_text(json.dumps({"format": _FORMAT, "prompts": dict(prompts)}, indent=1, sort_keys=True),
+                       encoding="utf-8")
+    os.replace(partial, out / MANIFEST)
