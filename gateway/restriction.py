@@ -1,0 +1,93 @@
+"""Article 9 restrictions: who is restricted, from when, until when. Pure decisions, no I/O.
+
+Regulation art. 9: a number that disrupts the hotline or harasses, insults or threatens its staff is restricted for
+30 natural days. Counting follows Civil Code art. 201: a period counted in days starts on the day after the
+decision, and the last day runs to its end (24:00). Days are local (Asia/Shanghai) calendar days, so a decision
+taken at 01:00 on 1 March Beijing time (still 28 February in UTC) counts from 2 March.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DEFAULT_DAYS = 30
+MIN_DAYS = 1
+MAX_DAYS = 365
+
+
+def check_days(days: int) -> int:
+    if isinstance(days, bool) or not isinstance(days, int):
+        raise ValueError(f"days must be a whole number, got {days!r}")
+    if not MIN_DAYS <= days <= MAX_DAYS:
+        raise ValueError(f"days must be between {MIN_DAYS} and {MAX_DAYS}, got {days}")
+    return days
+
+
+def check_aware(value: datetime, name: str = "datetime") -> datetime:
+    if not isinstance(value, datetime):
+        raise ValueError(f"{name} must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {value.isoformat()}")
+    return value
+
+
+def restriction_end(decided_at: datetime, days: int = DEFAULT_DAYS, tz: ZoneInfo = SHANGHAI) -> datetime:
+    """The moment the restriction lifts: 00:00 local on day D+days+1, where D is the local day of the decision.
+
+    In force through the whole of day D+days (Civil Code art. 201: the decision day itself is not counted).
+    """
+    check_aware(decided_at, "decided_at")
+    check_days(days)
+    decision_day = decided_at.astimezone(tz).date()
+    return datetime.combine(decision_day + timedelta(days=days + 1), time(0), tzinfo=tz)
+
+
+def last_day(until: datetime, tz: ZoneInfo = SHANGHAI) -> date:
+    """The last local calendar day on which the restriction is in force (for announcements: 'until 31 March')."""
+    check_aware(until, "until")
+    # `until` is an exclusive bound, normally local midnight: the last day is the one that ends at it.
+    return (until.astimezone(tz) - timedelta(microseconds=1)).date()
+
+
+@dataclass(frozen=True)
+class Restriction:
+    id: int
+    number: str
+    reason: str
+    operator: str
+    decided_at: datetime
+    until: datetime
+    lifted_at: datetime | None = None
+    lifted_by: str | None = None
+    lift_reason: str | None = None
+
+    def is_active(self, now: datetime) -> bool:
+        """In force at `now`: decided, not yet lifted, not yet expired."""
+        check_aware(now, "now")
+        if now < self.decided_at:
+            return False
+        if self.lifted_at is not None and self.lifted_at <= now:
+            return False
+        return now < self.until
+
+
+def effective(restrictions: Iterable[Restriction], now: datetime) -> Restriction | None:
+    """The restriction in force at `now` for one number, or None.
+
+    The latest decision taken by `now` governs alone: a new decision while one is active replaces it (even when
+    it ends earlier), and lifting the latest decision lifts the restriction; older decisions never revive.
+    """
+    check_aware(now, "now")
+    latest: Restriction | None = None
+    for restriction in restrictions:
+        if restriction.decided_at > now:
+            continue
+        if latest is None or (restriction.decided_at, restriction.id) > (latest.decided_at, latest.id):
+            latest = restriction
+    if latest is not None and latest.is_active(now):
+        return latest
+    return None
