@@ -1,0 +1,91 @@
+"""Versioned schema of the gateway store. Append new (version, sql) pairs; never edit an applied one.
+
+Conventions: numbers are E.164 text; times are UTC ISO-8601 text with microseconds and "+00:00", a fixed width,
+so text order is time order and indexes on them serve range queries.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE restrictions (
+            id          INTEGER PRIMARY KEY,
+            number      TEXT NOT NULL CHECK (number GLOB '+[1-9]*'),
+            reason      TEXT NOT NULL,
+            operator    TEXT NOT NULL,
+            days        INTEGER NOT NULL CHECK (days BETWEEN 1 AND 365),
+            decided_at  TEXT NOT NULL,
+            until       TEXT NOT NULL CHECK (until > decided_at),
+            lifted_at   TEXT,
+            lifted_by   TEXT,
+            lift_reason TEXT,
+            CHECK ((lifted_at IS NULL) = (lifted_by IS NULL))
+        );
+        -- The call-entry check: latest decision for one number (rowid breaks ties on decided_at).
+        CREATE INDEX restrictions_number_decided ON restrictions (number, decided_at);
+
+        CREATE TABLE restriction_audit (
+            id             INTEGER PRIMARY KEY,
+            action         TEXT NOT NULL CHECK (action IN ('add', 'lift')),
+            restriction_id INTEGER NOT NULL REFERENCES restrictions (id),
+            number         TEXT NOT NULL,
+            operator       TEXT NOT NULL,
+            reason         TEXT NOT NULL,
+            at             TEXT NOT NULL,
+            days           INTEGER,
+            until          TEXT
+        );
+        CREATE INDEX restriction_audit_number ON restriction_audit (number, id);
+        -- Who restricted whom and why must stay provable (art. 9 measures can be contested).
+        CREATE TRIGGER restriction_audit_no_update BEFORE UPDATE ON restriction_audit
+        BEGIN
+            SELECT RAISE(ABORT, 'restriction_audit is append-only');
+        END;
+        CREATE TRIGGER restriction_audit_no_delete BEFORE DELETE ON restriction_audit
+        BEGIN
+            SELECT RAISE(ABORT, 'restriction_audit is append-only');
+        END;
+        """,
+    ),
+    (
+        2,
+        """
+        CREATE TABLE calls (
+            call_id      TEXT PRIMARY KEY,
+            number       TEXT,
+            channel      TEXT,
+            started_at   TEXT,
+            ivr_path     TEXT NOT NULL DEFAULT '[]',
+            request_type TEXT,
+            emergency    TEXT,
+            outcome      TEXT CHECK (outcome IS NULL OR outcome IN
+                             ('blocked', 'queued', 'answered', 'abandoned', 'ivr', 'failed')),
+            queued_at    TEXT,
+            answered_at  TEXT,
+            ended_at     TEXT,
+            agent        TEXT,
+            priority     INTEGER,
+            ticket_query TEXT
+        );
+        CREATE INDEX calls_started ON calls (started_at);
+
+        CREATE TABLE blocked_attempts (
+            id             INTEGER PRIMARY KEY,
+            call_id        TEXT NOT NULL,
+            number         TEXT,
+            restriction_id INTEGER NOT NULL REFERENCES restrictions (id),
+            at             TEXT NOT NULL
+        );
+        CREATE INDEX blocked_attempts_number ON blocked_attempts (number, at);
+
+        CREATE TABLE tickets (
+            ticket_no  TEXT PRIMARY KEY,
+            status     TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            call_id    TEXT
+        );
+        """,
+    ),
+]
