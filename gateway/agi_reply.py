@@ -80,6 +80,18 @@ def _strip_eol(line: str) -> str:
     return line
 
 
+def _sample(line: str) -> str:
+    """A malformed line for an error message: a reply can carry a variable's value (a caller number, a caller
+    name) and error messages end up in logs, so digits past the code and non-ASCII text are masked."""
+
+    def shown(i: int, c: str) -> str:
+        if c.isdigit():
+            return c if i < 3 and c.isascii() else "#"
+        return c if c.isascii() and c.isprintable() else "?"
+
+    return repr("".join(shown(i, c) for i, c in enumerate(line[:60])) + ("..." if len(line) > 60 else ""))
+
+
 def parse_reply(line: str) -> AGIReply:
     """Parse one reply line; 5xx raises AGICommandError, anything that is not a reply AGIProtocolError.
 
@@ -88,21 +100,21 @@ def parse_reply(line: str) -> AGIReply:
     line = _strip_eol(line)
     m = _CODE.match(line)
     if m is None:
-        raise AGIProtocolError(f"not an AGI reply line: {line[:80]!r}")
+        raise AGIProtocolError(f"not an AGI reply line: {_sample(line)}")
     code = int(m.group(1))
     rest = m.group(3) or ""
     if 500 <= code <= 599:
         raise AGICommandError(code, rest)
     if m.group(2) == "-":
-        raise AGIProtocolError(f"unexpected multi-line {code} reply: {line[:80]!r}")
+        raise AGIProtocolError(f"unexpected multi-line {code} reply: {_sample(line)}")
     if not (100 <= code <= 299):
-        raise AGIProtocolError(f"unexpected reply code {code}: {line[:80]!r}")
+        raise AGIProtocolError(f"unexpected reply code {code}: {_sample(line)}")
     rest = rest.lstrip()
     rm = _RESULT.match(rest)
     if rm is None:
         if code < 200:
             return AGIReply(code, "", None, {})
-        raise AGIProtocolError(f"reply without result=: {line[:80]!r}")
+        raise AGIProtocolError(f"reply without result=: {_sample(line)}")
     result = rm.group(1)
     tail = rest[rm.end():]
     data, tail = _split_data(tail)
@@ -164,7 +176,7 @@ def parse_header_line(line: str) -> tuple[str, str]:
     line = _strip_eol(line)
     key, colon, value = line.partition(":")
     if not colon or not _HEADER_KEY.match(key):
-        raise AGIProtocolError(f"not an AGI header line: {line[:80]!r}")
+        raise AGIProtocolError(f"not an AGI header line: {_sample(line)}")
     if value.startswith(" "):
         value = value[1:]
     return key, value
