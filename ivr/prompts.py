@@ -95,6 +95,8 @@ async def build_prompts(catalogue_path: str | Path, out_dir: str | Path, *, voic
         else:
             todo.append((name, text, digest))
 
+    if todo:
+        await _check_voice(espeak, voice, todo[0][0])
     limit = asyncio.Semaphore(jobs or os.cpu_count() or 2)
 
     async def build_one(name: str, text: str, digest: str) -> None:
@@ -117,25 +119,48 @@ async def build_prompts(catalogue_path: str | Path, out_dir: str | Path, *, voic
     return report
 
 
+async def _run(name: str, espeak: str, *args: str) -> tuple[int, bytes, bytes]:
+    """(exit status, stdout, stderr) of one espeak-ng run, bounded in time."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            espeak, *args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    except FileNotFoundError as e:
+        raise PromptBuildError(f"prompt {name!r}: {espeak} not found (install espeak-ng)") from e
+    except OSError as e:
+        raise PromptBuildError(f"prompt {name!r}: cannot run {espeak}: {e}") from e
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), _ESPEAK_TIMEOUT_S)
+    except TimeoutError:
+        raise PromptBuildError(f"prompt {name!r}: {espeak} did not finish in {_ESPEAK_TIMEOUT_S} s") from None
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return proc.returncode, stdout, stderr
+
+
+async def _check_voice(espeak: str, voice: str, name: str) -> None:
+    # espeak-ng falls back to its default (English) voice for an unknown -v and still exits 0: a typo would
+    # otherwise fill the prompt directory with English babble.
+    status, listing, _ = await _run(name, espeak, "--voices")
+    known = set()
+    for line in listing.decode(errors="replace").splitlines()[1:]:
+        cols = line.split()
+        if len(cols) >= 5:
+            known |= {cols[1].lower(), cols[3].lower(), cols[4].lower(), cols[4].rsplit("/", 1)[-1].lower()}
+            known |= {lang.lower() for lang in re.findall(r"\(([^ )]+) \d+\)", line)}
+    if status == 0 and voice.split("+", 1)[0].lower() not in known:
+        raise PromptBuildError(f"prompt {name!r}: voice {voice!r} is not installed in {espeak} (see {espeak} --voices)")
+
+
 async def _synthesise(name: str, text: str, dest: Path, *, voice: str, espeak: str) -> None:
     with tempfile.TemporaryDirectory(prefix="prompt-") as tmp:
         raw = Path(tmp) / "espeak.wav"
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                espeak, "-v", voice, "-w", str(raw), text,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        except FileNotFoundError as e:
-            raise PromptBuildError(f"prompt {name!r}: {espeak} not found (install espeak-ng)") from e
-        try:
-            _, stderr = await asyncio.wait_for(proc.communicate(), _ESPEAK_TIMEOUT_S)
-        except BaseException:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-            raise
-        if proc.returncode != 0 or not raw.is_file() or raw.stat().st_size <= 44:
+        status, _, stderr = await _run(name, espeak, "-v", voice, "-w", str(raw), text)
+        if status != 0 or not raw.is_file() or raw.stat().st_size <= 44:
             detail = stderr.decode(errors="replace").strip() or "no audio written"
-            raise PromptBuildError(f"prompt {name!r}: {espeak} -v {voice} failed (exit {proc.returncode}): {detail}")
+            raise PromptBuildError(f"prompt {name!r}: {espeak} -v {voice} failed (exit {status}): {detail}")
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, _convert, raw, dest)
