@@ -5,6 +5,7 @@ a value we do not supply is an error, not a silent blank.
 """
 from __future__ import annotations
 
+import os
 import string
 from pathlib import Path
 
@@ -87,7 +88,6 @@ def write_all(config: Config, ami_secret: str, target_dir: Path, *, owner: tuple
         tmp.write_text(text, encoding="utf-8")
         tmp.chmod(0o640 if name == "manager.conf" else 0o644)
         if owner is not None:
-            import os
             os.chown(tmp, *owner)
         tmp.replace(path)
         written.append(path)

@@ -1,0 +1,116 @@
+"""The 12345 call entry (FastAGI script ``entry``): restriction check, then the IVR, then the agent queue.
+
+Seed article 2 (7x24 human service): whatever goes wrong here, the caller ends up with an agent. The dialplan
+queues every call unless the gateway explicitly sets ``HOTLINE_ACTION=hangup``, which only a restricted number
+(seed article 9) gets, after hearing why and until when.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+from gateway.fastagi import AGIError, AGIHangup, AGISession
+from gateway.phone import CallerNumber, normalise
+from gateway.restriction import Restriction, last_day
+from gateway.store import Store
+from ivr.menu import Menu
+from ivr.runner import MenuOutcome, announce_restriction, run_menu
+
+log = logging.getLogger("gateway.callflow")
+
+ACTION_VAR = "HOTLINE_ACTION"
+
+
+@dataclass(frozen=True)
+class CallFlowSettings:
+    prompt_dir: str            # the prompt directory as Asterisk sees it
+    deadline_s: float          # a call's longest stay in the gateway before it is queued anyway
+    tz: object                 # ZoneInfo for dates spoken to the caller
+
+
+class CallFlow:
+    """Handles the ``entry`` FastAGI script for every call to the hotline."""
+
+    def __init__(self, store: Store, menu: Menu, settings: CallFlowSettings,
+                 clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.menu = menu
+        self.settings = settings
+        self.clock = clock
+
+    async def entry(self, agi: AGISession) -> None:
+        call_id = agi.env.get("agi_uniqueid") or "unknown"
+        caller = normalise(agi.env.get("agi_callerid"))
+        log.info("call=%s event=entry caller=%s", call_id, caller.masked)
+        try:
+            async with asyncio.timeout(self.settings.deadline_s):
+                await self._entry(agi, call_id, caller)
+        except AGIHangup:
+            log.info("call=%s event=caller_hung_up_in_gateway", call_id)
+            await self._safe_update(call_id, outcome="abandoned", ended_at=self.clock())
+        except TimeoutError:
+            log.warning("call=%s event=deadline_passed action=queue", call_id)
+            await self._queue_anyway(agi, call_id)
+        except Exception as exc:  # noqa: BLE001 - the top of the session, where the caller's fate is decided
+            # A fault of ours (store, protocol, menu data): the caller goes to an agent all the same.
+            log.error("call=%s event=gateway_fault error=%s action=queue", call_id, type(exc).__name__, exc_info=True)
+            await self._queue_anyway(agi, call_id)
+
+    async def _entry(self, agi: AGISession, call_id: str, caller: CallerNumber) -> None:
+        now = self.clock()
+        # Inherited (__) so that the agent leg and the AMI queue events carry our call id.
+        await agi.set_variable("__HOTLINE_CALL_ID", call_id)
+        await self.store.open_call(call_id=call_id, number=caller.e164, channel=agi.env.get("agi_channel", ""),
+                                   started_at=now)
+        if caller.e164 and (restriction := await self.store.active_restriction(caller.e164, now)):
+            return await self.refuse(agi, call_id, caller, restriction)
+        outcome = await run_menu(agi, self.menu, prompt_dir=self.settings.prompt_dir,
+                                 lookup_ticket=self.store.ticket_status)
+        await self.queue(agi, call_id, outcome)
+
+    async def refuse(self, agi: AGISession, call_id: str, caller: CallerNumber, restriction: Restriction) -> None:
+        """Seed article 9: a restricted number hears why and until when; nothing else of the call runs."""
+        now = self.clock()
+        # Recorded before the announcement, so a caller who hangs up during it is still on record.
+        await self.store.record_blocked_attempt(call_id=call_id, number=caller.e164,
+                                                restriction_id=restriction.id, at=now)
+        await self.store.update_call(call_id, outcome="blocked", ended_at=now)
+        await agi.set_variable(ACTION_VAR, "hangup")
+        until_day = last_day(restriction.until, self.settings.tz)
+        log.info("call=%s event=blocked caller=%s restriction=%s until=%s", call_id, caller.masked,
+                 restriction.id, until_day.isoformat())
+        try:
+            await announce_restriction(agi, prompt_dir=self.settings.prompt_dir, last_day=until_day)
+        except AGIHangup:
+            log.info("call=%s event=caller_hung_up_during_announcement", call_id)
+
+    async def queue(self, agi: AGISession, call_id: str, outcome: MenuOutcome) -> None:
+        await self.store.update_call(call_id, ivr_path=list(outcome.ivr_path), request_type=outcome.request_type,
+                                     emergency=outcome.emergency, priority=outcome.priority,
+                                     ticket_query=outcome.ticket_query, outcome="ivr")
+        await agi.set_variable("__HOTLINE_REQUEST_TYPE", outcome.request_type)
+        await agi.set_variable("__HOTLINE_PRIORITY", str(outcome.priority))
+        if outcome.emergency:
+            await agi.set_variable("__HOTLINE_EMERGENCY", outcome.emergency)
+        await agi.set_variable(ACTION_VAR, "queue")
+        log.info("call=%s event=to_queue type=%s priority=%s emergency=%s reason=%s path=%s", call_id,
+                 outcome.request_type, outcome.priority, outcome.emergency or "-", outcome.reason,
+                 "/".join(outcome.ivr_path))
+
+    async def _queue_anyway(self, agi: AGISession, call_id: str) -> None:
+        await self._safe_update(call_id, outcome="failed")
+        if agi.hungup:
+            return
+        try:
+            await agi.set_variable(ACTION_VAR, "queue")
+        except AGIError:
+            pass  # the dialplan queues a call without HOTLINE_ACTION anyway
+
+    async def _safe_update(self, call_id: str, **fields) -> None:
+        try:
+            await self.store.update_call(call_id, **fields)
+        except Exception:  # noqa: BLE001 - the call record must not take the call down with it
+            log.exception("call=%s event=store_update_failed", call_id)

@@ -1,0 +1,45 @@
+"""One event per line, key=value, with a safety net that masks any phone number that slips into a message."""
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+
+# A safety net under the rule that code logs only masked numbers: seven or more digits in a row, or digit groups
+# in a phone layout ("+86 138 0013 8000", "0759-2345678"), keep their first 3 and last 4 digits (seed article 20).
+# Dates (2026-03-31), times and uniqueids (1764222222.12) are left alone.
+_NUMBER = re.compile(r"(?<![\w.:])(?:\+?\d{7,}|\+?\d{2,4}(?:[ -]\d{3,8}){1,3})(?![\w.:])")
+
+
+def _mask_match(m: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", m.group(0))
+    if len(digits) < 7:
+        return m.group(0)
+    return f"{digits[:3]}****{digits[-4:]}"
+
+
+def redact(text: str) -> str:
+    """Mask every phone-number-like run of digits in ``text``."""
+    return _NUMBER.sub(_mask_match, text)
+
+
+class KeyValueFormatter(logging.Formatter):
+    """``ts=... level=... logger=... msg`` on one line; tracebacks folded into the same line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
+        line = f"ts={ts} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
+        if record.exc_info:
+            line += " exc=" + repr(self.formatException(record.exc_info))
+        return redact(line.replace("\n", "\\n"))
+
+
+def setup_logging(level: str = "INFO", stream=None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # aiosqlite logs every statement at DEBUG, with parameters (caller numbers among them)
+    logging.getLogger("aiosqlite").setLevel(logging.WARNING)

@@ -1,0 +1,102 @@
+"""`hotline call`: place one scripted sipp call into the sandbox and report what the gateway made of it."""
+from __future__ import annotations
+
+import asyncio
+import socket
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from gateway.config import Config
+from gateway.phone import mask, normalise
+from gateway.sipp_scenario import CallerScript, caller_scenario
+from gateway.store import Store
+
+SETTLED = {"blocked", "answered", "abandoned"}
+
+
+def free_udp_port_pair() -> int:
+    """An even UDP port whose +1..+3 neighbours are free too (sipp uses mp..mp+3 for media)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1] & ~1
+        if port + 3 < 65536 and all(_udp_free(port + i) for i in range(4)):
+            return port
+    raise RuntimeError("no free UDP port range for sipp media")
+
+
+def _udp_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+async def run_sipp_caller(config: Config, script: CallerScript, *, timeout_s: float = 120.0) -> tuple[int, str]:
+    """Run one sipp UAC call; returns (exit code, tail of its error log)."""
+    with tempfile.TemporaryDirectory(prefix="hotline-call-") as tmp:
+        scenario = Path(tmp) / "caller.xml"
+        scenario.write_text(caller_scenario(script))
+        argv = ["sipp", f"{config.sip.bind}:{config.sip.port}", "-sf", str(scenario), "-s",
+                config.sip.hotline_number, "-m", "1", "-i", "127.0.0.1", "-mp", str(free_udp_port_pair()),
+                "-nostdin", "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-trace_err"]
+        proc = await asyncio.create_subprocess_exec(*argv, cwd=tmp, stdin=asyncio.subprocess.DEVNULL,
+                                                    stdout=asyncio.subprocess.DEVNULL,
+                                                    stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate()
+        errors = "".join(p.read_text(errors="replace")[-800:] for p in Path(tmp).glob("*_errors.log"))
+        return proc.returncode or 0, (err.decode(errors="replace")[-400:] + errors).strip()
+
+
+async def find_call(store: Store, number: str | None, since: datetime) -> dict | None:
+    e164 = normalise(number).e164 if number else None
+    for call in await store.list_calls(limit=50):
+        started = call.get("started_at")
+        if started is None or started < since:
+            continue
+        if e164 is None or call.get("number") == e164:
+            return call
+    return None
+
+
+async def place_call(config: Config, number: str, dtmf: str, *, hold_s: float = 8.0, full: bool = False) -> dict:
+    """Place the call, wait for its record to settle, and return a JSON-ready summary."""
+    script = CallerScript(from_number=number, dtmf=dtmf, hold_ms=int(hold_s * 1000))
+    since = datetime.now(timezone.utc) - timedelta(seconds=1)
+    started = time.monotonic()
+    code, errors = await run_sipp_caller(config, script)
+    store = await Store.open(config.store.path)
+    try:
+        call = None
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            call = await find_call(store, number, since)
+            if call and call.get("outcome") in SETTLED:
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await store.close()
+    result = {
+        "from": number if full else mask(number),
+        "dtmf": dtmf,
+        "sipp_ok": code == 0,
+        "duration_s": round(time.monotonic() - started, 2),
+        "call_id": None, "blocked": False, "ivr_path": [], "type": None, "emergency": None,
+        "queued": False, "answered_by": None, "outcome": None,
+    }
+    if code != 0:
+        result["sipp_error"] = errors
+    if call:
+        outcome = call.get("outcome")
+        result.update({
+            "call_id": call["call_id"], "blocked": outcome == "blocked", "ivr_path": call.get("ivr_path") or [],
+            "type": call.get("request_type"), "emergency": call.get("emergency"),
+            "queued": call.get("queued_at") is not None, "answered_by": call.get("agent"), "outcome": outcome,
+        })
+    else:
+        result["note"] = "no call record: the gateway did not see this call (down?); the dialplan queued it"
+    return result
