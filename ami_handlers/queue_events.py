@@ -87,7 +87,10 @@ def call_update(event: Mapping[str, Any], now: datetime) -> dict[str, Any] | Non
     if name == "QueueCallerJoin":
         return {"outcome": "queued", "queued_at": now}
     if name == "AgentConnect":
-        return {"outcome": "answered", "answered_at": now, "agent": agent_name(event)}
+        fields: dict[str, Any] = {"outcome": "answered", "answered_at": now}
+        if agent := agent_name(event):  # unknown agent: leave the column alone rather than write NULL
+            fields["agent"] = agent
+        return fields
     if name == "QueueCallerAbandon":
         return {"outcome": "abandoned", "ended_at": now}
     if name == "AgentComplete":

@@ -133,6 +133,11 @@ async def test_agent_event_falls_back_to_the_agent_leg_call_id(recorder, store):
     assert store.updates == [("1764222222.14", {"outcome": "answered", "answered_at": NOW, "agent": "agent2"})]
 
 
+async def test_answer_without_member_headers_leaves_agent_unset(recorder, store):
+    await recorder.handle(event("AgentConnect", ChanVariable=CALLER_VARS))
+    assert store.updates == [("1764222222.12", {"outcome": "answered", "answered_at": NOW})]
+
+
 @pytest.mark.parametrize("chan_variable", [None, "HOTLINE_TICKET_ID=", "HOTLINE_CALL_ID=", ["HOTLINE_CALL_ID= "]])
 async def test_events_without_our_call_id_are_ignored(recorder, store, caplog, chan_variable):
     headers = {"Queue": "hotline", "CallerIDNum": "13800138000"}
