@@ -356,7 +356,7 @@ class MenuState:
     invalid_count: int = 0
     path: tuple[str, ...] = ()
     ticket: str | None = None
-    ticket_action: TicketQueryAction | None = None
+    ticket_key: str | None = None  # the option at `node` that started the ticket query
 
 
 # --- transitions -------------------------------------------------------------------------------------------
@@ -405,9 +405,15 @@ def _in_menu(menu: Menu, state: MenuState, event: DigitEvent | Timeout) -> tuple
         state = replace(state, node=sub.id, invalid_count=0, path=state.path + (sub.id,))
         return state, PlayAndWait(sub.prompt, sub.timeout_ms)
     if isinstance(action, TicketQueryAction):
-        state = replace(state, phase="ticket_entry", ticket_action=action)
+        state = replace(state, phase="ticket_entry", ticket_key=event.digit)
         return state, CollectTicket(action.prompt, action.max_digits, action.timeout_ms)
     return _queue(menu, state, action, "agent" if isinstance(action, AgentAction) else "selected")
+
+
+def _ticket_action(menu: Menu, state: MenuState) -> TicketQueryAction:
+    action = menu.nodes[state.node].options[state.ticket_key]
+    assert isinstance(action, TicketQueryAction)
+    return action
 
 
 def _ticket_entered(menu: Menu, state: MenuState, digits: str) -> tuple[MenuState, Step]:
@@ -415,12 +421,12 @@ def _ticket_entered(menu: Menu, state: MenuState, digits: str) -> tuple[MenuStat
         return _queue(menu, replace(state, path=state.path + ("timeout",)), AgentAction(), "timeout")
     state = replace(state, path=state.path + ("ticket",), ticket=digits)
     if not digits.isascii() or not digits.isdigit():
-        return _announce(state, (state.ticket_action.not_found_prompt,))
+        return _announce(state, (_ticket_action(menu, state).not_found_prompt,))
     return replace(state, phase="ticket_lookup"), LookupTicket(digits)
 
 
 def _ticket_looked_up(menu: Menu, state: MenuState, event: TicketLookedUp) -> tuple[MenuState, Step]:
-    action = state.ticket_action
+    action = _ticket_action(menu, state)
     if event.failed:  # the store is down: an agent can still help, a "not found" would mislead
         return _queue(menu, state, AgentAction(), "agent")
     if event.status is None:
