@@ -27,16 +27,12 @@ _ESPEAK_TIMEOUT_S = 60
 _PROMPT_NAME = re.compile(r"[a-z0-9_]+")
 
 
-class PromptError(Exception):
-    """Base of the prompt catalogue and builder errors."""
+class PromptBuildError(Exception):
+    """Prompts could not be built; names the prompt (or, for CatalogueError, the file and the prompt)."""
 
 
-class CatalogueError(PromptError, ValueError):
+class CatalogueError(PromptBuildError, ValueError):
     """A catalogue that cannot be used; names the file, the prompt and the reason."""
-
-
-class PromptBuildError(PromptError):
-    """A prompt that could not be synthesised or converted; names the prompt."""
 
 
 @dataclass

@@ -89,6 +89,7 @@ async def test_a_broken_catalogue_raises_naming_the_prompt(tmp_path, text, name,
     with pytest.raises(CatalogueError) as info:
         await build_prompts(path, tmp_path / "zh")
     assert f"{path}: {name}: " in str(info.value) and reason in str(info.value)
+    assert isinstance(info.value, PromptBuildError)  # what `hotline prompts build` reports
     assert not (tmp_path / "zh" / "transfer_agent.wav").exists()
 
 
