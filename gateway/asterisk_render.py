@@ -13,7 +13,7 @@ from gateway.config import Config, Endpoint
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "asterisk_conf"
 CONF_FILES = ("asterisk.conf", "modules.conf", "logger.conf", "pjsip.conf", "extensions.conf", "queues.conf",
-              "manager.conf", "rtp.conf", "musiconhold.conf", "cdr.conf")
+              "manager.conf", "rtp.conf", "musiconhold.conf", "cdr.conf", "confbridge.conf")
 
 # The gateway reads queue and agent events (class "agent"). It writes nothing yet; the linkage issue adds
 # "call" (Redirect) and "originate". No "reporting": this build emits TestEvent noise in that class.

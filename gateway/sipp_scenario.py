@@ -135,6 +135,7 @@ def caller_scenario(script: CallerScript, *, pcap_dir: Path = PCAP_DIR) -> str:
   </send>
 {steps_xml}
   <label id="gotbye"/>
+  <nop><action><log message="hangup_by=server"/></action></nop>
   <send next="end">
     <![CDATA[
       SIP/2.0 200 OK
@@ -148,6 +149,7 @@ def caller_scenario(script: CallerScript, *, pcap_dir: Path = PCAP_DIR) -> str:
     ]]>
   </send>
   <label id="hangup"/>
+  <nop><action><log message="hangup_by=caller"/></action></nop>
   <send retrans="500">
     <![CDATA[
       BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0

@@ -5,6 +5,7 @@ import asyncio
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -36,20 +37,29 @@ def _udp_free(port: int) -> bool:
     return True
 
 
-async def run_sipp_caller(config: Config, script: CallerScript, *, timeout_s: float = 120.0) -> tuple[int, str]:
-    """Run one sipp UAC call; returns (exit code, tail of its error log)."""
+@dataclass(frozen=True)
+class SippResult:
+    returncode: int
+    hangup_by: str | None   # "server" (Asterisk sent BYE) or "caller"; None if the call never got that far
+    errors: str
+
+
+async def run_sipp_caller(config: Config, script: CallerScript, *, timeout_s: float = 120.0) -> SippResult:
+    """Run one sipp UAC call and say how it ended."""
     with tempfile.TemporaryDirectory(prefix="hotline-call-") as tmp:
         scenario = Path(tmp) / "caller.xml"
         scenario.write_text(caller_scenario(script))
         argv = ["sipp", f"{config.sip.bind}:{config.sip.port}", "-sf", str(scenario), "-s",
                 config.sip.hotline_number, "-m", "1", "-i", "127.0.0.1", "-mp", str(free_udp_port_pair()),
-                "-nostdin", "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-trace_err"]
+                "-nostdin", "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-trace_err", "-trace_logs"]
         proc = await asyncio.create_subprocess_exec(*argv, cwd=tmp, stdin=asyncio.subprocess.DEVNULL,
                                                     stdout=asyncio.subprocess.DEVNULL,
                                                     stderr=asyncio.subprocess.PIPE)
         _, err = await proc.communicate()
         errors = "".join(p.read_text(errors="replace")[-800:] for p in Path(tmp).glob("*_errors.log"))
-        return proc.returncode or 0, (err.decode(errors="replace")[-400:] + errors).strip()
+        logs = "".join(p.read_text(errors="replace") for p in Path(tmp).glob("*_logs.log"))
+        hangup_by = next((who for who in ("server", "caller") if f"hangup_by={who}" in logs), None)
+        return SippResult(proc.returncode or 0, hangup_by, (err.decode(errors="replace")[-400:] + errors).strip())
 
 
 async def find_call(store: Store, number: str | None, since: datetime) -> dict | None:
@@ -68,7 +78,7 @@ async def place_call(config: Config, number: str, dtmf: str, *, hold_s: float = 
     script = CallerScript(from_number=number, dtmf=dtmf, hold_ms=int(hold_s * 1000))
     since = datetime.now(timezone.utc) - timedelta(seconds=1)
     started = time.monotonic()
-    code, errors = await run_sipp_caller(config, script)
+    sipp = await run_sipp_caller(config, script)
     store = await Store.open(config.store.path)
     try:
         call = None
@@ -83,13 +93,14 @@ async def place_call(config: Config, number: str, dtmf: str, *, hold_s: float = 
     result = {
         "from": number if full else mask(number),
         "dtmf": dtmf,
-        "sipp_ok": code == 0,
+        "sipp_ok": sipp.returncode == 0,
+        "hangup_by": sipp.hangup_by,
         "duration_s": round(time.monotonic() - started, 2),
         "call_id": None, "blocked": False, "ivr_path": [], "type": None, "emergency": None,
         "queued": False, "answered_by": None, "outcome": None,
     }
-    if code != 0:
-        result["sipp_error"] = errors
+    if sipp.returncode != 0:
+        result["sipp_error"] = sipp.errors
     if call:
         outcome = call.get("outcome")
         result.update({

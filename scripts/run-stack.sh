@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `make run`: start Asterisk, mosquitto, the gateway and two simulated agents on the embedded defaults; print how
+# to place a test call; stop everything on Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+hotline=.venv/bin/hotline
+stop() { trap - INT TERM EXIT; echo; "$hotline" stack down; }
+trap stop INT TERM EXIT
+"$hotline" stack up --simulated-agents
+state=$("$hotline" stack status --json | .venv/bin/python -c 'import sys; print("ok")' >/dev/null; echo /var/lib/hotline-gateway)
+cat <<MSG
+
+The hotline sandbox is up. Place a test call (another terminal, in $(pwd)):
+  .venv/bin/hotline call --from 13800138000 --dtmf 3 --json        # a complaint, answered by a simulated agent
+  .venv/bin/hotline restrict add 13900001111 --reason 辱骂话务员 --operator demo
+  .venv/bin/hotline call --from 13900001111 --hold 40 --json       # refused with the art. 9 announcement
+  .venv/bin/hotline calls list
+  .venv/bin/hotline stack status
+Or any SIP phone/softphone on this machine: call sip:12345@127.0.0.1:5060 (no auth from 127.0.0.1).
+Gateway log: ${HOTLINE_STATE_DIR:-$state}/logs/gateway.log     Ctrl-C stops everything.
+MSG
+tail -n 0 -F "$state/logs/gateway.log" &
+wait
