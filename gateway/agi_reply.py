@@ -24,6 +24,11 @@ __all__ = [
     "parse_reply",
     "parse_header_line",
     "format_reply",
+    "quote",
+    "one_word",
+    "command_verb",
+    "raise_if_hangup",
+    "digit_result",
 ]
 
 
@@ -180,3 +185,51 @@ def parse_header_line(line: str) -> tuple[str, str]:
     if value.startswith(" "):
         value = value[1:]
     return key, value
+
+
+# --------------------------------------------------------------------------------------------- commands
+
+def quote(value: str) -> str:
+    """An AGI argument in double quotes; res_agi's parse_args() undoes the backslash escapes."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_WORD = re.compile(r'[^\s"]+\Z')
+
+
+def one_word(value: str, what: str) -> str:
+    """An argument sent unquoted (a variable name, a prompt name for GET DATA): one word."""
+    if not _WORD.match(value):
+        raise ValueError(f"{what} must be one word without quotes: {value!r}")
+    return value
+
+
+def command_verb(line: str) -> str:
+    """ 'SET VARIABLE X "v"' -> "SET VARIABLE X": the leading upper-case words, never the quoted arguments,
+    so a command can be named in a log line without what it carries."""
+    words = []
+    for word in line.split(None, 3)[:3]:
+        if not word.isupper() or not word.replace("_", "").isalnum():
+            break
+        words.append(word)
+    return " ".join(words) or "?"
+
+
+def raise_if_hangup(reply: AGIReply, what: str) -> None:
+    if reply.result == "-1":
+        raise AGIHangup(f"{what} returned -1")
+
+
+def digit_result(reply: AGIReply, what: str) -> str | None:
+    """WAIT FOR DIGIT / STREAM FILE: result is the ASCII code of the digit, 0 for none, -1 for hangup."""
+    try:
+        code = int(reply.result)
+    except ValueError:
+        raise AGIProtocolError(f"{what}: result is not a number") from None
+    if code < 0:
+        raise AGIHangup(f"{what} returned {code}")
+    if code == 0:
+        return None
+    if code > 0x10FFFF:
+        raise AGIProtocolError(f"{what}: result {code} is not a character")
+    return chr(code)

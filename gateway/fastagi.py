@@ -25,8 +25,13 @@ from gateway.agi_reply import (
     AGIProtocolError,
     AGIReply,
     AGITimeout,
+    command_verb,
+    digit_result,
+    one_word,
     parse_header_line,
     parse_reply,
+    quote,
+    raise_if_hangup,
 )
 
 __all__ = [
@@ -79,33 +84,6 @@ def _log(level: int, event: str, *, exc_info: bool = False, **fields: object) ->
     # Callers pass call=<agi_uniqueid>; nothing here ever receives agi_callerid or agi_calleridname.
     if log.isEnabledFor(level):
         log.log(level, _format_event(event, fields), exc_info=exc_info)
-
-
-def _command_verb(line: str) -> str:
-    """ "SET VARIABLE X "v"" -> "SET VARIABLE X": the leading upper-case words, never the quoted arguments."""
-    words = []
-    for word in line.split(None, 3)[:3]:
-        if not word.isupper() or not word.replace("_", "").isalnum():
-            break
-        words.append(word)
-    return " ".join(words) or "?"
-
-
-# --------------------------------------------------------------------------------------------- quoting
-
-def quote(value: str) -> str:
-    """An AGI argument in double quotes; res_agi's parse_args() undoes the backslash escapes."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-_WORD = re.compile(r'[^\s"]+\Z')
-
-
-def _bare(value: str, what: str) -> str:
-    """An argument sent unquoted (a variable name, a prompt name for GET DATA): one word."""
-    if not _WORD.match(value):
-        raise ValueError(f"{what} must be one word without quotes: {value!r}")
-    return value
 
 
 # --------------------------------------------------------------------------------------------- reading
@@ -230,7 +208,7 @@ class AGISession:
                         self._fail(exc)
                     raise
                 self.hungup = True
-                hangup = AGIHangup(f"connection lost during {_command_verb(line)}: {exc.__class__.__name__}")
+                hangup = AGIHangup(f"connection lost during {command_verb(line)}: {exc.__class__.__name__}")
                 self._fail(hangup)
                 raise hangup from None
             except AGIProtocolError as exc:
@@ -239,14 +217,14 @@ class AGISession:
             except asyncio.CancelledError:
                 if owed:
                     # The reply would arrive later and answer the next command instead.
-                    self._fail(AGIError(f"{_command_verb(line)} was cancelled while waiting for its reply"))
+                    self._fail(AGIError(f"{command_verb(line)} was cancelled while waiting for its reply"))
                 raise
             finally:
                 if timer is not None:
                     timer.cancel()
 
     def _expire(self, line: str, timeout: float) -> None:
-        verb = _command_verb(line)
+        verb = command_verb(line)
         _log(logging.WARNING, "command_timeout", call=self.call_id, command=verb, timeout=timeout)
         self._fail(AGITimeout(f"no reply to {verb} within {timeout:g} s"))
 
@@ -320,7 +298,7 @@ class AGISession:
     # -- one AGI command each
 
     async def answer(self) -> None:
-        _check(await self.command("ANSWER"), "ANSWER")
+        raise_if_hangup(await self.command("ANSWER"), "ANSWER")
 
     async def stream_file(self, name: str, escape_digits: str = "", *, timeout: float | None = None) -> str | None:
         """Play a prompt; the escape digit that interrupted it, or None when it played to the end.
@@ -331,30 +309,31 @@ class AGISession:
             f"STREAM FILE {quote(name)} {quote(escape_digits)}",
             timeout=self._media_timeout if timeout is None else timeout,
         )
-        return _digit(reply, "STREAM FILE")
+        return digit_result(reply, "STREAM FILE")
 
     async def get_data(
         self, name: str, timeout_ms: int, max_digits: int, *, timeout: float | None = None
     ) -> tuple[str, bool]:
         """(digits, timed_out). timed_out is True when the caller stopped typing before max_digits/#."""
         reply = await self.command(
-            f"GET DATA {_bare(name, 'prompt name')} {int(timeout_ms)} {int(max_digits)}",
+            f"GET DATA {one_word(name, 'prompt name')} {int(timeout_ms)} {int(max_digits)}",
             timeout=self._media_timeout if timeout is None else timeout,
         )
-        _check(reply, "GET DATA")
+        raise_if_hangup(reply, "GET DATA")
         return reply.result, reply.data == "timeout"
 
     async def wait_for_digit(self, timeout_ms: int, *, timeout: float | None = None) -> str | None:
         if timeout is None:
             timeout = self._command_timeout + timeout_ms / 1000 if timeout_ms >= 0 else self._media_timeout
         reply = await self.command(f"WAIT FOR DIGIT {int(timeout_ms)}", timeout=timeout)
-        return _digit(reply, "WAIT FOR DIGIT")
+        return digit_result(reply, "WAIT FOR DIGIT")
 
     async def set_variable(self, name: str, value: str) -> None:
-        _check(await self.command(f"SET VARIABLE {_bare(name, 'variable name')} {quote(value)}"), "SET VARIABLE")
+        reply = await self.command(f"SET VARIABLE {one_word(name, 'variable name')} {quote(value)}")
+        raise_if_hangup(reply, "SET VARIABLE")
 
     async def get_variable(self, name: str) -> str | None:
-        reply = await self.command(f"GET VARIABLE {_bare(name, 'variable name')}")
+        reply = await self.command(f"GET VARIABLE {one_word(name, 'variable name')}")
         if reply.result == "0":
             return None
         return reply.data if reply.data is not None else ""
@@ -362,10 +341,10 @@ class AGISession:
     async def exec(self, app: str, args: str = "", *, timeout: float | None = None) -> AGIReply:
         """EXEC app "args". result=-1 (the application asked for a hangup) raises AGIHangup; -2 is no such app."""
         reply = await self.command(
-            f"EXEC {_bare(app, 'application')} {quote(args)}",
+            f"EXEC {one_word(app, 'application')} {quote(args)}",
             timeout=self._media_timeout if timeout is None else timeout,
         )
-        _check(reply, f"EXEC {app}")
+        raise_if_hangup(reply, f"EXEC {app}")
         return reply
 
     async def verbose(self, message: str, level: int = 1) -> None:
@@ -379,26 +358,6 @@ class AGISession:
         except AGIHangup:
             pass
         self.hungup = True
-
-
-def _check(reply: AGIReply, what: str) -> None:
-    if reply.result == "-1":
-        raise AGIHangup(f"{what} returned -1")
-
-
-def _digit(reply: AGIReply, what: str) -> str | None:
-    """WAIT FOR DIGIT / STREAM FILE: result is the ASCII code of the digit, 0 for none, -1 for hangup."""
-    try:
-        code = int(reply.result)
-    except ValueError:
-        raise AGIProtocolError(f"{what}: result is not a number") from None
-    if code < 0:
-        raise AGIHangup(f"{what} returned {code}")
-    if code == 0:
-        return None
-    if code > 0x10FFFF:
-        raise AGIProtocolError(f"{what}: result {code} is not a character")
-    return chr(code)
 
 
 # --------------------------------------------------------------------------------------------- server

@@ -13,9 +13,12 @@ from gateway.agi_reply import (
     AGIError,
     AGIProtocolError,
     AGIReply,
+    command_verb,
     format_reply,
+    one_word,
     parse_header_line,
     parse_reply,
+    quote,
 )
 
 
@@ -181,3 +184,69 @@ def test_well_formed_replies_round_trip(reply: AGIReply) -> None:
 def test_well_formed_header_lines_round_trip(key: str, value: str) -> None:
     assert parse_header_line(f"{key}: {value}") == (key, value)
     assert parse_header_line(f"{key}: {value}\n") == (key, value)
+
+
+# ------------------------------------------------------------------------------------------ command arguments
+
+def asterisk_parse_args(line: str) -> list[str]:
+    """res_agi.c parse_args(), ported step by step: how Asterisk splits a command line into argv."""
+    buf: list[str] = []
+    starts: list[int] = []
+    quoted = escaped = False
+    whitespace = True
+    for c in line:
+        if c == '"' and not escaped:
+            quoted = not quoted
+            if quoted and whitespace:
+                starts.append(len(buf))
+                whitespace = False
+            escaped = False
+            continue
+        if c in " \t" and not quoted and not escaped:
+            whitespace = True
+            buf.append("\0")
+            continue
+        if c == "\\" and not escaped:
+            escaped = True
+            continue
+        if whitespace:
+            starts.append(len(buf))
+            whitespace = False
+        buf.append(c)
+        escaped = False
+    text = "".join(buf) + "\0"
+    return [text[s:text.index("\0", s)] for s in starts]
+
+
+@given(_one_line.filter(lambda s: "\0" not in s))
+@example('say "hi" \\ bye')
+@example("\\")
+@example("")
+@example('"')
+def test_quoted_arguments_reach_asterisk_unchanged(value: str) -> None:
+    assert asterisk_parse_args(f"SET VARIABLE NOTE {quote(value)}") == ["SET", "VARIABLE", "NOTE", value]
+
+
+def test_stream_file_with_empty_escape_digits_parses_to_an_empty_argument() -> None:
+    assert asterisk_parse_args('STREAM FILE "hotline/welcome" ""') == ["STREAM", "FILE", "hotline/welcome", ""]
+
+
+@pytest.mark.parametrize("value", ["", "two words", 'a"b', "tab\there"])
+def test_unquoted_arguments_must_be_one_word(value: str) -> None:
+    with pytest.raises(ValueError):
+        one_word(value, "variable name")
+
+
+@pytest.mark.parametrize(
+    ("line", "verb"),
+    [
+        ('SET VARIABLE __HOTLINE_CALL_ID "1732690000.42"', "SET VARIABLE __HOTLINE_CALL_ID"),
+        ("WAIT FOR DIGIT 5000", "WAIT FOR DIGIT"),
+        ('EXEC Dial "PJSIP/agent1,30"', "EXEC"),
+        ('VERBOSE "13800138000 called" 1', "VERBOSE"),
+        ("GET DATA hotline/id 3000 18", "GET DATA"),
+        ("", "?"),
+    ],
+)
+def test_command_verb_names_the_command_without_its_arguments(line: str, verb: str) -> None:
+    assert command_verb(line) == verb
