@@ -109,7 +109,7 @@ async def _read_line(reader: asyncio.StreamReader) -> str | None:
     return raw.decode("utf-8", errors="replace")
 
 
-async def read_header(reader: asyncio.StreamReader, max_bytes: int) -> dict[str, str]:
+async def _read_header(reader: asyncio.StreamReader, max_bytes: int) -> dict[str, str]:
     """The agi_* block up to the blank line. EOF first -> AGIHangup; over max_bytes -> AGIProtocolError."""
     env: dict[str, str] = {}
     total = 0
@@ -437,7 +437,7 @@ class FastAGIServer:
         peer_text = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         try:
             async with asyncio.timeout(self._header_timeout):
-                env = await read_header(reader, self._max_header_bytes)
+                env = await _read_header(reader, self._max_header_bytes)
         except TimeoutError:
             _log(logging.WARNING, "header_timeout", peer=peer_text, timeout=self._header_timeout)
             writer.transport.abort()
