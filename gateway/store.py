@@ -53,7 +53,7 @@ class Store:
         try:
             db.row_factory = sqlite3.Row
             await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await db.execute("PRAGMA journal_mode = WAL")
+            await _enable_wal(db)
             await db.execute("PRAGMA synchronous = NORMAL")
             await db.execute("PRAGMA foreign_keys = ON")
             store = cls(db, path)
@@ -297,6 +297,22 @@ class Store:
                 " call_id = COALESCE(excluded.call_id, tickets.call_id)",
                 (_text(ticket_no, "ticket_no"), _text(status, "status"), _ts(at), call_id),
             )
+
+
+async def _enable_wal(db: aiosqlite.Connection) -> None:
+    # Switching a new file to WAL needs an exclusive lock and SQLite does not run the busy handler for it, so two
+    # processes creating the database at once would see "database is locked": retry briefly. WAL persists in the
+    # file; later opens find it already set.
+    for _ in range(100):
+        try:
+            rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
+            if rows and str(rows[0][0]).lower() == "wal":
+                return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        await asyncio.sleep(0.05)
+    raise RuntimeError("could not switch the database to WAL mode: it stayed locked for 5 s")
 
 
 def _prepare_bulk(rows: list[tuple[str, str, str, int, datetime]]) -> list[tuple]:

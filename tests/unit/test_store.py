@@ -352,3 +352,31 @@ async def test_ticket_status(store):
                                                  "updated_at": sh(2026, 3, 2, 9)}
     await store.add_ticket("ZJ1", status="in progress", at=sh(2026, 3, 3, 9))
     assert (await store.ticket_status("ZJ1"))["status"] == "in progress"
+
+
+# -- several processes on one file (gateway + admin CLI) ---------------------------------------------------------
+
+
+async def test_two_stores_opening_a_new_file_at_once_apply_each_migration_once(tmp_path):
+    path = tmp_path / "hotline.sqlite"
+    stores = await asyncio.gather(*(Store.open(path) for _ in range(4)))
+    try:
+        rows = await stores[0]._db.execute_fetchall("SELECT version FROM schema_migrations ORDER BY version")
+        assert [r[0] for r in rows] == [v for v, _ in migrations.MIGRATIONS]
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_a_restriction_added_by_the_cli_is_seen_by_the_running_gateway(tmp_path):
+    path = tmp_path / "hotline.sqlite"
+    gateway, cli = await Store.open(path), await Store.open(path)
+    try:
+        assert await gateway.active_restriction(NUMBER, sh(2026, 3, 2)) is None
+        await restrict(cli)
+        assert (await gateway.active_restriction(NUMBER, sh(2026, 3, 2))).operator == "op1"
+        await cli.lift_restriction(NUMBER, operator="s", reason="r", at=sh(2026, 3, 3))
+        assert await gateway.active_restriction(NUMBER, sh(2026, 3, 3)) is None
+    finally:
+        await gateway.close()
+        await cli.close()
