@@ -229,7 +229,7 @@ def _fail(message: str) -> int:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(SHANGHAI).isoformat()
+    return None if value is None else value.astimezone(SHANGHAI).isoformat(timespec="seconds")
 
 
 def _shown(number: str | None, full: bool) -> str:
