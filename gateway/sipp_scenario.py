@@ -1,6 +1,6 @@
 """sipp scenarios for scripted hotline callers (pure: text in, XML text out).
 
-The caller sends RFC 2833/4733 DTMF by replaying the pcaps of Debian's sip-tester package. Every wait in the
+The caller sends RFC 2833/4733 DTMF by replaying pcaps (gateway.dtmf_pcap writes one per key press). Every wait in the
 scenario is a ``recv BYE`` with a timeout, so a server hang-up at any moment (a restricted number after its
 announcement) ends the call cleanly instead of counting as an unexpected message.
 """
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-PCAP_DIR = Path("/usr/share/sip-tester")
-_PCAP_NAMES = {**{str(d): f"dtmf_2833_{d}.pcap" for d in range(10)}, "#": "dtmf_2833_pound.pcap",
-               "*": "dtmf_2833_star.pcap"}
-# One replayed digit lasts 280 ms; this gap keeps digits distinct and inside GET DATA's inter-digit timeout.
+_KEYS = set("0123456789*#")
+# One key press lasts 280 ms; AFTER_PRESS_MS + DIGIT_GAP_MS between presses keeps them distinct and well inside
+# GET DATA's inter-digit timeout.
+AFTER_PRESS_MS = 300
 DIGIT_GAP_MS = 400
 PAUSE_MS = 2500  # what a ',' in a DTMF script stands for: a caller waiting for the next prompt
 _SIP_USER = re.compile(r"^[A-Za-z0-9+\-_.!~*'()&=$,;?/]{1,64}$")
@@ -43,7 +43,7 @@ def parse_dtmf_script(script: str) -> list[tuple[str, int]]:
             gap += PAUSE_MS
         elif ch == " ":
             continue
-        elif ch in _PCAP_NAMES:
+        elif ch in _KEYS:
             steps.append((ch, gap if steps or gap else 0))
             gap = DIGIT_GAP_MS
         else:
@@ -61,10 +61,24 @@ def sip_user(number: str) -> str:
     return user
 
 
-def caller_scenario(script: CallerScript, *, pcap_dir: Path = PCAP_DIR) -> str:
-    """The sipp UAC scenario XML for one scripted caller."""
+def press_offsets(steps: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """(key, ms after the first press) for each press, following the scenario's own timing."""
+    out: list[tuple[str, int]] = []
+    at = 0
+    for i, (key, gap) in enumerate(steps):
+        if i:
+            at += AFTER_PRESS_MS + gap
+        out.append((key, at))
+    return out
+
+
+def caller_scenario(script: CallerScript, pcaps: list[Path]) -> str:
+    """The sipp UAC scenario XML for one scripted caller; ``pcaps`` holds one file per key press, in order
+    (see gateway.dtmf_pcap.write_dtmf_pcaps)."""
     user = escape(sip_user(script.from_number))
     steps = parse_dtmf_script(script.dtmf)
+    if len(pcaps) != len(steps):
+        raise ValueError(f"{len(steps)} key presses but {len(pcaps)} pcap files")
     body: list[str] = []
     label = 0
 
@@ -75,12 +89,11 @@ def caller_scenario(script: CallerScript, *, pcap_dir: Path = PCAP_DIR) -> str:
         body.append(f'  <label id="w{label}"/>')
 
     wait(script.first_digit_after_ms)
-    for digit, gap in steps:
+    for (_, gap), pcap in zip(steps, pcaps):
         if gap:
             wait(gap)
-        pcap = pcap_dir / _PCAP_NAMES[digit]
-        body.append(f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
-        wait(300)
+        body.append(f'  <nop><action><exec play_pcap_audio="{escape(str(pcap))}"/></action></nop>')
+        wait(AFTER_PRESS_MS)
     # The final wait ends either with the server's BYE or with our own.
     body.append(f'  <recv request="BYE" timeout="{max(script.hold_ms, 1)}" ontimeout="hangup"/>')
     steps_xml = "\n".join(body)

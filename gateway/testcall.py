@@ -11,7 +11,8 @@ from pathlib import Path
 
 from gateway.config import Config
 from gateway.phone import mask, normalise
-from gateway.sipp_scenario import CallerScript, caller_scenario
+from gateway.dtmf_pcap import write_dtmf_pcaps
+from gateway.sipp_scenario import CallerScript, caller_scenario, parse_dtmf_script, press_offsets
 from gateway.store import Store
 
 SETTLED = {"blocked", "answered", "abandoned"}
@@ -48,7 +49,8 @@ async def run_sipp_caller(config: Config, script: CallerScript, *, timeout_s: fl
     """Run one sipp UAC call and say how it ended."""
     with tempfile.TemporaryDirectory(prefix="hotline-call-") as tmp:
         scenario = Path(tmp) / "caller.xml"
-        scenario.write_text(caller_scenario(script))
+        presses = press_offsets(parse_dtmf_script(script.dtmf))
+        scenario.write_text(caller_scenario(script, write_dtmf_pcaps(presses, Path(tmp))))
         argv = ["sipp", f"{config.sip.bind}:{config.sip.port}", "-sf", str(scenario), "-s",
                 config.sip.hotline_number, "-m", "1", "-i", "127.0.0.1", "-mp", str(free_udp_port_pair()),
                 "-nostdin", "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-trace_err", "-trace_logs"]

@@ -1,0 +1,91 @@
+"""The real sandbox stack (Asterisk 22 in its root, mosquitto, the gateway) for integration tests.
+
+One stack per test session, on the fixed sandbox topology, with its own state directory; simulated agents are
+sipp UAS processes started per test where a test needs them.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gateway.config import load_config
+from gateway.processes import ManagedProcess, wait_until
+from gateway.stack import Stack
+from gateway.store import Store
+from gateway.testcall import place_call
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class SandboxStack:
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.config = load_config(config_path)
+        self.stack = Stack(self.config, str(config_path))
+
+    def hotline(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess:
+        result = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(self.config_path), *args],
+                                capture_output=True, text=True, timeout=timeout, cwd=REPO)
+        if check and result.returncode != 0:
+            raise AssertionError(f"hotline {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def call(self, number: str, dtmf: str = "", hold_s: float = 8.0) -> dict:
+        return asyncio.run(place_call(self.config, number, dtmf, hold_s=hold_s, full=True))
+
+    def store_query(self, fn):
+        async def run():
+            store = await Store.open(self.config.store.path)
+            try:
+                return await fn(store)
+            finally:
+                await store.close()
+        return asyncio.run(run())
+
+    def queue_completed(self) -> int:
+        """Calls the agent queue has connected to an agent since Asterisk started (queue show: C:n)."""
+        out = self.stack.root.cli(f"queue show {self.config.queue.name}").stdout
+        for token in out.replace(",", " ").split():
+            if token.startswith("C:"):
+                return int(token[2:])
+        raise AssertionError(f"no completed count in: {out!r}")
+
+    def gateway_log(self) -> str:
+        return self.stack.gateway.log_file.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory) -> SandboxStack:
+    state = tmp_path_factory.mktemp("stack")
+    config_path = state / "hotline.toml"
+    config_path.write_text(f'[gateway]\nstate_dir = "{state}"\nlog_level = "DEBUG"\n')
+    sb = SandboxStack(config_path)
+    up = sb.hotline("stack", "up", check=False, timeout=600)
+    if up.returncode != 0:
+        sb.hotline("stack", "down", check=False)
+        pytest.fail(f"the sandbox stack did not come up:\n{up.stdout}\n{up.stderr}")
+    yield sb
+    sb.hotline("stack", "down", check=False)
+
+
+@pytest.fixture
+def agents(sandbox: SandboxStack):
+    """sipp answering machines as agent1 and agent2 for the length of one test."""
+    sandbox.stack.start_simulated_agents(log=lambda *_: None)
+    yield sandbox
+    for proc in sandbox.stack.agents:
+        proc.stop(timeout=3)
+
+
+@pytest.fixture
+def gateway_running(sandbox: SandboxStack):
+    """Make sure the gateway runs (a test before may have stopped it)."""
+    if not sandbox.stack.gateway.pid():
+        sandbox.hotline("stack", "up")
+    return sandbox
