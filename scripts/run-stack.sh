@@ -7,7 +7,7 @@ hotline=.venv/bin/hotline
 stop() { trap - INT TERM EXIT; echo; "$hotline" stack down; }
 trap stop INT TERM EXIT
 "$hotline" stack up --simulated-agents
-state=$("$hotline" stack status --json | .venv/bin/python -c 'import sys; print("ok")' >/dev/null; echo /var/lib/hotline-gateway)
+state=$(.venv/bin/python -c 'from gateway.config import load_config; print(load_config().state_dir)')
 cat <<MSG
 
 The hotline sandbox is up. Place a test call (another terminal, in $(pwd)):
@@ -17,7 +17,7 @@ The hotline sandbox is up. Place a test call (another terminal, in $(pwd)):
   .venv/bin/hotline calls list
   .venv/bin/hotline stack status
 Or any SIP phone/softphone on this machine: call sip:12345@127.0.0.1:5060 (no auth from 127.0.0.1).
-Gateway log: ${HOTLINE_STATE_DIR:-$state}/logs/gateway.log     Ctrl-C stops everything.
+Gateway log: $state/logs/gateway.log     Ctrl-C stops everything.
 MSG
 tail -n 0 -F "$state/logs/gateway.log" &
 wait
