@@ -8,7 +8,8 @@ between the two servers. Prints figures only.
     .venv/bin/python bench/fastagi_vs_panoramisk.py [--sessions 500] [--commands 20] [--rounds 5]
 
 On a 2-core machine the client and the server under test each get about one core, so commands/s can be
-bounded by the client; server CPU per 1000 commands is the figure that compares the two servers' cost.
+bounded by the client; server CPU per 1000 commands (user + system, read from the server process) is the
+figure that compares the two servers' cost. Both move with load on the machine: compare within one run.
 """
 
 from __future__ import annotations

@@ -431,6 +431,28 @@ async def test_timeout_argument_overrides_command_timeout() -> None:
     assert 0.15 < seen.values[0] < 1.0
 
 
+@pytest.mark.parametrize(("first_timeout", "second_timeout"), [(0.3, 0.3), (30.0, 0.3)])
+async def test_each_command_gets_its_full_timeout_from_when_it_is_sent(first_timeout, second_timeout) -> None:
+    seen = Outcome()
+
+    async def body(session: AGISession) -> None:
+        await session.command("ANSWER", timeout=first_timeout)
+        await asyncio.sleep(0.2)  # the next deadline runs from the next command, not from the first
+        started = time.monotonic()
+        with pytest.raises(AGITimeout):
+            await session.command("GET VARIABLE QUEUE", timeout=second_timeout)
+        seen.values.append(time.monotonic() - started)
+
+    async with serving({"entry": seen.wrap(body)}) as server:
+        asterisk = await FakeAsterisk.connect(server.port)
+        await asterisk.send(header_block())
+        await asterisk.answer("200 result=0")
+        await asterisk.expect_command()
+        await asterisk.expect_closed()
+        await seen.wait()
+    assert 0.28 < seen.values[0] < 0.6
+
+
 async def test_eof_while_waiting_for_a_reply_raises_hangup() -> None:
     seen = Outcome()
 
