@@ -219,6 +219,16 @@ async def test_header_block_over_max_header_bytes_is_refused_and_logged(agi_log)
     assert "65536" in record.getMessage()
 
 
+async def test_configured_max_header_bytes_below_the_line_bound_is_enforced(agi_log) -> None:
+    seen = Outcome()
+    async with serving({"entry": seen.wrap(lambda s: asyncio.sleep(0))}, max_header_bytes=256) as server:
+        asterisk = await FakeAsterisk.connect(server.port)
+        await asterisk.send(header_block())  # ~420 bytes
+        await asterisk.expect_closed()
+    assert seen.runs == 0
+    assert "over 256 bytes" in events(agi_log, "header_refused")[0].getMessage()
+
+
 async def test_header_line_without_newline_is_refused_without_unbounded_buffering(agi_log) -> None:
     async with serving({}, max_header_bytes=65536) as server:
         asterisk = await FakeAsterisk.connect(server.port)
