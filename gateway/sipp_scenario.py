@@ -28,6 +28,8 @@ class CallerScript:
     dtmf: str = ""
     first_digit_after_ms: int = 1500
     hold_ms: int = 8000  # after the last digit: stay on the line this long, then hang up
+    # True: the server must hang up within hold_ms, or the call counts as failed (benchmarks)
+    expect_server_hangup: bool = False
 
 
 def parse_dtmf_script(script: str) -> list[tuple[str, int]]:
@@ -94,8 +96,9 @@ def caller_scenario(script: CallerScript, pcaps: list[Path]) -> str:
             wait(gap)
         body.append(f'  <nop><action><exec play_pcap_audio="{escape(str(pcap))}"/></action></nop>')
         wait(AFTER_PRESS_MS)
-    # The final wait ends either with the server's BYE or with our own.
-    body.append(f'  <recv request="BYE" timeout="{max(script.hold_ms, 1)}" ontimeout="hangup"/>')
+    # The final wait ends either with the server's BYE or with our own (or, when the server must hang up, fails).
+    on_timeout = "" if script.expect_server_hangup else ' ontimeout="hangup"'
+    body.append(f'  <recv request="BYE" timeout="{max(script.hold_ms, 1)}"{on_timeout}/>')
     steps_xml = "\n".join(body)
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
