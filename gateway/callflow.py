@@ -78,11 +78,12 @@ class CallFlow:
         await self.store.record_blocked_attempt(call_id=call_id, number=caller.e164,
                                                 restriction_id=restriction.id, at=now)
         await self.store.update_call(call_id, outcome="blocked", ended_at=now)
-        await agi.set_variable(ACTION_VAR, "hangup")
         until_day = last_day(restriction.until, self.settings.tz)
         log.info("call=%s event=blocked caller=%s restriction=%s until=%s", call_id, caller.masked,
                  restriction.id, until_day.isoformat())
         try:
+            # Inside the try: a caller gone by now was still blocked, not "abandoned".
+            await agi.set_variable(ACTION_VAR, "hangup")
             await announce_restriction(agi, prompt_dir=self.settings.prompt_dir, last_day=until_day)
         except AGIHangup:
             log.info("call=%s event=caller_hung_up_during_announcement", call_id)

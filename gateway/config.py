@@ -198,9 +198,13 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         raise ConfigError(source, [ConfigProblem("<file>", f"not valid TOML: {exc}")]) from None
     problems: list[ConfigProblem] = []
     merged = _merge(defaults, overrides, "", problems)
-    if problems:
+    try:
+        config = _build(merged, source)
+    except ConfigError as exc:
+        problems += exc.problems
+    if problems:  # unknown keys and bad values together: one round of fixes, not two
         raise ConfigError(source, problems)
-    return _build(merged, source)
+    return config
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any], prefix: str, problems: list[ConfigProblem]) -> dict[str, Any]:
@@ -256,7 +260,7 @@ def _is_ip(v: str) -> bool:
 def _is_zone(v: str) -> bool:
     try:
         ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata directory such as "Asia"
         return False
     return True
 

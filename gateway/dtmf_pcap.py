@@ -44,7 +44,8 @@ def dtmf_packets(key: str, *, seq: int, timestamp: int, ssrc: int) -> list[bytes
     event = EVENT_CODES[key]
     steps = TONE_MS // PACKET_MS
     packets = []
-    for i in range(steps + END_REPEATS):
+    # The last update is the first end packet; END_REPEATS counts it (14 updates would otherwise give 4 ends).
+    for i in range(steps - 1 + END_REPEATS):
         end = i >= steps - 1
         duration = min(i + 1, steps) * PACKET_MS * SAMPLE_RATE // 1000
         marker = 0x80 if i == 0 else 0

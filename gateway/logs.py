@@ -8,8 +8,11 @@ import time
 
 # A safety net under the rule that code logs only masked numbers: seven or more digits in a row, or digit groups
 # in a phone layout ("+86 138 0013 8000", "0759-2345678"), keep their first 3 and last 4 digits (seed article 20).
-# Dates (2026-03-31), times and uniqueids (1764222222.12) are left alone.
-_NUMBER = re.compile(r"(?<![\w.:])(?:\+?\d{7,}|\+?\d{2,4}(?:[ -]\d{3,8}){1,3})(?![\w.:])")
+# Dates (2026-03-31), times and uniqueids (1764222222.12) are left alone. The boundaries are ASCII letters (ids such
+# as hex tokens) and digit-dot/colon-digit (uniqueids, fractions, host:port), not Python's Unicode \w or any '.' or
+# ':': "号码13800138000", "sip:13800138000@..." and "... 13800138000." are masked too.
+_NUMBER = re.compile(r"(?<![A-Za-z_\d])(?<!\d[.:])(?:\+?\d{7,}|\+?\d{2,4}(?:[ -]\d{3,8}){1,3})"
+                     r"(?![A-Za-z_\d])(?![.:]\d)")
 
 
 def _mask_match(m: re.Match[str]) -> str:
@@ -31,8 +34,9 @@ class KeyValueFormatter(logging.Formatter):
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created)) + f".{int(record.msecs):03d}"
         line = f"ts={ts} level={record.levelname.lower()} logger={record.name} {record.getMessage()}"
         if record.exc_info:
-            line += " exc=" + repr(self.formatException(record.exc_info))
-        return redact(line.replace("\n", "\\n"))
+            line += " exc=" + repr(redact(self.formatException(record.exc_info)))
+        # Masked before newlines become "\\n": the 'n' would otherwise hide a number at the start of a line.
+        return redact(line).replace("\n", "\\n")
 
 
 def setup_logging(level: str = "INFO", stream=None) -> None:

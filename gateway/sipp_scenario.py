@@ -77,7 +77,8 @@ def press_offsets(steps: list[tuple[str, int]]) -> list[tuple[str, int]]:
 def caller_scenario(script: CallerScript, pcaps: list[Path]) -> str:
     """The sipp UAC scenario XML for one scripted caller; ``pcaps`` holds one file per key press, in order
     (see gateway.dtmf_pcap.write_dtmf_pcaps)."""
-    user = escape(sip_user(script.from_number))
+    # Not XML-escaped: the user goes into CDATA, which is sent as written; _SIP_USER admits no '<', '>' or ']'.
+    user = sip_user(script.from_number)
     steps = parse_dtmf_script(script.dtmf)
     if len(pcaps) != len(steps):
         raise ValueError(f"{len(steps)} key presses but {len(pcaps)} pcap files")

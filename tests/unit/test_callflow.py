@@ -1,0 +1,287 @@
+import asyncio
+import logging
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from gateway.callflow import CallFlow, CallFlowSettings
+from gateway.fastagi import AGIHangup
+from gateway.store import Store
+from ivr.menu import load_menu
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+NOW = datetime(2026, 3, 1, 10, 0, tzinfo=SHANGHAI)
+CALL_ID = "1772330400.42"
+MOBILE = "13800138000"
+MOBILE_E164 = "+8613800138000"
+MENU = load_menu()
+
+
+class FakeAGI:
+    """The AGISession surface CallFlow and the IVR runner use, scripted per prompt.
+
+    ``keys`` maps a prompt name to the key pressed while it plays; ``hang_up_at`` is the prompt during which the
+    caller hangs up (AGIHangup, as the real session raises it). A prompt not in ``keys`` plays to the end and the
+    following WAIT FOR DIGIT times out, unless ``waits`` gives the digits pressed after each prompt in turn.
+    """
+
+    def __init__(self, callerid: str | None = MOBILE, *, keys=None, waits=(), hang_up_at=None, stall_at=None,
+                 uniqueid=CALL_ID):
+        self.env = {"agi_network_script": "entry", "agi_uniqueid": uniqueid, "agi_channel": "PJSIP/hotline-trunk-1"}
+        if callerid is not None:
+            self.env["agi_callerid"] = callerid
+        self.hungup = False
+        self.keys = dict(keys or {})
+        self.waits = list(waits)
+        self.hang_up_at = hang_up_at
+        self.stall_at = stall_at
+        self.played: list[str] = []
+        self.escapes: list[str] = []
+        self.variables: dict[str, str] = {}
+        self.set_order: list[str] = []
+
+    def _hang_up(self, what):
+        self.hungup = True
+        raise AGIHangup(f"caller hung up during {what}")
+
+    async def stream_file(self, name, escape_digits=""):
+        if self.hungup:
+            self._hang_up(name)
+        prompt = name.rsplit("/", 1)[1]
+        assert name == f"/p/{prompt}"
+        self.played.append(prompt)
+        self.escapes.append(escape_digits)
+        if prompt == self.stall_at:
+            await asyncio.sleep(30)
+        if prompt == self.hang_up_at:
+            self._hang_up(prompt)
+        key = self.keys.get(prompt)
+        return key if key and key in escape_digits else None
+
+    async def wait_for_digit(self, timeout_ms):
+        if self.hungup:
+            self._hang_up("wait")
+        return self.waits.pop(0) if self.waits else None
+
+    async def get_data(self, name, timeout_ms, max_digits):
+        if self.hungup:
+            self._hang_up(name)
+        self.played.append(name.rsplit("/", 1)[1])
+        return "", True
+
+    async def set_variable(self, name, value):
+        if self.hungup or self.hang_up_at == f"set {name}":
+            self._hang_up(f"SET VARIABLE {name}")
+        self.variables[name] = value
+        self.set_order.append(name)
+
+    async def get_variable(self, name):
+        return self.variables.get(name)
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = await Store.open(tmp_path / "hotline.db")
+    yield s
+    try:
+        await s.close()
+    except ValueError:
+        pass  # closed by the test
+
+
+def flow(store, *, deadline_s=5):
+    settings = CallFlowSettings(prompt_dir="/p", deadline_s=deadline_s, tz=SHANGHAI)
+    return CallFlow(store, MENU, settings, clock=lambda: NOW)
+
+
+async def restrict(store, number=MOBILE, days=30):
+    # decided on 1 March: in force through 31 March (the decision day is not counted)
+    return await store.add_restriction(number, reason="harassing agents", operator="op7", days=days,
+                                       decided_at=NOW - timedelta(hours=1))
+
+
+SAYS_31_MARCH_2026 = ["digit_2", "digit_0", "digit_2", "digit_6", "year", "digit_3", "month",
+                      "digit_3", "ten", "digit_1", "day"]
+
+
+# -- restricted numbers (article 9) ---------------------------------------------------------------------------------
+
+async def test_restricted_caller_hears_end_date_and_is_hung_up(store):
+    restriction = await restrict(store)
+    agi = FakeAGI(MOBILE)
+    await flow(store).entry(agi)
+    assert agi.variables["HOTLINE_ACTION"] == "hangup"
+    assert agi.variables["__HOTLINE_CALL_ID"] == CALL_ID
+    assert agi.played == ["restricted_intro", *SAYS_31_MARCH_2026, "restricted_outro"]
+    assert "welcome" not in agi.played
+    [attempt] = await store.blocked_attempts(MOBILE_E164)
+    assert (attempt["call_id"], attempt["number"], attempt["restriction_id"]) == (CALL_ID, MOBILE_E164,
+                                                                                  restriction.id)
+    assert attempt["at"] == NOW
+    call = await store.get_call(CALL_ID)
+    assert (call["outcome"], call["number"], call["ended_at"]) == ("blocked", MOBILE_E164, NOW)
+    assert call["ivr_path"] == []
+    assert "__HOTLINE_REQUEST_TYPE" not in agi.variables
+
+
+@pytest.mark.parametrize("callerid", ["+8613800138000", "008613800138000", '"Zhang" <sip:13800138000@10.0.0.1>'])
+async def test_restriction_applies_to_every_form_of_the_number(store, callerid):
+    await restrict(store)
+    agi = FakeAGI(callerid)
+    await flow(store).entry(agi)
+    assert agi.variables["HOTLINE_ACTION"] == "hangup"
+    assert agi.played[0] == "restricted_intro"
+
+
+async def test_caller_hanging_up_during_the_announcement_stays_blocked(store):
+    await restrict(store)
+    agi = FakeAGI(MOBILE, hang_up_at="month")
+    await flow(store).entry(agi)  # nothing propagates
+    assert agi.played == ["restricted_intro", *SAYS_31_MARCH_2026[:SAYS_31_MARCH_2026.index("month") + 1]]
+    call = await store.get_call(CALL_ID)
+    assert call["outcome"] == "blocked"
+    assert len(await store.blocked_attempts(MOBILE_E164)) == 1
+    assert agi.variables["HOTLINE_ACTION"] == "hangup"
+
+
+async def test_caller_gone_before_the_announcement_stays_blocked(store):
+    await restrict(store)
+    agi = FakeAGI(MOBILE, hang_up_at="set HOTLINE_ACTION")
+    await flow(store).entry(agi)
+    assert agi.played == []
+    assert (await store.get_call(CALL_ID))["outcome"] == "blocked"
+    assert len(await store.blocked_attempts(MOBILE_E164)) == 1
+
+
+async def test_lifted_restriction_lets_the_caller_through_to_the_menu(store):
+    await restrict(store)
+    await store.lift_restriction(MOBILE, operator="op7", reason="appeal granted", at=NOW - timedelta(minutes=5))
+    agi = FakeAGI(MOBILE, keys={"welcome": "1"})
+    await flow(store).entry(agi)
+    assert agi.variables["HOTLINE_ACTION"] == "queue"
+    assert agi.played[0] == "welcome"
+    assert await store.blocked_attempts(MOBILE_E164) == []
+
+
+async def test_restriction_of_another_number_does_not_touch_this_caller(store):
+    await restrict(store, "13900139000")
+    agi = FakeAGI(MOBILE, keys={"welcome": "2"})
+    await flow(store).entry(agi)
+    assert agi.variables["HOTLINE_ACTION"] == "queue"
+    assert agi.variables["__HOTLINE_REQUEST_TYPE"] == "help"
+
+
+# -- the menu and the queue -----------------------------------------------------------------------------------------
+
+async def test_caller_pressing_3_during_the_welcome_is_queued_as_a_complaint(store):
+    agi = FakeAGI(MOBILE, keys={"welcome": "3"})
+    await flow(store).entry(agi)
+    assert agi.variables["HOTLINE_ACTION"] == "queue"
+    assert agi.variables["__HOTLINE_CALL_ID"] == CALL_ID
+    assert agi.variables["__HOTLINE_REQUEST_TYPE"] == "complaint"
+    assert agi.variables["__HOTLINE_PRIORITY"] == "0"
+    assert "__HOTLINE_EMERGENCY" not in agi.variables
+    # the call id first (inherited by everything after), the decision last
+    assert agi.set_order[0] == "__HOTLINE_CALL_ID" and agi.set_order[-1] == "HOTLINE_ACTION"
+    assert agi.played == ["welcome", "transfer_agent"]
+    assert "3" in agi.escapes[0]
+    call = await store.get_call(CALL_ID)
+    assert call["ivr_path"] == ["welcome", "3"]
+    assert (call["request_type"], call["priority"], call["outcome"]) == ("complaint", 0, "ivr")
+    assert (call["number"], call["channel"], call["started_at"]) == (MOBILE_E164, "PJSIP/hotline-trunk-1", NOW)
+    assert await store.blocked_attempts() == []
+
+
+async def test_emergency_choice_is_queued_at_top_priority_with_the_centre(store):
+    agi = FakeAGI(MOBILE, keys={"welcome": "9", "emergency_menu": "2"})
+    await flow(store).entry(agi)
+    assert agi.variables["HOTLINE_ACTION"] == "queue"
+    assert (agi.variables["__HOTLINE_EMERGENCY"], agi.variables["__HOTLINE_PRIORITY"]) == ("119", "10")
+    call = await store.get_call(CALL_ID)
+    assert (call["emergency"], call["priority"], call["ivr_path"]) == ("119", 10, ["welcome", "9", "emergency", "2"])
+
+
+async def test_silent_caller_is_queued_for_an_agent(store):
+    agi = FakeAGI(MOBILE)
+    await flow(store).entry(agi)
+    assert agi.variables["HOTLINE_ACTION"] == "queue"
+    assert agi.variables["__HOTLINE_REQUEST_TYPE"] == "unspecified"
+    assert (await store.get_call(CALL_ID))["ivr_path"] == ["welcome", "timeout"]
+
+
+async def test_caller_hanging_up_during_the_menu_is_abandoned(store):
+    agi = FakeAGI(MOBILE, hang_up_at="welcome")
+    await flow(store).entry(agi)  # nothing propagates
+    call = await store.get_call(CALL_ID)
+    assert (call["outcome"], call["ended_at"]) == ("abandoned", NOW)
+    assert "HOTLINE_ACTION" not in agi.variables
+
+
+async def test_caller_hanging_up_at_the_transfer_prompt_is_abandoned(store):
+    agi = FakeAGI(MOBILE, keys={"welcome": "5"}, hang_up_at="transfer_agent")
+    await flow(store).entry(agi)
+    assert (await store.get_call(CALL_ID))["outcome"] == "abandoned"
+
+
+# -- fail-open: whatever goes wrong, the caller reaches an agent ---------------------------------------------------
+
+async def test_store_that_fails_still_sends_the_caller_to_the_queue(store, caplog):
+    await store.close()
+    agi = FakeAGI(MOBILE, keys={"welcome": "3"})
+    with caplog.at_level(logging.ERROR, logger="gateway.callflow"):
+        await flow(store).entry(agi)  # nothing propagates
+    assert agi.variables["HOTLINE_ACTION"] == "queue"
+    assert any("event=gateway_fault" in r.getMessage() for r in caplog.records)
+
+
+async def test_restriction_lookup_failure_queues_the_caller_and_records_the_failure(store, monkeypatch):
+    async def broken(number, now):
+        raise RuntimeError("disk I/O error")
+
+    monkeypatch.setattr(store, "active_restriction", broken)
+    agi = FakeAGI(MOBILE)
+    await flow(store).entry(agi)
+    assert agi.variables["HOTLINE_ACTION"] == "queue"
+    assert "welcome" not in agi.played
+    assert (await store.get_call(CALL_ID))["outcome"] == "failed"
+
+
+async def test_call_past_its_deadline_is_queued_anyway(store):
+    agi = FakeAGI(MOBILE, stall_at="welcome")
+    await asyncio.wait_for(flow(store, deadline_s=0.2).entry(agi), timeout=5)
+    assert agi.variables["HOTLINE_ACTION"] == "queue"
+    assert (await store.get_call(CALL_ID))["outcome"] == "failed"
+
+
+async def test_fault_after_the_caller_hung_up_sets_nothing(store, monkeypatch):
+    agi = FakeAGI(MOBILE)
+
+    async def broken(number, now):
+        agi.hungup = True
+        raise RuntimeError("fault while the channel went away")
+
+    monkeypatch.setattr(store, "active_restriction", broken)
+    await flow(store).entry(agi)
+    assert "HOTLINE_ACTION" not in agi.variables
+
+
+# -- odd caller ids -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("callerid", ["", "anonymous", "<unknown>", "abc", "1" * 40, "张三", "\x00", "+", None,
+                                      "sip:@", '"" <>'])
+async def test_odd_caller_ids_go_through_the_menu(store, callerid):
+    agi = FakeAGI(callerid, keys={"welcome": "1"})
+    await flow(store).entry(agi)
+    assert agi.played == ["welcome", "transfer_agent"]
+    assert agi.variables["HOTLINE_ACTION"] == "queue"
+    assert agi.variables["__HOTLINE_REQUEST_TYPE"] == "consultation"
+    call = await store.get_call(CALL_ID)
+    assert call["outcome"] == "ivr" and call["number"] is None
+
+
+async def test_call_without_a_uniqueid_is_still_served(store):
+    agi = FakeAGI(MOBILE, keys={"welcome": "4"}, uniqueid="")
+    await flow(store).entry(agi)
+    assert agi.variables["HOTLINE_ACTION"] == "queue"
+    assert agi.variables["__HOTLINE_CALL_ID"] == "unknown"
