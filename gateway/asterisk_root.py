@@ -14,9 +14,10 @@ from gateway.asterisk_render import write_all
 from gateway.config import Config
 
 BUILD_SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "build-asterisk-root.sh"
-# Stock files kept beside ours: tone tables for ringback, and nothing else; the stock tree moves to
-# /etc/asterisk.dist once, so a stock file for a module we do not load cannot surprise us.
-STOCK_KEPT = ("indications.conf",)
+# Stock files kept beside ours: tone tables for ringback, and the (all-default) files that core and res_pjsip
+# complain about when missing; the stock tree moves to /etc/asterisk.dist once, so a stock file for a module we
+# do not load cannot surprise us.
+STOCK_KEPT = ("indications.conf", "acl.conf", "udptl.conf", "pjproject.conf")
 
 
 class AsteriskRootError(Exception):

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Run every benchmark and print its figures (see docs/benchmarks.md). Uses the sandbox ports: stop a running
+# stack first. Takes about 10 minutes on a 2-core machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+py=.venv/bin/python
+echo "== machine"; nproc; free -h | head -2; uname -r; $py --version
+chroot /var/cache/hotline-gateway/asterisk-root /usr/sbin/asterisk -V 2>/dev/null || true
+echo "== (b) FastAGI server vs panoramisk";   $py bench/fastagi_vs_panoramisk.py
+echo "== (c) restriction check, 1,000,000 numbers"; $py bench/restriction_check.py
+echo "== (a) sipp through the real stack";    $py bench/sipp_load.py
