@@ -124,7 +124,7 @@ def ladder(stack: Stack, exten: str, rates: list[int], seconds: float, workdir: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rates", default="20,40,60,80,100,130,160,200,250,300")
+    parser.add_argument("--rates", default="20,40,60,80,100,130,160,200,250,300,400,500")
     parser.add_argument("--step-seconds", type=float, default=6.0)
     parser.add_argument("--state-dir", default="/tmp/hotline-bench")
     args = parser.parse_args()
