@@ -49,6 +49,11 @@ class CallFlow:
             async with asyncio.timeout(self.settings.deadline_s):
                 await self._entry(agi, call_id, caller)
         except AGIHangup:
+            if await self._channel_still_up(agi):
+                # result=-1 from STREAM FILE also means "no such sound file": a missing prompt, not a caller gone.
+                log.error("call=%s event=playback_failed hint=missing_prompt action=queue", call_id)
+                await self._queue_anyway(agi, call_id)
+                return
             log.info("call=%s event=caller_hung_up_in_gateway", call_id)
             await self._safe_update(call_id, outcome="abandoned", ended_at=self.clock())
         except TimeoutError:
@@ -100,6 +105,17 @@ class CallFlow:
         log.info("call=%s event=to_queue type=%s priority=%s emergency=%s reason=%s path=%s", call_id,
                  outcome.request_type, outcome.priority, outcome.emergency or "-", outcome.reason,
                  "/".join(outcome.ivr_path))
+
+    @staticmethod
+    async def _channel_still_up(agi: AGISession) -> bool:
+        """One CHANNEL STATUS round trip: a live channel answers, a dead one gets 511 (AGIHangup)."""
+        if agi.hungup:
+            return False
+        try:
+            await agi.command("CHANNEL STATUS")
+        except AGIError:
+            return False
+        return True
 
     async def _queue_anyway(self, agi: AGISession, call_id: str) -> None:
         await self._safe_update(call_id, outcome="failed")

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.callflow import CallFlow, CallFlowSettings
-from gateway.fastagi import AGIHangup
+from gateway.fastagi import AGIHangup, AGIReply
 from gateway.store import Store
 from ivr.menu import load_menu
 
@@ -27,7 +27,7 @@ class FakeAGI:
     """
 
     def __init__(self, callerid: str | None = MOBILE, *, keys=None, waits=(), hang_up_at=None, stall_at=None,
-                 uniqueid=CALL_ID):
+                 uniqueid=CALL_ID, missing_prompt=None):
         self.env = {"agi_network_script": "entry", "agi_uniqueid": uniqueid, "agi_channel": "PJSIP/hotline-trunk-1"}
         if callerid is not None:
             self.env["agi_callerid"] = callerid
@@ -36,6 +36,8 @@ class FakeAGI:
         self.waits = list(waits)
         self.hang_up_at = hang_up_at
         self.stall_at = stall_at
+        self.missing_prompt = missing_prompt
+        self.commands: list[str] = []
         self.played: list[str] = []
         self.escapes: list[str] = []
         self.variables: dict[str, str] = {}
@@ -56,6 +58,9 @@ class FakeAGI:
             await asyncio.sleep(30)
         if prompt == self.hang_up_at:
             self._hang_up(prompt)
+        if prompt == self.missing_prompt:
+            # Asterisk answers STREAM FILE of a missing file with result=-1, as for a hangup; the channel lives on
+            raise AGIHangup(f"result=-1 playing {prompt}")
         key = self.keys.get(prompt)
         return key if key and key in escape_digits else None
 
@@ -78,6 +83,12 @@ class FakeAGI:
 
     async def get_variable(self, name):
         return self.variables.get(name)
+
+    async def command(self, line, *, timeout=None):
+        self.commands.append(line)
+        if self.hungup:
+            self._hang_up(line)
+        return AGIReply(code=200, result="6", data=None, extra={})
 
 
 @pytest.fixture
@@ -285,3 +296,22 @@ async def test_call_without_a_uniqueid_is_still_served(store):
     await flow(store).entry(agi)
     assert agi.variables["HOTLINE_ACTION"] == "queue"
     assert agi.variables["__HOTLINE_CALL_ID"] == "unknown"
+
+
+async def test_a_missing_prompt_sends_the_caller_to_an_agent_not_to_abandoned(store):
+    agi = FakeAGI(missing_prompt="welcome")
+
+    await flow(store).entry(agi)
+
+    assert agi.commands == ["CHANNEL STATUS"]
+    assert agi.variables["HOTLINE_ACTION"] == "queue"
+    assert (await store.get_call(CALL_ID))["outcome"] == "failed"
+
+
+async def test_a_real_hangup_does_not_probe_a_dead_channel_into_the_queue(store):
+    agi = FakeAGI(hang_up_at="welcome")
+
+    await flow(store).entry(agi)
+
+    assert "HOTLINE_ACTION" not in agi.variables
+    assert (await store.get_call(CALL_ID))["outcome"] == "abandoned"
