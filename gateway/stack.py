@@ -126,17 +126,13 @@ class Stack:
         cfg = self.config
         base = cfg.state_dir / "mosquitto"
         base.mkdir(parents=True, exist_ok=True)
-        try:
-            import pwd
-            ent = pwd.getpwnam("mosquitto")
-            os.chown(base, ent.pw_uid, ent.pw_gid)
-        except KeyError:
-            pass
         conf = base / "mosquitto.conf"
         conf.write_text("\n".join([
             "# Rendered by hotline-gateway (sandbox broker; loopback only)",
             "per_listener_settings false",
-            "persistence true", f"persistence_location {base}/",
+            # Nothing the gateway publishes may depend on the broker's disk (the screen-pop outbox is in the
+            # gateway's store), and the broker runs as user mosquitto, which may not reach a private state dir.
+            "persistence false",
             "log_dest stdout", "log_type error", "log_type warning", "log_type notice",
             f"listener {cfg.mqtt.port} {cfg.mqtt.host}",
             "allow_anonymous true", "",

@@ -93,3 +93,18 @@ def test_with_the_gateway_stopped_a_call_still_reaches_an_agent(sandbox, agents)
         assert sandbox.queue_completed() == before + 1  # ...and an agent answered all the same
     finally:
         sandbox.hotline("stack", "up")
+
+
+def test_a_silent_caller_is_queued_within_10_s_of_the_welcome_ending(sandbox, agents):
+    import wave
+
+    with wave.open(str(sandbox.config.prompt_build_dir / "welcome.wav")) as w:
+        welcome_s = w.getnframes() / w.getframerate()
+
+    result = sandbox.call("13800138007", dtmf="", hold_s=welcome_s + 15)
+
+    assert result["type"] == "unspecified" and "timeout" in result["ivr_path"], result
+    assert result["answered_by"] in {"agent1", "agent2"}, result
+    call = sandbox.store_query(lambda s: s.get_call(result["call_id"]))
+    in_gateway_s = (call["queued_at"] - call["started_at"]).total_seconds()
+    assert in_gateway_s - welcome_s < 10.0, f"queued {in_gateway_s - welcome_s:.1f} s after the welcome ended"
