@@ -88,4 +88,72 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        3,
+        """
+        -- Ticket drafts pre-filled by the IVR and the agent (art. 10, 11). The id is read to the caller over the
+        -- phone and keyed back in the IVR's progress query (art. 12): digits only, local date + daily sequence.
+        CREATE TABLE ticket_drafts (
+            ticket_id           TEXT PRIMARY KEY CHECK (ticket_id GLOB '[0-9]*' AND ticket_id NOT GLOB '*[^0-9]*'),
+            call_id             TEXT,
+            type                TEXT,
+            category            TEXT,
+            unit                TEXT,
+            address             TEXT,
+            callback_number     TEXT,
+            emergency           TEXT,
+            emergency_situation TEXT,
+            due                 TEXT,
+            summary             TEXT,
+            transcript          TEXT,
+            status              TEXT NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'saved')),
+            agent               TEXT,
+            created_at          TEXT NOT NULL,
+            updated_at          TEXT NOT NULL
+        );
+        CREATE INDEX ticket_drafts_call ON ticket_drafts (call_id, created_at);
+        CREATE INDEX ticket_drafts_callback ON ticket_drafts (callback_number, created_at);
+
+        -- Last sequence number handed out per local (Asia/Shanghai) day.
+        CREATE TABLE ticket_sequences (
+            day  TEXT PRIMARY KEY,
+            last INTEGER NOT NULL CHECK (last >= 1)
+        );
+
+        -- The caller history on a screen-pop looks calls up by number.
+        CREATE INDEX calls_number_started ON calls (number, started_at);
+
+        -- Durable outbox for MQTT (screen-pops): a row leaves only after the broker's PUBACK. AUTOINCREMENT so a
+        -- removed seq is never handed out again: publish order is seq order across restarts.
+        CREATE TABLE outbox (
+            seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id      TEXT NOT NULL UNIQUE,
+            topic           TEXT NOT NULL,
+            payload         TEXT NOT NULL,
+            created_at      TEXT NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            last_error      TEXT,
+            last_attempt_at TEXT
+        );
+
+        -- Art. 9: an agent asks for a restriction, a supervisor confirms (-> restrictions + audit) or rejects it.
+        CREATE TABLE pending_restrictions (
+            id              INTEGER PRIMARY KEY,
+            number          TEXT NOT NULL CHECK (number GLOB '+[1-9]*'),
+            reason          TEXT NOT NULL,
+            requested_by    TEXT NOT NULL,
+            call_id         TEXT,
+            requested_at    TEXT NOT NULL,
+            status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'confirmed', 'rejected')),
+            decided_by      TEXT,
+            decided_at      TEXT,
+            decision_reason TEXT,
+            restriction_id  INTEGER REFERENCES restrictions (id),
+            CHECK ((status = 'pending') = (decided_by IS NULL)),
+            CHECK ((status = 'confirmed') = (restriction_id IS NOT NULL))
+        );
+        CREATE INDEX pending_restrictions_status ON pending_restrictions (status, requested_at);
+        CREATE INDEX pending_restrictions_number ON pending_restrictions (number, requested_at);
+        """,
+    ),
 ]
