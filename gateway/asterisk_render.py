@@ -15,11 +15,11 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "asterisk_conf"
 CONF_FILES = ("asterisk.conf", "modules.conf", "logger.conf", "pjsip.conf", "extensions.conf", "queues.conf",
               "manager.conf", "rtp.conf", "musiconhold.conf", "cdr.conf", "confbridge.conf")
 
-# The gateway reads queue and agent events (class "agent"). The actions it sends (Login, Ping, Logoff) need no
-# write class, so it gets none; the linkage issue adds "call" (Redirect) and "originate". No "reporting": this
-# build emits TestEvent noise in that class. Never "system" or "command": those restart Asterisk or run shell.
-AMI_READ = "agent"
-AMI_WRITE = ""
+# The gateway reads queue and agent events (class "agent") and DTMF (a caller's '#' ends the description). It
+# writes only Originate (the speech-capture spy). No "reporting": this build emits TestEvent noise in that class.
+# Never "system" or "command": those restart Asterisk or run shell commands.
+AMI_READ = "agent,dtmf"
+AMI_WRITE = "originate"
 
 
 class _AtTemplate(string.Template):

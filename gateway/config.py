@@ -118,9 +118,28 @@ class RestrictionSection:
 
 
 @dataclass(frozen=True)
+class SpeechSection:
+    enabled: bool
+    model: Path | None
+    audiosocket_host: str
+    audiosocket_port: int
+    recordings_dir: Path
+    max_seconds: int
+    end_silence_ms: int
+    no_speech_ms: int
+
+
+@dataclass(frozen=True)
+class ConsoleSection:
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
 class MQTTSection:
     host: str
     port: int
+    ws_port: int
 
 
 @dataclass(frozen=True)
@@ -147,6 +166,8 @@ class Config:
     centres: tuple[Endpoint, ...]
     ivr: IVRSection
     restriction: RestrictionSection
+    speech: SpeechSection
+    console: ConsoleSection
     mqtt: MQTTSection
     asterisk: AsteriskSection
     sandbox: SandboxSection
@@ -355,7 +376,20 @@ def _build(data: dict[str, Any], source: str) -> Config:
         ),
         restriction=RestrictionSection(default_days=r.get(
             "restriction.default_days", int, check=lambda v: 1 <= v <= 365, reason="must be 1-365")),
-        mqtt=MQTTSection(host=r.get("mqtt.host", str, **ip), port=r.get("mqtt.port", int, **port)),
+        speech=SpeechSection(
+            enabled=r.get("speech.enabled", bool),
+            model=Path(model) if (model := r.get("speech.model", str)) else None,
+            audiosocket_host=r.get("speech.audiosocket_host", str, **ip),
+            audiosocket_port=r.get("speech.audiosocket_port", int, **port),
+            recordings_dir=Path(rec) if (rec := r.get("speech.recordings_dir", str)) else state / "recordings",
+            max_seconds=r.get("speech.max_seconds", int, check=lambda v: 1 <= v <= 60,
+                              reason="must be 1-60 (issue 3: at most 60 s)"),
+            end_silence_ms=r.get("speech.end_silence_ms", int, **positive),
+            no_speech_ms=r.get("speech.no_speech_ms", int, **positive),
+        ),
+        console=ConsoleSection(host=r.get("console.host", str, **ip), port=r.get("console.port", int, **port)),
+        mqtt=MQTTSection(host=r.get("mqtt.host", str, **ip), port=r.get("mqtt.port", int, **port),
+                         ws_port=r.get("mqtt.ws_port", int, **port)),
         asterisk=AsteriskSection(
             root=Path(r.get("asterisk.root", str) or "/nonexistent"),
             module_dir=r.get("asterisk.module_dir", str),
