@@ -1,0 +1,149 @@
+"""Broker security against a real mosquitto on free ports: passwords, per-agent ACL, the websockets listener."""
+
+import asyncio
+import stat
+import uuid
+
+import aiomqtt
+import pytest
+
+from gateway.mosquitto_conf import (
+    LocalBroker, broker_users, free_port, linkage_topic, mqtt_password, render_acl, screenpop_topic,
+    write_broker_config,
+)
+
+HOST = "127.0.0.1"
+AGENTS = ["agent1", "agent2"]
+CENTRES = ["119", "120"]
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory):
+    state_dir = tmp_path_factory.mktemp("state")
+    port, ws_port = free_port(), free_port()
+    conf = write_broker_config(state_dir, host=HOST, port=port, ws_port=ws_port, agents=AGENTS, centres=CENTRES)
+    b = LocalBroker(conf, host=HOST, port=port, log_file=state_dir / "mosquitto.log")
+    b.start()
+    b.state_dir, b.ws_port = state_dir, ws_port
+    yield b
+    b.stop()
+
+
+def client(broker, user, *, password=None, transport="tcp", **kwargs):
+    return aiomqtt.Client(
+        HOST, broker.ws_port if transport == "websockets" else broker.port, username=user,
+        password=password if password is not None else mqtt_password(broker.state_dir, user),
+        identifier=f"test-{user}-{uuid.uuid4().hex[:8]}", transport=transport, timeout=5, **kwargs,
+    )
+
+
+async def collect_until(c: aiomqtt.Client, sentinel: bytes, timeout: float = 5.0) -> list[tuple[str, bytes]]:
+    """Every message up to and including `sentinel`."""
+    got = []
+    async with asyncio.timeout(timeout):
+        async for message in c.messages:
+            got.append((str(message.topic), message.payload))
+            if message.payload == sentinel:
+                return got
+    return got
+
+
+# -- rendering -------------------------------------------------------------------------------------------------
+
+
+def test_acl_gives_the_gateway_everything_agents_their_own_topics_centres_their_linkage_topic():
+    acl = render_acl(agents=AGENTS, centres=CENTRES)
+    assert "user gateway\ntopic readwrite hotline/#" in acl
+    assert "user centre-119\ntopic read hotline/linkage/119" in acl
+    assert "pattern read hotline/agents/%u/#" in acl
+    assert "agent1" not in acl  # agents are covered by the pattern only: nothing to forget when one is added
+
+
+@pytest.mark.parametrize("agents,centres", [
+    (["agent/1"], []), (["a+b"], []), (["#"], []), (["agent 1"], []), (["gateway"], []), (["a", "a"], []),
+    (["centre-119"], ["119"]), ([], ["1/1"]), ([""], []),
+])
+def test_names_that_would_break_topics_or_users_are_refused(agents, centres):
+    with pytest.raises(ValueError):
+        broker_users(agents, centres)
+
+
+def test_passwords_are_generated_once_into_private_files(tmp_path):
+    first = mqtt_password(tmp_path, "agent1")
+    assert mqtt_password(tmp_path, "agent1") == first and mqtt_password(tmp_path, "agent2") != first
+    path = tmp_path / "secrets" / "mqtt" / "agent1.secret"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    with pytest.raises(ValueError):
+        mqtt_password(tmp_path, "../x")
+
+
+def test_password_file_holds_hashes_only_and_is_stable_across_rewrites(broker):
+    passwd = (broker.state_dir / "mosquitto" / "passwd").read_text()
+    users = [line.split(":", 1)[0] for line in passwd.splitlines()]
+    assert users == ["gateway", "agent1", "agent2", "centre-119", "centre-120"]
+    for user in users:
+        assert mqtt_password(broker.state_dir, user) not in passwd
+    conf = (broker.state_dir / "mosquitto" / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf and "protocol websockets" in conf and "persistence false" in conf
+
+
+# -- the broker enforces it ------------------------------------------------------------------------------------
+
+
+async def test_agent_receives_only_its_own_screenpops(broker):
+    async with client(broker, "gateway") as gw, client(broker, "agent1") as a1, client(broker, "agent2") as a2:
+        await a1.subscribe(screenpop_topic("agent2"), qos=1)
+        await a1.subscribe("hotline/#", qos=1)
+        await a1.subscribe(screenpop_topic("agent1"), qos=1)
+        await a2.subscribe(screenpop_topic("agent2"), qos=1)
+        await gw.publish(screenpop_topic("agent2"), b"for agent2", qos=1)
+        await gw.publish(screenpop_topic("agent1"), b"for agent1", qos=1)
+        # The broker handles one publisher's messages in order: had agent1 been allowed agent2's pop, it would
+        # have arrived before agent1's own.
+        assert await collect_until(a1, b"for agent1") == [(screenpop_topic("agent1"), b"for agent1")]
+        assert await collect_until(a2, b"for agent2") == [(screenpop_topic("agent2"), b"for agent2")]
+
+
+async def test_agent_cannot_publish_to_another_agents_topic(broker):
+    async with client(broker, "gateway") as gw, client(broker, "agent1") as a1, client(broker, "agent2") as a2:
+        await a2.subscribe(screenpop_topic("agent2"), qos=1)
+        await a1.publish(screenpop_topic("agent2"), b"forged by agent1", qos=1)
+        await a1.publish(screenpop_topic("agent1"), b"agent1 to itself", qos=1)
+        await gw.publish(screenpop_topic("agent2"), b"sentinel", qos=1)
+        assert await collect_until(a2, b"sentinel") == [(screenpop_topic("agent2"), b"sentinel")]
+
+
+async def test_centre_reads_its_linkage_topic_only(broker):
+    async with client(broker, "gateway") as gw, client(broker, "centre-119") as c119:
+        await c119.subscribe("hotline/#", qos=1)
+        await gw.publish(linkage_topic("120"), b"for 120", qos=1)
+        await gw.publish(screenpop_topic("agent1"), b"screenpop", qos=1)
+        await gw.publish(linkage_topic("119"), b"for 119", qos=1)
+        assert await collect_until(c119, b"for 119") == [(linkage_topic("119"), b"for 119")]
+
+
+async def test_anonymous_client_is_refused(broker):
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client(HOST, broker.port, timeout=5):
+            pass
+
+
+async def test_wrong_password_is_refused(broker):
+    with pytest.raises(aiomqtt.MqttError):
+        async with client(broker, "agent1", password="wrong"):
+            pass
+    with pytest.raises(aiomqtt.MqttError):
+        async with client(broker, "agent1", password=mqtt_password(broker.state_dir, "agent2")):
+            pass
+
+
+async def test_websockets_listener_serves_the_agent_console(broker):
+    async with client(broker, "gateway") as gw, client(broker, "agent1", transport="websockets") as a1:
+        await a1.subscribe(screenpop_topic("agent1"), qos=1)
+        await gw.publish(screenpop_topic("agent2"), b"not yours", qos=1)
+        await gw.publish(screenpop_topic("agent1"), b"over websockets", qos=1)
+        assert await collect_until(a1, b"over websockets") == [(screenpop_topic("agent1"), b"over websockets")]
+    with pytest.raises(aiomqtt.MqttError):
+        async with client(broker, "agent1", password="wrong", transport="websockets"):
+            pass
