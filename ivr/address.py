@@ -1,0 +1,105 @@
+"""The incident address in a transcript: Zhanjiang district or county, then road, village, estate and numbers.
+
+An address is a run of segments, each a short name plus a suffix (路 大道 街 巷 村 镇 社区 小区 ...), optionally
+led by one of Zhanjiang's districts/counties and ended by numbers (88号 3栋 502室). Spoken numbers before a
+number suffix become Arabic ("八十八 号" -> "88号", "五 零 二 室" -> "502室"), as an agent would type them.
+"""
+
+from __future__ import annotations
+
+import re
+
+DISTRICTS = ("湛江经济技术开发区", "经济技术开发区", "湛江开发区", "开发区", "东海岛", "赤坎区", "霞山区",
+             "麻章区", "坡头区", "遂溪县", "徐闻县", "廉江市", "雷州市", "吴川市")
+_CN_DIGIT = {"零": 0, "〇": 0, "洞": 0, "一": 1, "幺": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5,
+             "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_UNIT = {"十": 10, "百": 100, "千": 1000}
+_NUMBER_SUFFIX = "号楼|号院|号|栋|幢|座|层|楼|单元|室|房"
+_CN_NUMBER = re.compile(rf"([零〇洞一幺二两三四五六七八九十百千]+)\s*(?={_NUMBER_SUFFIX})")
+_WHITESPACE = re.compile(r"\s+")
+
+# Characters that end a place name going leftwards: pronouns, particles, verbs of being somewhere. A road name
+# seldom contains them, while "我家住在海滨大道" must start the address at 海.
+_STOP = ("我你他她它们咱您谁在住是的了到于从往和与跟就也都还很太要想请问个这那有没不把被给让说条边里对位址点又再"
+         "吗呢吧啊呀哦嗯啦嘛哪么什怎样诉询映议助吵帮忙叫喊听闻知")
+_NAME = rf"(?:(?![{_STOP}])[\u4e00-\u9fff0-9])"
+_DIRECTION = r"(?:[东南西北中](?:段|路)?|[一二三四五六七八九十]+(?:横|马)?路)?"
+_ROAD = rf"{_NAME}{{1,8}}?(?:大道|大街|街道|路|街|巷|里){_DIRECTION}"
+_PLACE = rf"{_NAME}{{1,8}}?(?:管理区|开发区|农场|社区|小区|新村|花园|大厦|广场|市场|公寓|家园|苑|镇|乡|村)"
+_NUMBERS = rf"\d+(?:-\d+)?(?:{_NUMBER_SUFFIX})"
+_DISTRICT = "|".join(DISTRICTS)
+_SPAN = re.compile(rf"(?:湛江市?)?(?:(?:{_DISTRICT})(?:{_ROAD}|{_PLACE}|{_NUMBERS})*"
+                   rf"|(?:{_ROAD}|{_PLACE})(?:{_ROAD}|{_PLACE}|{_NUMBERS})*)")
+# Words before a place that the name pattern cannot tell from its first characters.
+_LEADS = ("湛江市", "湛江", "投诉", "举报", "反映", "咨询", "求助", "建议", "地址", "位置", "附近", "家住", "就在",
+          "门口", "楼下", "现在", "今天", "昨天", "晚上", "早上", "白天", "半夜", "每天", "一直", "经常", "已经",
+          "发现", "看到", "看见", "路过", "经过", "这边", "那边", "隔壁", "对面", "前面", "后面")
+# Words that end in a road suffix without naming one ("马路上有个坑", "这条街").
+_GENERIC = ("马路", "道路", "公路", "小路", "大路", "路口", "路边", "街上", "村里", "小区里", "上街", "一路",
+            "全村", "全镇", "本村", "本小区", "同村", "农村", "城里", "市场监管", "市场价")
+
+
+def chinese_number(text: str) -> int:
+    """'八十八' -> 88, '一百零五' -> 105, '两千' -> 2000; digit-by-digit readings '五零二' -> 502."""
+    if not any(c in _CN_UNIT for c in text):
+        return int("".join(str(_CN_DIGIT[c]) for c in text))
+    total, digit = 0, None
+    for c in text:
+        if c in _CN_UNIT:
+            total += (1 if digit is None else digit) * _CN_UNIT[c]
+            digit = None
+        else:
+            digit = _CN_DIGIT[c]
+    return total + (digit or 0)
+
+
+def arabic_numbers(text: str) -> str:
+    """Spoken numbers before a number suffix become Arabic; other Chinese numerals (一直, 两天) stay."""
+    def convert(m: re.Match[str]) -> str:
+        try:
+            return str(chinese_number(m.group(1)))
+        except (KeyError, ValueError):
+            return m.group(0)
+    return _CN_NUMBER.sub(convert, text)
+
+
+def normalise_for_address(text: str) -> str:
+    return arabic_numbers(_WHITESPACE.sub("", text))
+
+
+def find_address(text: str) -> str | None:
+    """The best address span in a transcript, e.g. '赤坎区人民大道南88号', or None."""
+    joined = normalise_for_address(text)
+    best, best_score = None, 0
+    for m in _SPAN.finditer(joined):
+        span = _trim(m.group())
+        score = _score(span)
+        if score > best_score:
+            best, best_score = span, score
+    return best
+
+
+def _trim(span: str) -> str:
+    for district in DISTRICTS:
+        at = span.find(district)
+        if at > 0:
+            span = span[at:]
+            break
+    changed = True
+    while changed:
+        changed = False
+        for lead in _LEADS:
+            if span.startswith(lead) and len(span) > len(lead):
+                span, changed = span[len(lead):], True
+    return span
+
+
+def _score(span: str) -> int:
+    if span in _GENERIC or any(span.startswith(g) and len(span) <= len(g) + 1 for g in _GENERIC):
+        return 0
+    score = len(span)
+    if any(d in span for d in DISTRICTS):
+        score += 10
+    if re.search(r"\d", span):
+        score += 5
+    return score
