@@ -1,0 +1,291 @@
+// The agent console page: sign in, receive screen-pops over MQTT, save the ticket, ask for a restriction.
+// Everything from the network is rendered with textContent, never innerHTML: transcripts are callers' words.
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const MAX_POPS = 50;
+  const MAX_SEEN = 1000;
+  const TYPE_NAMES = { consultation: "咨询", help: "求助", complaint: "投诉", report: "举报", suggestion: "建议" };
+  const STATUS_TEXT = {
+    connecting: "连接中……", connected: "已连接", reconnecting: "已断开，正在重连", refused: "连接被拒绝",
+    closed: "已断开", "signed-out": "未登录",
+  };
+  const TICKET_FIELDS = {
+    type: "ticket-type", category: "ticket-category", unit: "ticket-unit", address: "ticket-address",
+    callback_number: "ticket-callback", due: "ticket-due", summary: "ticket-summary",
+  };
+
+  let agent = null;
+  let mqtt = null;
+  const pops = [];            // newest first
+  const seen = new Set();     // screen-pop ids already shown (delivery is at-least-once)
+  let current = null;         // the pop whose ticket is in the form
+
+  function setStatus(state, detail) {
+    const el = $("status");
+    el.dataset.state = state;
+    let text = STATUS_TEXT[state] || state;
+    if (state === "reconnecting" && detail !== undefined) text += `（${detail} 秒后）`;
+    else if (detail) text += `：${detail}`;
+    el.textContent = text;
+  }
+
+  async function api(method, path, body) {
+    const init = { method, credentials: "same-origin", headers: {} };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, init);
+    let data = null;
+    try { data = await response.json(); } catch (e) { data = null; }
+    if (response.status === 401 && agent !== null && path !== "/api/login") signOut("登录已过期，请重新登录");
+    return { ok: response.ok, status: response.status, data };
+  }
+
+  function errorText(result) {
+    const d = result.data || {};
+    const field = FIELD_NAMES[d.field] || d.field;
+    return field ? `${field}：${d.error || result.status}` : `错误 ${result.status}`;
+  }
+  const FIELD_NAMES = {
+    type: "诉求类型", category: "分类", unit: "承办单位", address: "地址", callback_number: "回拨号码",
+    due: "办理时限", summary: "诉求内容", reason: "原因", number: "来电号码", ticket: "工单", session: "登录",
+  };
+
+  // -- sign-in ------------------------------------------------------------------------------------------------
+
+  async function signIn(event) {
+    event.preventDefault();
+    const agentName = $("login-agent").value.trim();
+    const password = $("login-password").value;
+    $("login-error").textContent = "";
+    $("login-submit").disabled = true;
+    try {
+      const result = await api("POST", "/api/login", { agent: agentName, password });
+      if (!result.ok) {
+        $("login-error").textContent = result.status === 401 ? "坐席工号或密码错误" : errorText(result);
+        return;
+      }
+      agent = result.data.agent;
+      $("login-password").value = "";
+      $("signed-in-agent").textContent = `坐席 ${agent}`;
+      $("login-section").hidden = true;
+      $("workspace").hidden = false;
+      $("logout").hidden = false;
+      // The broker password lives only in this closure, for reconnects; it is not stored anywhere.
+      mqtt = new MqttWs.Client({
+        url: result.data.ws_url,
+        clientId: `console-${agent}-${Math.random().toString(36).slice(2, 10)}`,
+        username: agent,
+        password,
+        topic: result.data.topic,
+        keepalive: 30,
+        onStatus: setStatus,
+        onMessage: receivePop,
+      });
+      mqtt.start();
+    } catch (e) {
+      $("login-error").textContent = "无法连接工作台服务";
+    } finally {
+      $("login-submit").disabled = false;
+    }
+  }
+
+  function signOut(message) {
+    if (mqtt) mqtt.stop();
+    mqtt = null;
+    agent = null;
+    pops.length = 0;
+    seen.clear();
+    current = null;
+    renderPops();
+    $("pop-view").hidden = true;
+    $("no-pop").hidden = false;
+    $("workspace").hidden = true;
+    $("logout").hidden = true;
+    $("login-section").hidden = false;
+    $("signed-in-agent").textContent = "";
+    setStatus("signed-out");
+    $("login-error").textContent = message || "";
+  }
+
+  async function logout() {
+    await api("POST", "/api/logout", {}).catch(() => {});
+    signOut();
+  }
+
+  // -- screen-pops --------------------------------------------------------------------------------------------
+
+  function receivePop(topic, text) {
+    let pop;
+    try { pop = JSON.parse(text); } catch (e) { console.warn("screen-pop is not JSON"); return; }
+    if (!pop || typeof pop.id !== "string" || !pop.ticket) return;
+    // The broker's ACL is the guard; this only keeps a mis-addressed pop off the screen.
+    if (pop.agent !== undefined && pop.agent !== agent) return;
+    if (seen.has(pop.id)) return;
+    seen.add(pop.id);
+    if (seen.size > MAX_SEEN) seen.delete(seen.values().next().value);  // Sets iterate oldest first
+    pops.unshift(pop);
+    if (pops.length > MAX_POPS) pops.length = MAX_POPS;
+    renderPops();
+    showPop(pop);
+  }
+
+  function renderPops() {
+    const list = $("pops");
+    list.replaceChildren();
+    $("pops-empty").hidden = pops.length > 0;
+    for (const pop of pops) {
+      const item = document.createElement("li");
+      item.dataset.popId = pop.id;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "pop" + (current && current.id === pop.id ? " current" : "");
+      const time = document.createElement("span");
+      time.className = "time";
+      time.textContent = shortTime(pop.created_at);
+      const who = document.createElement("span");
+      who.textContent = `${pop.caller_number || "未知号码"} · ${TYPE_NAMES[pop.ticket.type] || "未分类"}`;
+      const id = document.createElement("span");
+      id.className = "muted";
+      id.textContent = pop.ticket.id;
+      button.append(time, who, id);
+      button.addEventListener("click", () => reopen(pop));
+      item.append(button);
+      list.append(item);
+    }
+  }
+
+  async function reopen(pop) {
+    showPop(pop);
+    // The pop carries the ticket as it was at the call; the store has what was saved since.
+    const result = await api("GET", `/api/tickets/${encodeURIComponent(pop.ticket.id)}`);
+    if (result.ok && current && current.id === pop.id) fillTicket(result.data);
+  }
+
+  function showPop(pop) {
+    current = pop;
+    $("no-pop").hidden = true;
+    $("pop-view").hidden = false;
+    $("caller-number").textContent = pop.caller_number || "未知号码";
+    $("ivr-path").textContent = (pop.ivr_path || []).join(" → ") || "—";
+    $("pop-time").textContent = fullTime(pop.created_at);
+    $("pop-reason").hidden = !pop.reason;
+    $("pop-reason").textContent = pop.reason ? `转接原因：${pop.reason}` : "";
+    $("pop-emergency").hidden = !pop.ticket.emergency;
+    $("pop-emergency").textContent = pop.ticket.emergency ? `紧急事项：${pop.ticket.emergency}` : "";
+    $("transcript").textContent = pop.transcript || "（无转写）";
+    $("save-status").textContent = "";
+    $("abusive-status").textContent = "";
+    $("abusive-reason").value = "";
+    fillTicket(pop.ticket);
+    renderHistory(pop.history || {});
+    renderPops();
+  }
+
+  function fillTicket(ticket) {
+    $("ticket-id").textContent = ticket.id;
+    for (const [name, id] of Object.entries(TICKET_FIELDS)) {
+      const value = ticket[name];
+      $(id).value = value === null || value === undefined ? "" : String(value);
+    }
+    if (!TYPE_NAMES[ticket.type]) $("ticket-type").value = "";
+  }
+
+  function renderHistory(history) {
+    fillList("history-calls", history.calls, (c) =>
+      `${fullTime(c.started_at)} ${TYPE_NAMES[c.request_type] || ""} ${c.outcome || ""}`.trim());
+    fillList("history-tickets", history.tickets, (t) =>
+      `${t.id} ${TYPE_NAMES[t.type] || ""} ${t.category || ""} ${t.status || ""}`.trim());
+    fillList("history-restrictions", history.restrictions, (r) => {
+      const state = r.active ? "生效中" : (r.lifted_at ? "已解除" : "已到期");
+      return `${fullTime(r.decided_at)} 至 ${fullTime(r.until)} ${state}：${r.reason || ""}`;
+    });
+  }
+
+  function fillList(id, items, describe) {
+    const list = $(id);
+    list.replaceChildren();
+    if (!items || items.length === 0) {
+      const empty = document.createElement("li");
+      empty.className = "muted";
+      empty.textContent = "无";
+      list.append(empty);
+      return;
+    }
+    for (const item of items) {
+      const li = document.createElement("li");
+      li.textContent = describe(item);
+      list.append(li);
+    }
+  }
+
+  // -- ticket actions -----------------------------------------------------------------------------------------
+
+  async function saveTicket(event) {
+    event.preventDefault();
+    if (!current) return;
+    const body = {};
+    for (const [name, id] of Object.entries(TICKET_FIELDS)) {
+      const value = $(id).value;
+      if (name === "type" && value === "") continue;
+      if (name === "due" && value === "") continue;
+      body[name] = value;
+    }
+    const ticketId = current.ticket.id;
+    $("save").disabled = true;
+    $("save-status").textContent = "保存中……";
+    try {
+      const result = await api("PUT", `/api/tickets/${encodeURIComponent(ticketId)}`, body);
+      $("save-status").textContent = result.ok ? "已保存" : `保存失败：${errorText(result)}`;
+      if (result.ok && current && current.ticket.id === ticketId) fillTicket(result.data);
+    } catch (e) {
+      $("save-status").textContent = "保存失败：网络错误";
+    } finally {
+      $("save").disabled = false;
+    }
+  }
+
+  async function markAbusive(event) {
+    event.preventDefault();
+    if (!current) return;
+    const reason = $("abusive-reason").value.trim();
+    if (!reason) { $("abusive-status").textContent = "请填写原因"; return; }
+    $("mark-abusive").disabled = true;
+    try {
+      const result = await api("POST", `/api/tickets/${encodeURIComponent(current.ticket.id)}/abusive`, { reason });
+      $("abusive-status").textContent = result.ok ? "已提交，待班长确认" : `提交失败：${errorText(result)}`;
+    } catch (e) {
+      $("abusive-status").textContent = "提交失败：网络错误";
+    } finally {
+      $("mark-abusive").disabled = false;
+    }
+  }
+
+  // -- formatting ---------------------------------------------------------------------------------------------
+
+  const timeFormat = new Intl.DateTimeFormat("zh-CN", {
+    timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  });
+  const dateTimeFormat = new Intl.DateTimeFormat("zh-CN", {
+    timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
+    minute: "2-digit", hour12: false,
+  });
+
+  function parse(text) {
+    const d = text ? new Date(text) : null;
+    return d && !isNaN(d) ? d : null;
+  }
+  function shortTime(text) { const d = parse(text); return d ? timeFormat.format(d) : ""; }
+  function fullTime(text) { const d = parse(text); return d ? dateTimeFormat.format(d) : (text || ""); }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    $("login-form").addEventListener("submit", signIn);
+    $("ticket-form").addEventListener("submit", saveTicket);
+    $("abusive-form").addEventListener("submit", markAbusive);
+    $("logout").addEventListener("click", logout);
+    setStatus("signed-out");
+  });
+})();
