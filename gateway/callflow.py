@@ -16,12 +16,14 @@ from gateway.fastagi import AGIError, AGIHangup, AGISession
 from gateway.phone import CallerNumber, normalise
 from gateway.restriction import Restriction, last_day
 from gateway.store import Store
+from ivr.deadline import due_date
 from ivr.menu import Menu
 from ivr.runner import MenuOutcome, announce_restriction, run_menu
 
 log = logging.getLogger("gateway.callflow")
 
 ACTION_VAR = "HOTLINE_ACTION"
+REQUEST_TYPES = frozenset({"consultation", "help", "complaint", "report", "suggestion"})
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,13 @@ class CallFlow:
         await self.store.update_call(call_id, ivr_path=list(outcome.ivr_path), request_type=outcome.request_type,
                                      emergency=outcome.emergency, priority=outcome.priority,
                                      ticket_query=outcome.ticket_query, outcome="ivr")
+        # Seed articles 10-11: the ticket exists before an agent answers; speech fills it while the caller waits.
+        now = self.clock()
+        known_type = outcome.request_type if outcome.request_type in REQUEST_TYPES else None
+        ticket_id = await self.store.create_ticket_draft(call_id=call_id, request_type=known_type, created_at=now)
+        await self.store.update_ticket_draft(ticket_id, emergency=outcome.emergency,
+                                             due=due_date(known_type, now) if known_type else None)
+        await agi.set_variable("__HOTLINE_TICKET_ID", ticket_id)
         await agi.set_variable("__HOTLINE_REQUEST_TYPE", outcome.request_type)
         await agi.set_variable("__HOTLINE_PRIORITY", str(outcome.priority))
         if outcome.emergency:

@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--from", dest="from_number", required=True, help="caller number")
     call.add_argument("--dtmf", default="", help="keys to press; ',' waits 2.5 s (e.g. '7,8' or '6,12345#')")
     call.add_argument("--hold", type=float, default=8.0, help="seconds to stay on the line after the last key")
+    call.add_argument("--say", help="8 kHz 16-bit mono WAV the caller speaks after the keys")
     call.add_argument("--json", action="store_true")
     call.add_argument("--full", action="store_true", help="show the full number in the output")
     call.set_defaults(func=cmd_call)
@@ -146,7 +147,17 @@ def cmd_call(args: argparse.Namespace, config: Any) -> int:
     except ValueError as exc:
         print(f"hotline call: {exc}", file=sys.stderr)
         return 2
-    result = asyncio.run(place_call(config, args.from_number, args.dtmf, hold_s=args.hold, full=args.full))
+    say = Path(args.say) if args.say else None
+    if say is not None:
+        import wave
+        from gateway.voice_pcap import read_pcm_8k
+        try:
+            read_pcm_8k(say)
+        except (OSError, EOFError, ValueError, wave.Error) as exc:
+            print(f"hotline call: --say: {exc}", file=sys.stderr)
+            return 2
+    result = asyncio.run(place_call(config, args.from_number, args.dtmf, hold_s=args.hold, full=args.full,
+                                    say=say))
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:

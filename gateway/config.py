@@ -151,6 +151,7 @@ class AsteriskSection:
 @dataclass(frozen=True)
 class SandboxSection:
     simulated_agents: bool
+    agent_answer_after_ms: int
 
 
 @dataclass(frozen=True)
@@ -394,7 +395,10 @@ def _build(data: dict[str, Any], source: str) -> Config:
             root=Path(r.get("asterisk.root", str) or "/nonexistent"),
             module_dir=r.get("asterisk.module_dir", str),
         ),
-        sandbox=SandboxSection(simulated_agents=r.get("sandbox.simulated_agents", bool)),
+        sandbox=SandboxSection(simulated_agents=r.get("sandbox.simulated_agents", bool),
+                               agent_answer_after_ms=r.get("sandbox.agent_answer_after_ms", int,
+                                                           check=lambda v: 0 <= v <= 120_000,
+                                                           reason="must be 0-120000")),
     )
     if cfg.ami.reconnect_min_s and cfg.ami.reconnect_max_s and cfg.ami.reconnect_max_s < cfg.ami.reconnect_min_s:
         r.problems.append(ConfigProblem("ami.reconnect_max_s", "must not be below ami.reconnect_min_s"))

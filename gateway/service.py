@@ -15,8 +15,14 @@ from gateway.callflow import CallFlow, CallFlowSettings
 from gateway.config import Config
 from gateway.fastagi import FastAGIServer
 from gateway.store import Store
+from ami_handlers.queue_events import channel_vars
+from ivr.audiosocket import AudioSocketServer
+from ivr.capture import SpeechCapture
 from ivr.menu import load_menu, validate_prompts
+from ivr.prefill import TicketPrefill
 from ivr.prompts import load_catalogue
+from ivr.speech import recogniser_from_config
+from ivr.vad import VADSettings
 
 log = logging.getLogger("gateway.service")
 STATUS_INTERVAL_S = 0.5
@@ -35,6 +41,8 @@ class GatewayService:
         self.store: Store | None = None
         self.ami: AMIConnection | None = None
         self.fastagi: FastAGIServer | None = None
+        self.audiosocket: AudioSocketServer | None = None
+        self.capture: SpeechCapture | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -46,6 +54,9 @@ class GatewayService:
                                  secret=cfg.ami_secret(), reconnect_min=cfg.ami.reconnect_min_s,
                                  reconnect_max=cfg.ami.reconnect_max_s)
         QueueEventRecorder(self.store, clock=utc_now).attach(self.ami)
+        if cfg.speech.enabled:
+            await self._start_capture()
+        self.ami.on_event("AgentConnect", self._on_agent_connect)
         await self.ami.connect()
         flow = CallFlow(self.store, menu, CallFlowSettings(prompt_dir=cfg.ivr.asterisk_prompt_dir,
                                                            deadline_s=cfg.gateway.call_deadline_s,
@@ -56,6 +67,32 @@ class GatewayService:
         await self.fastagi.start()
         log.info("event=started fastagi=%s:%s ami=%s:%s store=%s", cfg.fastagi.host, self.fastagi.port,
                  cfg.ami.host, cfg.ami.port, cfg.store.path)
+
+    async def _start_capture(self) -> None:
+        cfg = self.config
+        recogniser = recogniser_from_config(str(cfg.speech.model) if cfg.speech.model else None)
+        if recogniser is not None:
+            await recogniser.load()
+        vad = VADSettings(end_silence_ms=cfg.speech.end_silence_ms, no_speech_ms=cfg.speech.no_speech_ms,
+                          max_ms=cfg.speech.max_seconds * 1000)
+        self.capture = SpeechCapture(
+            self.ami, audiosocket_host=cfg.speech.audiosocket_host, audiosocket_port=lambda: self.audiosocket.port,
+            recogniser=recogniser, vad=vad, prompt_pcm=await asyncio.to_thread(_prompt_pcm, cfg, "describe_matter"),
+            on_result=TicketPrefill(self.store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now))
+        self.capture.attach(self.ami)
+        self.audiosocket = AudioSocketServer(self.capture.handle_connection, host=cfg.speech.audiosocket_host,
+                                             port=cfg.speech.audiosocket_port)
+        await self.audiosocket.start()
+        log.info("event=speech_capture_ready audiosocket=%s:%s model=%s", cfg.speech.audiosocket_host,
+                 self.audiosocket.port, "yes" if recogniser else "none")
+
+    async def _on_agent_connect(self, event) -> None:
+        """An agent answered: end the caller's description at once and file it, then pop the ticket."""
+        call_id = channel_vars(event).get("HOTLINE_CALL_ID")
+        if not call_id:
+            return
+        if self.capture is not None:
+            await self.capture.finish_for_call(call_id)
 
     def status(self) -> dict:
         return {
@@ -99,11 +136,26 @@ class GatewayService:
         log.info("event=stopping")
         if self.fastagi:
             await self.fastagi.close()
+        if self.capture:
+            await self.capture.close()
+        if self.audiosocket:
+            await self.audiosocket.close()
         if self.ami:
             await self.ami.close()
         if self.store:
             await self.store.close()
         self.status_file.unlink(missing_ok=True)
+
+
+def _prompt_pcm(config: Config, name: str) -> bytes:
+    """The raw 8 kHz 16-bit frames of a generated prompt (empty if it has not been built)."""
+    import wave
+    try:
+        with wave.open(str(config.prompt_build_dir / f"{name}.wav")) as w:
+            return w.readframes(w.getnframes())
+    except (OSError, EOFError, wave.Error):
+        log.warning("event=prompt_missing prompt=%s", name)
+        return b""
 
 
 async def serve(config: Config) -> int:

@@ -30,6 +30,7 @@ class CallerScript:
     hold_ms: int = 8000  # after the last digit: stay on the line this long, then hang up
     # True: the server must hang up within hold_ms, or the call counts as failed (benchmarks)
     expect_server_hangup: bool = False
+    speak_after_ms: int = 1000  # with a speech pcap: the pause between the last key and speaking
 
 
 def parse_dtmf_script(script: str) -> list[tuple[str, int]]:
@@ -74,9 +75,10 @@ def press_offsets(steps: list[tuple[str, int]]) -> list[tuple[str, int]]:
     return out
 
 
-def caller_scenario(script: CallerScript, pcaps: list[Path]) -> str:
+def caller_scenario(script: CallerScript, pcaps: list[Path], speech: Path | None = None) -> str:
     """The sipp UAC scenario XML for one scripted caller; ``pcaps`` holds one file per key press, in order
-    (see gateway.dtmf_pcap.write_dtmf_pcaps)."""
+    (see gateway.dtmf_pcap.write_dtmf_pcaps); ``speech`` an RTP pcap of what the caller then says
+    (gateway.voice_pcap)."""
     # Not XML-escaped: the user goes into CDATA, which is sent as written; _SIP_USER admits no '<', '>' or ']'.
     user = sip_user(script.from_number)
     steps = parse_dtmf_script(script.dtmf)
@@ -97,6 +99,9 @@ def caller_scenario(script: CallerScript, pcaps: list[Path]) -> str:
             wait(gap)
         body.append(f'  <nop><action><exec play_pcap_audio="{escape(str(pcap))}"/></action></nop>')
         wait(AFTER_PRESS_MS)
+    if speech is not None:
+        wait(script.speak_after_ms)
+        body.append(f'  <nop><action><exec play_pcap_audio="{escape(str(speech))}"/></action></nop>')
     # The final wait ends either with the server's BYE or with our own (or, when the server must hang up, fails).
     on_timeout = "" if script.expect_server_hangup else ' ontimeout="hangup"'
     body.append(f'  <recv request="BYE" timeout="{max(script.hold_ms, 1)}"{on_timeout}/>')
@@ -184,5 +189,67 @@ def caller_scenario(script: CallerScript, pcaps: list[Path]) -> str:
   <recv response="200" crlf="true"/>
   <label id="end"/>
   <ResponseTimeRepartition value="100, 500, 1000, 2000, 5000"/>
+</scenario>
+"""
+
+
+def agent_scenario(*, answer_after_ms: int) -> str:
+    """A sipp UAS agent phone: rings for ``answer_after_ms``, answers, waits for the BYE (any length of call)."""
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="hotline simulated agent">
+  <recv request="INVITE" crlf="true"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="{max(answer_after_ms, 0)}"/>
+  <send retrans="500">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=agent 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 8 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:101 telephone-event/8000
+
+    ]]>
+  </send>
+  <recv request="ACK" optional="true" rtd="true" crlf="true"/>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+  </send>
 </scenario>
 """

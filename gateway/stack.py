@@ -14,6 +14,7 @@ from pathlib import Path
 from gateway.asterisk_root import AsteriskRoot
 from gateway.config import Config
 from gateway.processes import ManagedProcess, tcp_port_open, udp_port_in_use, wait_until
+from gateway.sipp_scenario import agent_scenario
 
 READY_TIMEOUT_S = 60.0
 
@@ -82,14 +83,19 @@ class Stack:
         if simulated_agents if simulated_agents is not None else cfg.sandbox.simulated_agents:
             self.start_simulated_agents(log)
 
-    def start_simulated_agents(self, log=print) -> None:
+    def start_simulated_agents(self, log=print, *, answer_after_ms: int | None = None) -> None:
+        """sipp answering machines as the agents; they ring ``answer_after_ms`` before answering."""
+        ring_ms = self.config.sandbox.agent_answer_after_ms if answer_after_ms is None else answer_after_ms
+        scenario = self.config.state_dir / "run" / f"sim-agent-{ring_ms}.xml"
+        scenario.parent.mkdir(parents=True, exist_ok=True)
+        scenario.write_text(agent_scenario(answer_after_ms=ring_ms))
         for i, (agent, proc) in enumerate(zip(self.config.agents, self.agents)):
             if proc.pid() is not None:
                 continue
             host, port = agent.host_port
             # sipp takes mp..mp+3 for media: instances 10 ports apart never collide
-            proc.start(["sipp", "-sn", "uas", "-i", host, "-p", str(port), "-mp", str(30010 + 10 * i), "-nostdin"],
-                       cwd=self.config.state_dir / "logs")
+            proc.start(["sipp", "-sf", str(scenario), "-i", host, "-p", str(port), "-mp", str(30010 + 10 * i),
+                        "-nostdin"], cwd=self.config.state_dir / "logs")
             log(f"simulated agent {agent.name}: answering at {host}:{port}")
 
     def _check_free(self) -> None:

@@ -12,7 +12,9 @@ from pathlib import Path
 from gateway.config import Config
 from gateway.phone import mask, normalise
 from gateway.dtmf_pcap import write_dtmf_pcaps
-from gateway.sipp_scenario import CallerScript, caller_scenario, parse_dtmf_script, press_offsets
+from gateway.sipp_scenario import (AFTER_PRESS_MS, CallerScript, caller_scenario, parse_dtmf_script,
+                                   press_offsets)
+from gateway.voice_pcap import write_voice_pcap
 from gateway.store import Store
 
 SETTLED = {"blocked", "answered", "abandoned"}
@@ -45,12 +47,17 @@ class SippResult:
     errors: str
 
 
-async def run_sipp_caller(config: Config, script: CallerScript, *, timeout_s: float = 120.0) -> SippResult:
-    """Run one sipp UAC call and say how it ended."""
+async def run_sipp_caller(config: Config, script: CallerScript, *, say: Path | None = None,
+                          timeout_s: float = 120.0) -> SippResult:
+    """Run one sipp UAC call and say how it ended; ``say``: an 8 kHz mono WAV the caller speaks after the keys."""
     with tempfile.TemporaryDirectory(prefix="hotline-call-") as tmp:
         scenario = Path(tmp) / "caller.xml"
         presses = press_offsets(parse_dtmf_script(script.dtmf))
-        scenario.write_text(caller_scenario(script, write_dtmf_pcaps(presses, Path(tmp))))
+        speech = None
+        if say is not None:
+            start = (presses[-1][1] + AFTER_PRESS_MS if presses else 0) + script.speak_after_ms
+            speech = write_voice_pcap(say, Path(tmp) / "speech.pcap", start_ms=start)
+        scenario.write_text(caller_scenario(script, write_dtmf_pcaps(presses, Path(tmp)), speech))
         argv = ["sipp", f"{config.sip.bind}:{config.sip.port}", "-sf", str(scenario), "-s",
                 config.sip.hotline_number, "-m", "1", "-i", "127.0.0.1", "-mp", str(free_udp_port_pair()),
                 "-nostdin", "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-trace_err", "-trace_logs"]
@@ -75,12 +82,13 @@ async def find_call(store: Store, number: str | None, since: datetime) -> dict |
     return None
 
 
-async def place_call(config: Config, number: str, dtmf: str, *, hold_s: float = 8.0, full: bool = False) -> dict:
+async def place_call(config: Config, number: str, dtmf: str, *, hold_s: float = 8.0, full: bool = False,
+                     say: Path | None = None) -> dict:
     """Place the call, wait for its record to settle, and return a JSON-ready summary."""
     script = CallerScript(from_number=number, dtmf=dtmf, hold_ms=int(hold_s * 1000))
     since = datetime.now(timezone.utc) - timedelta(seconds=1)
     started = time.monotonic()
-    sipp = await run_sipp_caller(config, script)
+    sipp = await run_sipp_caller(config, script, say=say)
     store = await Store.open(config.store.path)
     try:
         call = None
@@ -90,6 +98,7 @@ async def place_call(config: Config, number: str, dtmf: str, *, hold_s: float = 
             if call and call.get("outcome") in SETTLED:
                 break
             await asyncio.sleep(0.2)
+        draft = await store.ticket_draft_for_call(call["call_id"]) if call else None
     finally:
         await store.close()
     result = {
@@ -110,6 +119,10 @@ async def place_call(config: Config, number: str, dtmf: str, *, hold_s: float = 
             "type": call.get("request_type"), "emergency": call.get("emergency"),
             "queued": call.get("queued_at") is not None, "answered_by": call.get("agent"), "outcome": outcome,
         })
+    if draft:
+        result["ticket"] = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in draft.items()
+                            if k in {"id", "type", "category", "unit", "address", "callback_number", "emergency",
+                                     "due", "summary", "transcript", "status"}}
     else:
         result["note"] = "no call record: the gateway did not see this call (down?); the dialplan queued it"
     return result

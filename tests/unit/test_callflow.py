@@ -315,3 +315,27 @@ async def test_a_real_hangup_does_not_probe_a_dead_channel_into_the_queue(store)
 
     assert "HOTLINE_ACTION" not in agi.variables
     assert (await store.get_call(CALL_ID))["outcome"] == "abandoned"
+
+
+async def test_a_queued_caller_has_a_ticket_draft_with_type_and_due_date_on_the_channel(store):
+    agi = FakeAGI(MOBILE, keys={"welcome": "3"})
+
+    await flow(store).entry(agi)
+
+    ticket_id = agi.variables["__HOTLINE_TICKET_ID"]
+    assert agi.set_order.index("__HOTLINE_TICKET_ID") < agi.set_order.index("HOTLINE_ACTION")
+    draft = await store.get_ticket_draft(ticket_id)
+    assert draft["call_id"] == CALL_ID and draft["type"] == "complaint"
+    # complaint: 15 working days (seed article 11), counted from the day after receipt
+    from ivr.deadline import due_date
+    assert draft["due"] == due_date("complaint", NOW)
+    assert (NOW.date() < draft["due"])
+
+
+async def test_a_silent_caller_gets_a_draft_without_type_or_due_date(store):
+    agi = FakeAGI(MOBILE)
+
+    await flow(store).entry(agi)
+
+    draft = await store.get_ticket_draft(agi.variables["__HOTLINE_TICKET_ID"])
+    assert draft["type"] is None and draft["due"] is None

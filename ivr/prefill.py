@@ -1,0 +1,50 @@
+"""From a finished capture to a filled ticket draft: keep the recording, triage the transcript, update the draft.
+
+Seed articles 10 and 11: the ticket carries type, unit, address and deadline before the agent says a word. A DTMF
+choice from the menu outranks the spoken type; the due date follows the type in working days.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from gateway.store import Store
+from ivr.capture import CaptureResult, store_recording
+from ivr.triage import triage
+
+log = logging.getLogger("ivr.prefill")
+_SPOKEN_TYPES = {"consultation", "help", "complaint", "report", "suggestion"}
+
+
+class TicketPrefill:
+    """The SpeechCapture result sink."""
+
+    def __init__(self, store: Store, *, recordings_dir: Path, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.recordings_dir = recordings_dir
+        self.clock = clock
+
+    async def __call__(self, result: CaptureResult) -> None:
+        now = self.clock()
+        path = await store_recording(self.recordings_dir, result, now)
+        draft = await self.store.ticket_draft_for_call(result.call_id)
+        if draft is None:
+            log.warning("call=%s event=prefill_without_draft", result.call_id)
+            return
+        call = await self.store.get_call(result.call_id) or {}
+        dtmf_type = call.get("request_type")
+        received = call.get("started_at") or now
+        fields: dict = {"transcript": result.transcript or None}
+        if result.transcript:
+            t = triage(result.transcript, dtmf_type=dtmf_type if dtmf_type in _SPOKEN_TYPES else None,
+                       received=received)
+            fields.update(type=t.type, category=t.category, unit=t.unit, address=t.address,
+                          callback_number=t.callback_number, emergency=t.emergency,
+                          emergency_situation=t.emergency_situation, due=t.due, summary=t.summary)
+            # keep what the menu already established when speech says nothing about it
+            fields = {k: v for k, v in fields.items() if v is not None or k == "transcript"}
+        await self.store.update_ticket_draft(draft["id"], **fields)
+        log.info("call=%s event=ticket_prefilled ticket=%s recording=%s fields=%s", result.call_id, draft["id"],
+                 "yes" if path else "no", ",".join(sorted(k for k, v in fields.items() if v)))
