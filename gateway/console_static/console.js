@@ -11,6 +11,10 @@
     connecting: "连接中……", connected: "已连接", reconnecting: "已断开，正在重连", refused: "连接被拒绝",
     closed: "已断开", "signed-out": "未登录",
   };
+  const OUTCOME_NAMES = {
+    blocked: "已拦截", queued: "排队中", answered: "已接听", abandoned: "未接通挂机", ivr: "自助服务", failed: "失败",
+  };
+  const TICKET_STATUS_NAMES = { draft: "草稿", saved: "已保存" };
   const TICKET_FIELDS = {
     type: "ticket-type", category: "ticket-category", unit: "ticket-unit", address: "ticket-address",
     callback_number: "ticket-callback", due: "ticket-due", summary: "ticket-summary",
@@ -147,7 +151,7 @@
       time.className = "time";
       time.textContent = shortTime(pop.created_at);
       const who = document.createElement("span");
-      who.textContent = `${pop.caller_number || "未知号码"} · ${TYPE_NAMES[pop.ticket.type] || "未分类"}`;
+      who.textContent = `${displayNumber(pop.caller_number)} · ${TYPE_NAMES[pop.ticket.type] || "未分类"}`;
       const id = document.createElement("span");
       id.className = "muted";
       id.textContent = pop.ticket.id;
@@ -169,7 +173,7 @@
     current = pop;
     $("no-pop").hidden = true;
     $("pop-view").hidden = false;
-    $("caller-number").textContent = pop.caller_number || "未知号码";
+    $("caller-number").textContent = displayNumber(pop.caller_number);
     $("ivr-path").textContent = (pop.ivr_path || []).join(" → ") || "—";
     $("pop-time").textContent = fullTime(pop.created_at);
     $("pop-reason").hidden = !pop.reason;
@@ -196,9 +200,11 @@
 
   function renderHistory(history) {
     fillList("history-calls", history.calls, (c) =>
-      `${fullTime(c.started_at)} ${TYPE_NAMES[c.request_type] || ""} ${c.outcome || ""}`.trim());
+      `${fullTime(c.started_at)} ${TYPE_NAMES[c.request_type] || ""} ${OUTCOME_NAMES[c.outcome] || c.outcome || ""}`
+        .trim());
     fillList("history-tickets", history.tickets, (t) =>
-      `${t.id} ${TYPE_NAMES[t.type] || ""} ${t.category || ""} ${t.status || ""}`.trim());
+      `${t.id} ${TYPE_NAMES[t.type] || ""} ${t.category || ""} ${TICKET_STATUS_NAMES[t.status] || t.status || ""}`
+        .trim());
     fillList("history-restrictions", history.restrictions, (r) => {
       const state = r.active ? "生效中" : (r.lifted_at ? "已解除" : "已到期");
       return `${fullTime(r.decided_at)} 至 ${fullTime(r.until)} ${state}：${r.reason || ""}`;
@@ -273,6 +279,14 @@
     timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit",
     minute: "2-digit", hour12: false,
   });
+
+  // Agents dial and read numbers the domestic way: 13800138000, 07592345678; foreign ones stay in E.164.
+  function displayNumber(e164) {
+    if (!e164) return "未知号码";
+    if (!e164.startsWith("+86")) return e164;
+    const national = e164.slice(3);
+    return national.length === 11 && national.startsWith("1") ? national : "0" + national;
+  }
 
   function parse(text) {
     const d = text ? new Date(text) : null;

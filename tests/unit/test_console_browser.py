@@ -1,0 +1,268 @@
+"""The agent console end to end in headless Chromium: a real mosquitto (websockets, password file, per-agent ACL),
+the console app on a free port with a real Store, screen-pops published as the gateway's broker user."""
+
+import asyncio
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from aiohttp import web
+
+from gateway.console import create_console_app
+from gateway.mosquitto_conf import GATEWAY_USER, LocalBroker, free_port, mqtt_password, write_broker_config
+from gateway.store import Store
+
+selenium = pytest.importorskip("selenium")
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+pytestmark = pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists() and shutil.which("mosquitto")),
+    reason="needs Debian chromium, chromedriver and mosquitto",
+)
+
+HOST = "127.0.0.1"
+NUMBER = "+8613800138000"
+NOW = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
+WAIT_S = 15
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((HOST, port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {HOST}:{port}")
+
+
+@pytest.fixture
+def broker(tmp_path):
+    state_dir = tmp_path / "state"
+    port, ws_port = free_port(HOST), free_port(HOST)
+    conf = write_broker_config(state_dir, host=HOST, port=port, ws_port=ws_port, agents=["agent1", "agent2"],
+                               centres=[])
+    broker = LocalBroker(conf, host=HOST, port=port, log_file=tmp_path / "mosquitto.log")
+    broker.start()
+    try:
+        wait_port(ws_port)
+        yield {"state_dir": state_dir, "port": port, "ws_port": ws_port, "ws_url": f"ws://{HOST}:{ws_port}/mqtt",
+               "process": broker}
+    finally:
+        broker.stop()
+
+
+class ConsoleServer:
+    """The console app and its Store on an event loop in a background thread (selenium calls block)."""
+
+    def __init__(self, db_path: Path, state_dir: Path, ws_url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="console-server", daemon=True)
+        self.thread.start()
+        self.port = free_port(HOST)
+        self.store: Store = self.run(Store.open(db_path))
+        app = create_console_app(store=self.store, state_dir=state_dir, agents=["agent1", "agent2"], ws_url=ws_url,
+                                 clock=lambda: datetime.now(UTC))
+        self.runner = web.AppRunner(app)
+        self.run(self.runner.setup())
+        self.run(web.TCPSite(self.runner, HOST, self.port).start())
+        self.url = f"http://{HOST}:{self.port}/"
+
+    def run(self, coro, timeout: float = 10.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.run(self.runner.cleanup())
+        self.run(self.store.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@pytest.fixture
+def server(tmp_path, broker):
+    s = ConsoleServer(tmp_path / "db" / "hotline.sqlite", broker["state_dir"], broker["ws_url"])
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def publish(broker):
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="test-gateway", protocol=paho.MQTTv311)
+    client.username_pw_set(GATEWAY_USER, mqtt_password(broker["state_dir"], GATEWAY_USER))
+    client.connect(HOST, broker["port"])
+    client.loop_start()
+
+    def send(agent: str, pop: dict) -> None:
+        info = client.publish(f"hotline/agents/{agent}/screenpop", json.dumps(pop, ensure_ascii=False), qos=1)
+        info.wait_for_publish(WAIT_S)
+        assert info.is_published(), "the broker did not PUBACK the screen-pop"
+
+    yield send
+    client.loop_stop()
+    client.disconnect()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+                f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def make_ticket(server: ConsoleServer, call_id: str, address: str) -> str:
+    async def create() -> str:
+        await server.store.open_call(call_id=call_id, number=NUMBER, channel=f"PJSIP/trunk-{call_id}",
+                                     started_at=NOW)
+        ticket_id = await server.store.create_ticket_draft(call_id=call_id, request_type="complaint",
+                                                           created_at=NOW)
+        await server.store.update_ticket_draft(ticket_id, address=address, unit="赤坎区住建局", category="噪音扰民",
+                                               due=date(2026, 3, 20), summary="小区夜间施工噪音",
+                                               transcript="你好，我要投诉人民大道中一号工地夜里施工。")
+        return ticket_id
+    return server.run(create())
+
+
+def screenpop(pop_id: str, agent: str, call_id: str, ticket_id: str, address: str) -> dict:
+    return {
+        "id": pop_id, "agent": agent, "call_id": call_id, "caller_number": NUMBER,
+        "ticket": {"id": ticket_id, "type": "complaint", "category": "噪音扰民", "unit": "赤坎区住建局",
+                   "address": address, "callback_number": NUMBER, "emergency": None, "due": "2026-03-20",
+                   "summary": "小区夜间施工噪音"},
+        "ivr_path": ["welcome", "3:complaint", "speech"],
+        "transcript": "你好，我要投诉人民大道中一号工地夜里施工。",
+        "history": {"calls": [{"call_id": "old-1", "started_at": "2026-02-11T02:00:00+00:00",
+                               "request_type": "complaint", "outcome": "answered"}],
+                    "tickets": [{"id": "2026021100003", "type": "complaint", "category": "噪音扰民",
+                                 "status": "saved", "created_at": "2026-02-11T02:05:00+00:00"}],
+                    "restrictions": []},
+        "created_at": "2026-03-02T01:30:00+00:00",
+    }
+
+
+def wait_for(driver, condition: Callable, what: str):
+    return WebDriverWait(driver, WAIT_S).until(lambda d: condition(d), message=f"timed out waiting for {what}")
+
+
+def text(driver, css_id: str) -> str:
+    return driver.find_element(By.ID, css_id).text
+
+
+def value(driver, css_id: str) -> str:
+    return driver.find_element(By.ID, css_id).get_attribute("value")
+
+
+def sign_in(driver, url: str, agent: str, password: str) -> None:
+    driver.get(url)
+    driver.find_element(By.ID, "login-agent").send_keys(agent)
+    driver.find_element(By.ID, "login-password").send_keys(password)
+    driver.find_element(By.ID, "login-submit").click()
+    wait_for(driver, lambda d: text(d, "status") == "已连接", "the console to connect to the broker")
+
+
+def listed_pops(driver) -> list[str]:
+    return [li.get_attribute("data-pop-id") for li in driver.find_elements(By.CSS_SELECTOR, "#pops li")]
+
+
+def test_agent_gets_own_screenpop_saves_ticket_and_requests_restriction(server, broker, publish, browser, tmp_path):
+    sign_in(browser, server.url, "agent1", mqtt_password(broker["state_dir"], "agent1"))
+
+    other_ticket = make_ticket(server, "call-agent2", "麻章区瑞云路 99 号")
+    publish("agent2", screenpop("pop-agent2", "agent2", "call-agent2", other_ticket, "麻章区瑞云路 99 号"))
+    ticket_id = make_ticket(server, "call-1", "赤坎区人民大道中 1 号")
+    publish("agent1", screenpop("pop-1", "agent1", "call-1", ticket_id, "赤坎区人民大道中 1 号"))
+
+    wait_for(browser, lambda d: value(d, "ticket-address") == "赤坎区人民大道中 1 号", "the screen-pop's address")
+    assert text(browser, "ticket-id") == ticket_id
+    assert value(browser, "ticket-type") == "complaint"
+    assert value(browser, "ticket-unit") == "赤坎区住建局"
+    assert value(browser, "ticket-due") == "2026-03-20"
+    assert text(browser, "caller-number") == "13800138000"
+    assert "人民大道中一号工地" in text(browser, "transcript")
+    assert "2026021100003" in text(browser, "history-tickets")
+
+    address = browser.find_element(By.ID, "ticket-address")
+    address.clear()
+    address.send_keys("赤坎区人民大道中 3 号")
+    browser.find_element(By.ID, "save").click()
+    wait_for(browser, lambda d: text(d, "save-status") == "已保存", "已保存")
+    saved = server.run(server.store.get_ticket_draft(ticket_id))
+    assert (saved["address"], saved["status"], saved["agent"]) == ("赤坎区人民大道中 3 号", "saved", "agent1")
+
+    browser.find_element(By.ID, "abusive-reason").send_keys("辱骂坐席人员")
+    browser.find_element(By.ID, "mark-abusive").click()
+    wait_for(browser, lambda d: text(d, "abusive-status") == "已提交，待班长确认", "the pending-restriction notice")
+    pending = server.run(server.store.list_pending_restrictions())
+    assert [(p["number"], p["requested_by"], p["call_id"], p["reason"]) for p in pending] == [
+        (NUMBER, "agent1", "call-1", "辱骂坐席人员")]
+    browser.save_screenshot(str(tmp_path / "console.png"))
+
+    # At-least-once delivery: the same pop again must not be listed twice; a later pop marks that it was handled.
+    publish("agent1", screenpop("pop-1", "agent1", "call-1", ticket_id, "赤坎区人民大道中 1 号"))
+    second_ticket = make_ticket(server, "call-2", "霞山区海滨大道 8 号")
+    publish("agent1", screenpop("pop-2", "agent1", "call-2", second_ticket, "霞山区海滨大道 8 号"))
+    wait_for(browser, lambda d: "pop-2" in listed_pops(d), "the second screen-pop")
+    assert listed_pops(browser) == ["pop-2", "pop-1"]
+    page = browser.page_source
+    assert "pop-agent2" not in page and other_ticket not in page and "麻章区" not in page
+
+
+def test_wrong_password_shows_an_error_and_no_workspace(server, browser):
+    browser.get(server.url)
+    browser.find_element(By.ID, "login-agent").send_keys("agent1")
+    browser.find_element(By.ID, "login-password").send_keys("wrong")
+    browser.find_element(By.ID, "login-submit").click()
+    wait_for(browser, lambda d: text(d, "login-error") == "坐席工号或密码错误", "the sign-in error")
+    assert not browser.find_element(By.ID, "workspace").is_displayed()
+    assert text(browser, "status") == "未登录"
+
+
+def test_console_reconnects_and_resubscribes_after_a_broker_restart(server, broker, publish, browser):
+    sign_in(browser, server.url, "agent1", mqtt_password(broker["state_dir"], "agent1"))
+    broker["process"].stop()
+    wait_for(browser, lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "reconnecting",
+             "the console to notice the broker is gone")
+    broker["process"].start()
+    wait_port(broker["ws_port"])
+    wait_for(browser, lambda d: text(d, "status") == "已连接", "the console to reconnect")
+
+    ticket_id = make_ticket(server, "call-after", "坡头区官渡镇")
+    publish("agent1", screenpop("pop-after", "agent1", "call-after", ticket_id, "坡头区官渡镇"))
+    wait_for(browser, lambda d: value(d, "ticket-address") == "坡头区官渡镇", "a screen-pop after the reconnect")
+
+
+def test_mqtt_packet_reader_splits_coalesced_and_joins_fragmented_packets(server, browser):
+    browser.get(server.url)
+    # A PUBLISH with a 200-byte body (two-byte remaining length), then a PINGRESP, cut at awkward places.
+    packets = browser.execute_script("""
+        const body = new Uint8Array(200).fill(65);
+        const publish = new Uint8Array([0x30, 0xc8, 0x01, ...body]);
+        const stream = new Uint8Array([...publish, 0xd0, 0x00]);
+        const reader = new MqttWs.PacketReader();
+        const out = [];
+        for (const [a, b] of [[0, 1], [1, 2], [2, 150], [150, stream.length]]) {
+          out.push(...reader.push(stream.slice(a, b)));
+        }
+        return out.map((p) => [p.type, p.flags, p.body.length]);
+    """)
+    assert packets == [[3, 0, 200], [13, 0, 0]]
