@@ -1,0 +1,183 @@
+"""Screen-pop: when an agent is connected to a caller (AMI ``AgentConnect``), put the call's ticket draft, IVR
+path, transcript and the caller's history in front of that agent.
+
+The pop goes through the durable outbox (store first, then the MQTT publisher) to the agent's own topic
+``hotline/agents/<agent>/screenpop``; the broker's ACL lets only that agent read it (art. 20), which is why the
+full caller number may travel in it: the agent needs it to call back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from ami_handlers.queue_events import CALL_ID_VAR, EventSource, agent_name, channel_vars
+from gateway.mosquitto_conf import screenpop_topic
+from gateway.outbox import new_message_id
+from gateway.phone import mask, normalise
+
+log = logging.getLogger(__name__)
+
+TICKET_ID_VAR = "HOTLINE_TICKET_ID"
+SCREENPOP_EVENT = "AgentConnect"
+# The draft fields an agent sees and edits (gateway.store.TICKET_FIELDS without the agent and transcript, which
+# travel at the top level).
+SCREENPOP_TICKET_FIELDS = (
+    "ticket_id", "type", "category", "unit", "address", "callback_number", "emergency", "emergency_situation",
+    "due", "summary", "status",
+)
+
+
+class ScreenPopStore(Protocol):
+    async def get_call(self, call_id: str) -> dict | None: ...
+    async def get_ticket_draft(self, ticket_id: str) -> dict | None: ...
+    async def ticket_draft_for_call(self, call_id: str) -> dict | None: ...
+    async def update_ticket_draft(self, ticket_id: str, **fields: Any) -> None: ...
+    async def caller_history(self, number_e164: str | None, *, now: datetime, days: int = 90) -> dict: ...
+
+
+class ScreenPopOutbox(Protocol):
+    async def put(self, topic: str, payload: dict, *, message_id: str) -> int: ...
+
+
+def build_screenpop(
+    *,
+    message_id: str,
+    agent: str,
+    call: Mapping[str, Any],
+    ticket: Mapping[str, Any] | None,
+    history: Mapping[str, Any],
+    transcript: str | None,
+    created_at: datetime,
+    reason: str | None = None,
+) -> dict:
+    """The screen-pop message: plain JSON-ready data (datetimes and dates as ISO text)."""
+    ticket_part = None
+    if ticket is not None:
+        ticket_part = {name: _json_value(ticket.get(name)) for name in SCREENPOP_TICKET_FIELDS}
+    return {
+        "id": message_id,
+        "agent": agent,
+        "call_id": call.get("call_id"),
+        "caller_number": call.get("number"),
+        "request_type": call.get("request_type"),
+        "emergency": call.get("emergency"),
+        "priority": call.get("priority"),
+        "started_at": _json_value(call.get("started_at")),
+        "ivr_path": list(call.get("ivr_path") or []),
+        "reason": reason,
+        "ticket": ticket_part,
+        "transcript": transcript,
+        "history": _json_value(history),
+        "created_at": _json_value(created_at),
+    }
+
+
+def event_var(event: Mapping[str, Any], name: str) -> str | None:
+    """A channel variable from the caller leg, else from the agent leg; None if unset or empty on both."""
+    for key in ("ChanVariable", "DestChanVariable"):
+        value = channel_vars(event, key).get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+class ScreenPopper:
+    def __init__(
+        self, store: ScreenPopStore, outbox: ScreenPopOutbox, *, clock: Callable[[], datetime],
+        history_days: int = 90,
+    ) -> None:
+        self._store = store
+        self._outbox = outbox
+        self._clock = clock
+        self._history_days = history_days
+        self.popped = 0
+        self.processed = 0
+        self._progress = asyncio.Condition()
+
+    def attach(self, ami: EventSource) -> None:
+        ami.on_event(SCREENPOP_EVENT, self.handle)
+
+    async def handle(self, event: Mapping[str, Any]) -> None:
+        """Never raises: a failure here must not disturb the AMI reader or the other event handlers."""
+        try:
+            await self._pop(event)
+        except Exception as exc:
+            log.error("event=screenpop_failed call_id=%s error=%s", event_var(event, CALL_ID_VAR),
+                      type(exc).__name__, exc_info=True)
+        finally:
+            async with self._progress:
+                self.processed += 1
+                self._progress.notify_all()
+
+    async def wait_processed(self, count: int, timeout: float) -> bool:
+        async def reached() -> None:
+            async with self._progress:
+                await self._progress.wait_for(lambda: self.processed >= count)
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    async def _pop(self, event: Mapping[str, Any]) -> None:
+        if str(event.get("Event", SCREENPOP_EVENT)).lower() != SCREENPOP_EVENT.lower():
+            return
+        call_id = event_var(event, CALL_ID_VAR)
+        if call_id is None:
+            # Not one of ours (queued while the gateway was down, or a call that bypassed it).
+            log.debug("event=screenpop_skipped reason=no_call_id queue=%s", event.get("Queue"))
+            return
+        agent = agent_name(event)
+        if agent is None:
+            log.warning("event=screenpop_skipped reason=no_agent call_id=%s", call_id)
+            return
+        topic = screenpop_topic(agent)  # ValueError for a name that cannot be a topic level: logged by handle()
+        now = self._clock()
+        call = await self._store.get_call(call_id) or _call_from_event(event, call_id)
+        ticket_id = event_var(event, TICKET_ID_VAR)
+        ticket = await self._store.get_ticket_draft(ticket_id) if ticket_id else None
+        if ticket is None:
+            ticket = await self._store.ticket_draft_for_call(call_id)
+        if ticket is not None and ticket.get("agent") != agent:
+            await self._store.update_ticket_draft(ticket["ticket_id"], agent=agent)
+            ticket = {**ticket, "agent": agent}
+        history = await self._store.caller_history(call.get("number"), now=now, days=self._history_days)
+        history = _without_current(history, call_id, ticket["ticket_id"] if ticket else None)
+        message_id = new_message_id()
+        payload = build_screenpop(
+            message_id=message_id, agent=agent, call=call, ticket=ticket, history=history,
+            transcript=ticket.get("transcript") if ticket else None, created_at=now,
+        )
+        seq = await self._outbox.put(topic, payload, message_id=message_id)
+        self.popped += 1
+        log.info("event=screenpop_queued call_id=%s agent=%s ticket=%s seq=%s message_id=%s caller=%s", call_id,
+                 agent, ticket["ticket_id"] if ticket else "-", seq, message_id, mask(call.get("number")))
+
+
+def _call_from_event(event: Mapping[str, Any], call_id: str) -> dict:
+    # AMI can overtake the FastAGI entry that opens the call record: the agent still gets the number.
+    raw = event.get("CallerIDNum")
+    number = normalise(raw if isinstance(raw, str) else None).e164
+    return {"call_id": call_id, "number": number, "ivr_path": []}
+
+
+def _without_current(history: Mapping[str, Any], call_id: str, ticket_id: str | None) -> dict:
+    return {
+        **history,
+        "calls": [c for c in history.get("calls", []) if c.get("call_id") != call_id],
+        "tickets": [t for t in history.get("tickets", []) if t.get("id") != ticket_id],
+    }
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return value
