@@ -13,6 +13,7 @@ from pathlib import Path
 
 from gateway.asterisk_root import AsteriskRoot
 from gateway.config import Config
+from gateway.mosquitto_conf import write_broker_config
 from gateway.processes import ManagedProcess, tcp_port_open, udp_port_in_use, wait_until
 from gateway.sipp_scenario import agent_scenario
 
@@ -129,21 +130,10 @@ class Stack:
         log(f"prompts: {report}")
 
     def _mosquitto_conf(self) -> Path:
+        """Per-user passwords and the ACL (agents read only their own topic); see gateway/mosquitto_conf.py."""
         cfg = self.config
-        base = cfg.state_dir / "mosquitto"
-        base.mkdir(parents=True, exist_ok=True)
-        conf = base / "mosquitto.conf"
-        conf.write_text("\n".join([
-            "# Rendered by hotline-gateway (sandbox broker; loopback only)",
-            "per_listener_settings false",
-            # Nothing the gateway publishes may depend on the broker's disk (the screen-pop outbox is in the
-            # gateway's store), and the broker runs as user mosquitto, which may not reach a private state dir.
-            "persistence false",
-            "log_dest stdout", "log_type error", "log_type warning", "log_type notice",
-            f"listener {cfg.mqtt.port} {cfg.mqtt.host}",
-            "allow_anonymous true", "",
-        ]))
-        return conf
+        return write_broker_config(cfg.state_dir, host=cfg.mqtt.host, port=cfg.mqtt.port, ws_port=cfg.mqtt.ws_port,
+                                   agents=[a.name for a in cfg.agents], centres=[c.name for c in cfg.centres])
 
     def _gateway_ready(self) -> bool:
         if self.gateway.pid() is None:
