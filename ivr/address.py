@@ -20,23 +20,26 @@ _WHITESPACE = re.compile(r"\s+")
 
 # Characters that end a place name going leftwards: pronouns, particles, verbs of being somewhere. A road name
 # seldom contains them, while "我家住在海滨大道" must start the address at 海.
-_STOP = ("我你他她它们咱您谁在住是的了到于从往和与跟就也都还很太要想请问个这那有没不把被给让说条边里对位址点又再"
-         "吗呢吧啊呀哦嗯啦嘛哪么什怎样诉询映议助吵帮忙叫喊听闻知")
+_STOP = ("我你他她它们咱您谁在住是的了到于从往和与跟就也都还很要想请问个这那有没不把被给让说条边里对位址点又再"
+         "吗呢吧啊呀哦嗯啦嘛哪么什怎样诉询映议助吵帮忙叫喊听闻知些")
 _NAME = rf"(?:(?![{_STOP}])[\u4e00-\u9fff0-9])"
 _DIRECTION = r"(?:[东南西北中](?:段|路)?|[一二三四五六七八九十]+(?:横|马)?路)?"
-_ROAD = rf"{_NAME}{{1,8}}?(?:大道|大街|街道|路|街|巷|里){_DIRECTION}"
-_PLACE = rf"{_NAME}{{1,8}}?(?:管理区|开发区|农场|社区|小区|新村|花园|大厦|广场|市场|公寓|家园|苑|镇|乡|村)"
+_ROAD = rf"{_NAME}{{1,8}}?(?:大道|大街|街道|路|街|巷){_DIRECTION}"
+_PLACE = rf"{_NAME}{{1,8}}?(?:管理区|开发区|工业园|产业园|农场|社区|小区|新村|花园|公园|大厦|广场|市场|公寓|家园|苑|镇|乡|村)"
 _NUMBERS = rf"\d+(?:-\d+)?(?:{_NUMBER_SUFFIX})"
 _DISTRICT = "|".join(DISTRICTS)
 _SPAN = re.compile(rf"(?:湛江市?)?(?:(?:{_DISTRICT})(?:{_ROAD}|{_PLACE}|{_NUMBERS})*"
                    rf"|(?:{_ROAD}|{_PLACE})(?:{_ROAD}|{_PLACE}|{_NUMBERS})*)")
 # Words before a place that the name pattern cannot tell from its first characters.
-_LEADS = ("湛江市", "湛江", "投诉", "举报", "反映", "咨询", "求助", "建议", "地址", "位置", "附近", "家住", "就在",
+_LEADS = ("湛江市", "湛江", "问一下", "一下", "投诉", "举报", "反映", "咨询", "求助", "建议", "地址", "位置", "附近", "家住", "就在",
           "门口", "楼下", "现在", "今天", "昨天", "晚上", "早上", "白天", "半夜", "每天", "一直", "经常", "已经",
           "发现", "看到", "看见", "路过", "经过", "这边", "那边", "隔壁", "对面", "前面", "后面")
-# Words that end in a road suffix without naming one ("马路上有个坑", "这条街").
-_GENERIC = ("马路", "道路", "公路", "小路", "大路", "路口", "路边", "街上", "村里", "小区里", "上街", "一路",
-            "全村", "全镇", "本村", "本小区", "同村", "农村", "城里", "市场监管", "市场价")
+# Words that contain a place suffix without naming a place ("马路上有个坑", "公交线路") become a break before
+# matching; a suffix followed by a common word keeps the suffix ("解放东路路口" -> "解放东路，", "旧县村里" -> "旧县村，").
+_GENERIC = re.compile("十字路口|马路|道路|公路|小路|大路|线路|路线|走路|修路|绕路|过路|出路|销路|跑路|一路上|老旧小区|城乡|街上|上街|逛街|全村|"
+                      "同村|农村|菜市场|农贸市场|市场监管|市场价|(路|街|村|小区)(?:口|边|面|灯|段|上|里|子)")
+# "二十五路公交", "12路": bus routes, not roads.
+_BUS_ROUTE = re.compile(r"[零一二三四五六七八九十百\d]+路")
 
 
 def chinese_number(text: str) -> int:
@@ -64,18 +67,22 @@ def arabic_numbers(text: str) -> str:
 
 
 def normalise_for_address(text: str) -> str:
-    return arabic_numbers(_WHITESPACE.sub("", text))
+    return _GENERIC.sub(lambda m: (m.group(1) or "") + "，", arabic_numbers(_WHITESPACE.sub("", text)))
 
 
 def find_address(text: str) -> str | None:
     """The best address span in a transcript, e.g. '赤坎区人民大道南88号', or None."""
     joined = normalise_for_address(text)
-    best, best_score = None, 0
-    for m in _SPAN.finditer(joined):
-        span = _trim(m.group())
-        score = _score(span)
-        if score > best_score:
-            best, best_score = span, score
+    spans = [span for span in (_trim(m.group()) for m in _SPAN.finditer(joined))
+             if _SPAN.fullmatch(span) and _score(span) > 0]     # trimming may leave a bare "小区"
+    if not spans:
+        return None
+    best = max(spans, key=_score)                   # max keeps the first of equal scores
+    if best in DISTRICTS:
+        # "霞山区 有 个 黑作坊 ... 在 海头 街道": the district and the place come in separate phrases.
+        place = next((s for s in spans if not any(d in s for d in DISTRICTS)), None)
+        if place is not None:
+            return best + place
     return best
 
 
@@ -95,7 +102,7 @@ def _trim(span: str) -> str:
 
 
 def _score(span: str) -> int:
-    if span in _GENERIC or any(span.startswith(g) and len(span) <= len(g) + 1 for g in _GENERIC):
+    if _BUS_ROUTE.fullmatch(span):
         return 0
     score = len(span)
     if any(d in span for d in DISTRICTS):

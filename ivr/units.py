@@ -36,7 +36,8 @@ class Category:
     def score(self, text: str) -> int:
         if any(phrase in text for phrase in self.exclude):
             return 0
-        return sum(len(k) for k in self.keywords if k in text)
+        found = [k for k in self.keywords if k in text]
+        return sum(len(k) for k in found if not any(k != other and k in other for other in found))
 
 
 @dataclass(frozen=True)

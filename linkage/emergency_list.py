@@ -19,7 +19,7 @@ KNOWN_CENTRES = frozenset({"110", "119", "120", "122", "water", "power", "gas"})
 DTMF_KEYS = "0123456789*#"
 _ID = re.compile(r"[a-z][a-z0-9_]*")
 _WHITESPACE = re.compile(r"\s+")
-_FIELDS = {"id", "name", "centres", "menu_key", "keywords", "cancel"}
+_FIELDS = {"id", "name", "centres", "menu_key", "category", "keywords", "cancel"}
 
 
 class EmergencyListError(ValueError):
@@ -40,6 +40,7 @@ class Situation:
     menu_key: str | None
     keywords: tuple[str, ...]
     cancel: tuple[str, ...]
+    category: str | None = None     # ticket category in the unit catalogue
 
     @property
     def centre(self) -> str:
@@ -53,6 +54,7 @@ class Match:
     centre: str                     # its primary centre
     keyword: str                    # the phrase that matched
     also: tuple[str, ...] = ()      # ids of further matching situations, in list order
+    category: str | None = None     # the situation's ticket category
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class EmergencyList:
         if not hits:
             return None
         first, keyword = hits[0]
-        return Match(first.id, first.centre, keyword, tuple(s.id for s, _ in hits[1:]))
+        return Match(first.id, first.centre, keyword, tuple(s.id for s, _ in hits[1:]), first.category)
 
 
 def load_emergency_list(path: str | Path = DEFAULT_EMERGENCY_PATH, *,
@@ -147,12 +149,16 @@ def parse_emergency_list(raw: Mapping[str, object], *, source: str = "<emergency
                 raise fail(f"{at}.menu_key", f"key {key!r} already leads to {other_centre} ({other}); "
                            "situations sharing a key must share the primary centre")
             primary_by_key.setdefault(key, (sid, situation_centres[0]))
+        category = item.get("category")
+        if category is not None and (not isinstance(category, str) or not category.strip()):
+            raise fail(f"{at}.category", "must be a non-empty string (a category name in the unit catalogue)")
         keywords = _strings(item.get("keywords"), f"{at}.keywords", fail)
         cancel = _strings(item.get("cancel", []), f"{at}.cancel", fail, allow_empty=True)
         for j, phrase in enumerate(cancel):
             if phrase in keywords:
                 raise fail(f"{at}.cancel[{j}]", f"{phrase!r} is also a keyword; the situation could never match")
-        situations.append(Situation(sid, name.strip(), situation_centres, key, keywords, cancel))
+        situations.append(Situation(sid, name.strip(), situation_centres, key, keywords, cancel,
+                                    category.strip() if category else None))
     return EmergencyList(tuple(situations), source)
 
 
