@@ -346,8 +346,8 @@ def _jsonable(value: Any) -> Any:
 
 
 def _error(status: int, field: str, reason: str) -> web.Response:
-    return web.json_response({"error": reason, "field": field}, status=status)
+    return web.json_response({"field": field, "reason": reason}, status=status)
 
 
 def _http_error(cls: type[web.HTTPException], field: str, reason: str) -> web.HTTPException:
-    return cls(text=json.dumps({"error": reason, "field": field}), content_type="application/json")
+    return cls(text=json.dumps({"field": field, "reason": reason}), content_type="application/json")

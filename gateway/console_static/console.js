@@ -51,7 +51,7 @@
   function errorText(result) {
     const d = result.data || {};
     const field = FIELD_NAMES[d.field] || d.field;
-    return field ? `${field}：${d.error || result.status}` : `错误 ${result.status}`;
+    return field ? `${field}：${d.reason || result.status}` : `错误 ${result.status}`;
   }
   const FIELD_NAMES = {
     type: "诉求类型", category: "分类", unit: "承办单位", address: "地址", callback_number: "回拨号码",

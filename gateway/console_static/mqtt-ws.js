@@ -85,6 +85,7 @@ const MqttWs = (() => {
       this.pingTimer = null;
       this.awaitingPong = false;
       this.reconnectTimer = null;
+      this.pongs = 0;  // PINGRESPs received: shows the keepalive working (diagnostics, tests)
     }
 
     start() { this.stopped = false; this.open(); }
@@ -166,7 +167,7 @@ const MqttWs = (() => {
           break;
         }
         case PUBLISH: this.handlePublish(p); break;
-        case PINGRESP: this.awaitingPong = false; break;
+        case PINGRESP: this.awaitingPong = false; this.pongs += 1; break;
         default: break;  // nothing else is expected by a subscriber at QoS <= 1
       }
     }

@@ -195,7 +195,7 @@ async def test_put_rejects_bad_input_naming_the_field(client, store, tmp_path, t
     assert response.status == 400
     error = await response.json()
     assert error["field"] == field
-    assert reason in error["error"]
+    assert reason in error["reason"]
     assert (await store.get_ticket_draft(ticket))["status"] == "draft"
 
 

@@ -266,3 +266,38 @@ def test_mqtt_packet_reader_splits_coalesced_and_joins_fragmented_packets(server
         return out.map((p) => [p.type, p.flags, p.body.length]);
     """)
     assert packets == [[3, 0, 200], [13, 0, 0]]
+
+
+def test_mqtt_client_keeps_an_idle_connection_alive_with_pings(server, broker, browser):
+    browser.get(server.url)
+    # keepalive 1 s: mosquitto drops a client silent for 1.5 s, so three answered pings prove PINGREQ works.
+    browser.execute_script("""
+        window.statuses = [];
+        window.probe = new MqttWs.Client({
+          url: arguments[0], clientId: "keepalive-probe", username: "agent1", password: arguments[1],
+          topic: "hotline/agents/agent1/screenpop", keepalive: 1,
+          onStatus: (state) => window.statuses.push(state), onMessage: () => {},
+        });
+        window.probe.start();
+    """, broker["ws_url"], mqtt_password(broker["state_dir"], "agent1"))
+    wait_for(browser, lambda d: d.execute_script("return window.probe.pongs") >= 4, "four PINGRESPs")
+    assert browser.execute_script("return window.statuses") == ["connecting", "connected"]
+    browser.execute_script("window.probe.stop()")
+
+
+def test_mqtt_client_stops_on_refused_credentials(server, broker, browser):
+    browser.get(server.url)
+    browser.execute_script("""
+        window.statuses = [];
+        window.probe = new MqttWs.Client({
+          url: arguments[0], clientId: "bad-probe", username: "agent1", password: "wrong",
+          topic: "hotline/agents/agent1/screenpop",
+          onStatus: (state, detail) => window.statuses.push([state, detail || null]), onMessage: () => {},
+        });
+        window.probe.start();
+    """, broker["ws_url"])
+    wait_for(browser, lambda d: any(s[0] == "refused" for s in d.execute_script("return window.statuses")),
+             "the refusal")
+    # mosquitto answers a wrong password with "not authorised" (5), not "bad user name or password" (4).
+    assert browser.execute_script("return window.statuses") == [["connecting", None], ["refused", "未授权"]]
+    assert browser.execute_script("return window.probe.stopped && window.probe.reconnectTimer === null")
