@@ -87,11 +87,9 @@ def find_address(text: str) -> str | None:
 
 
 def _trim(span: str) -> str:
-    for district in DISTRICTS:
-        at = span.find(district)
-        if at > 0:
-            span = span[at:]
-            break
+    starts = [at for at in (span.find(d) for d in DISTRICTS) if at >= 0]
+    if starts:
+        return span[min(starts):]
     changed = True
     while changed:
         changed = False

@@ -74,7 +74,7 @@ class WorkingDayCalendar:
             if day.year not in self.known_years and day.year not in self._warned_years:
                 self._warned_years.add(day.year)
                 log.warning("event=working_day_calendar_fallback year=%d rule=monday_to_friday source=%s "
-                            "hint=add_[years.%d]_to_a_working_days_file", day.year, day.year, self.source)
+                            "hint=add_[years.%d]_to_a_working_days_file", day.year, self.source, day.year)
             return day.weekday() < 5
 
 
