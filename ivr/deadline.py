@@ -62,8 +62,16 @@ class WorkingDayCalendar:
     known_years: frozenset[int] = frozenset()
     source: str = "<chinese_calendar>"
     _warned_years: set[int] = field(default_factory=set, repr=False, compare=False)
+    # chinese_calendar scans its whole holiday table on every call (min/max date check): remember answers.
+    _known: dict[date, bool] = field(default_factory=dict, repr=False, compare=False)
 
     def is_working_day(self, day: date) -> bool:
+        answer = self._known.get(day)
+        if answer is None:
+            answer = self._known[day] = self._look_up(day)
+        return answer
+
+    def _look_up(self, day: date) -> bool:
         if day in self.extra_workdays:
             return True
         if day in self.extra_holidays:
