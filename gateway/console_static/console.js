@@ -193,7 +193,8 @@
     $("ticket-id").textContent = ticket.id;
     for (const [name, id] of Object.entries(TICKET_FIELDS)) {
       const value = ticket[name];
-      $(id).value = value === null || value === undefined ? "" : String(value);
+      if (value === null || value === undefined) $(id).value = "";
+      else $(id).value = name === "callback_number" ? displayNumber(value) : String(value);
     }
     if (!TYPE_NAMES[ticket.type]) $("ticket-type").value = "";
   }

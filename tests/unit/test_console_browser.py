@@ -198,6 +198,7 @@ def test_agent_gets_own_screenpop_saves_ticket_and_requests_restriction(server, 
     assert value(browser, "ticket-unit") == "赤坎区住建局"
     assert value(browser, "ticket-due") == "2026-03-20"
     assert text(browser, "caller-number") == "13800138000"
+    assert value(browser, "ticket-callback") == "13800138000"
     assert "人民大道中一号工地" in text(browser, "transcript")
     assert "2026021100003" in text(browser, "history-tickets")
 
@@ -208,6 +209,7 @@ def test_agent_gets_own_screenpop_saves_ticket_and_requests_restriction(server, 
     wait_for(browser, lambda d: text(d, "save-status") == "已保存", "已保存")
     saved = server.run(server.store.get_ticket_draft(ticket_id))
     assert (saved["address"], saved["status"], saved["agent"]) == ("赤坎区人民大道中 3 号", "saved", "agent1")
+    assert saved["callback_number"] == NUMBER
 
     browser.find_element(By.ID, "abusive-reason").send_keys("辱骂坐席人员")
     browser.find_element(By.ID, "mark-abusive").click()
