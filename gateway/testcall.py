@@ -83,9 +83,9 @@ async def find_call(store: Store, number: str | None, since: datetime) -> dict |
 
 
 async def place_call(config: Config, number: str, dtmf: str, *, hold_s: float = 8.0, full: bool = False,
-                     say: Path | None = None) -> dict:
+                     say: Path | None = None, speak_after_ms: int = 1000) -> dict:
     """Place the call, wait for its record to settle, and return a JSON-ready summary."""
-    script = CallerScript(from_number=number, dtmf=dtmf, hold_ms=int(hold_s * 1000))
+    script = CallerScript(from_number=number, dtmf=dtmf, hold_ms=int(hold_s * 1000), speak_after_ms=speak_after_ms)
     since = datetime.now(timezone.utc) - timedelta(seconds=1)
     started = time.monotonic()
     sipp = await run_sipp_caller(config, script, say=say)
@@ -120,9 +120,10 @@ async def place_call(config: Config, number: str, dtmf: str, *, hold_s: float = 
             "queued": call.get("queued_at") is not None, "answered_by": call.get("agent"), "outcome": outcome,
         })
     if draft:
-        result["ticket"] = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in draft.items()
-                            if k in {"id", "type", "category", "unit", "address", "callback_number", "emergency",
-                                     "due", "summary", "transcript", "status"}}
+        result["ticket"] = {"id": draft["ticket_id"], **{
+            k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in draft.items()
+            if k in {"type", "category", "unit", "address", "callback_number", "emergency", "due", "summary",
+                     "transcript", "status"}}}
     else:
         result["note"] = "no call record: the gateway did not see this call (down?); the dialplan queued it"
     return result

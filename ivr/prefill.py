@@ -45,6 +45,6 @@ class TicketPrefill:
                           emergency_situation=t.emergency_situation, due=t.due, summary=t.summary)
             # keep what the menu already established when speech says nothing about it
             fields = {k: v for k, v in fields.items() if v is not None or k == "transcript"}
-        await self.store.update_ticket_draft(draft["id"], **fields)
-        log.info("call=%s event=ticket_prefilled ticket=%s recording=%s fields=%s", result.call_id, draft["id"],
+        await self.store.update_ticket_draft(draft["ticket_id"], **fields)
+        log.info("call=%s event=ticket_prefilled ticket=%s recording=%s fields=%s", result.call_id, draft["ticket_id"],
                  "yes" if path else "no", ",".join(sorted(k for k, v in fields.items() if v)))

