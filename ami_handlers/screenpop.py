@@ -26,7 +26,7 @@ SCREENPOP_EVENT = "AgentConnect"
 # The draft fields an agent sees and edits (gateway.store.TICKET_FIELDS without the agent and transcript, which
 # travel at the top level).
 SCREENPOP_TICKET_FIELDS = (
-    "ticket_id", "type", "category", "unit", "address", "callback_number", "emergency", "emergency_situation",
+    "type", "category", "unit", "address", "callback_number", "emergency", "emergency_situation",
     "due", "summary", "status",
 )
 
@@ -57,7 +57,9 @@ def build_screenpop(
     """The screen-pop message: plain JSON-ready data (datetimes and dates as ISO text)."""
     ticket_part = None
     if ticket is not None:
-        ticket_part = {name: _json_value(ticket.get(name)) for name in SCREENPOP_TICKET_FIELDS}
+        # On the wire the ticket's id is "id" (the agent console's contract); the store calls it ticket_id.
+        ticket_part = {"id": ticket.get("ticket_id"),
+                       **{name: _json_value(ticket.get(name)) for name in SCREENPOP_TICKET_FIELDS}}
     return {
         "id": message_id,
         "agent": agent,

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway import cli_restrict
+from gateway import cli_classify, cli_pending, cli_restrict
 from gateway.config import CONFIG_ENV, ConfigError, load_config
 from gateway.logs import setup_logging
 
@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     render.set_defaults(func=cmd_asterisk_render)
 
     cli_restrict.register(sub)
+    cli_pending.register(sub)
+    cli_classify.register(sub)
     return parser
 
 

@@ -9,13 +9,20 @@ import signal
 from datetime import datetime, timezone
 from pathlib import Path
 
+from aiohttp import web
+
 from ami_handlers.connection import AMIConnection
 from ami_handlers.queue_events import QueueEventRecorder
 from gateway.callflow import CallFlow, CallFlowSettings
 from gateway.config import Config
+from gateway.console import create_console_app
 from gateway.fastagi import FastAGIServer
 from gateway.store import Store
 from ami_handlers.queue_events import channel_vars
+from ami_handlers.screenpop import ScreenPopper
+from gateway.mosquitto_conf import mqtt_password
+from gateway.mqtt_publisher import MQTTPublisher
+from gateway.outbox import Outbox
 from ivr.audiosocket import AudioSocketServer
 from ivr.capture import SpeechCapture
 from ivr.menu import load_menu, validate_prompts
@@ -43,6 +50,9 @@ class GatewayService:
         self.fastagi: FastAGIServer | None = None
         self.audiosocket: AudioSocketServer | None = None
         self.capture: SpeechCapture | None = None
+        self.console: web.AppRunner | None = None
+        self.publisher: MQTTPublisher | None = None
+        self.screenpopper: ScreenPopper | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -54,6 +64,12 @@ class GatewayService:
                                  secret=cfg.ami_secret(), reconnect_min=cfg.ami.reconnect_min_s,
                                  reconnect_max=cfg.ami.reconnect_max_s)
         QueueEventRecorder(self.store, clock=utc_now).attach(self.ami)
+        outbox = Outbox(self.store, clock=utc_now)
+        self.publisher = MQTTPublisher(self.store, host=cfg.mqtt.host, port=cfg.mqtt.port, username="gateway",
+                                       password=mqtt_password(cfg.state_dir, "gateway"))
+        outbox.on_added(self.publisher.wake)
+        await self.publisher.start()
+        self.screenpopper = ScreenPopper(self.store, outbox, clock=utc_now)
         if cfg.speech.enabled:
             await self._start_capture()
         self.ami.on_event("AgentConnect", self._on_agent_connect)
@@ -65,6 +81,7 @@ class GatewayService:
                                      command_timeout=cfg.fastagi.command_timeout_s,
                                      header_timeout=cfg.fastagi.header_timeout_s)
         await self.fastagi.start()
+        await self._start_console()
         log.info("event=started fastagi=%s:%s ami=%s:%s store=%s", cfg.fastagi.host, self.fastagi.port,
                  cfg.ami.host, cfg.ami.port, cfg.store.path)
 
@@ -86,6 +103,15 @@ class GatewayService:
         log.info("event=speech_capture_ready audiosocket=%s:%s model=%s", cfg.speech.audiosocket_host,
                  self.audiosocket.port, "yes" if recogniser else "none")
 
+    async def _start_console(self) -> None:
+        cfg = self.config
+        app = create_console_app(store=self.store, state_dir=cfg.state_dir, agents=[a.name for a in cfg.agents],
+                                 ws_url=f"ws://{cfg.mqtt.host}:{cfg.mqtt.ws_port}/mqtt", clock=utc_now)
+        self.console = web.AppRunner(app, access_log=None)
+        await self.console.setup()
+        await web.TCPSite(self.console, cfg.console.host, cfg.console.port, backlog=128).start()
+        log.info("event=console_ready url=http://%s:%s/", cfg.console.host, cfg.console.port)
+
     async def _on_agent_connect(self, event) -> None:
         """An agent answered: end the caller's description at once and file it, then pop the ticket."""
         call_id = channel_vars(event).get("HOTLINE_CALL_ID")
@@ -93,6 +119,7 @@ class GatewayService:
             return
         if self.capture is not None:
             await self.capture.finish_for_call(call_id)
+        await self.screenpopper.handle(event)
 
     def status(self) -> dict:
         return {
@@ -102,6 +129,8 @@ class GatewayService:
             "active_sessions": self.fastagi.active_sessions if self.fastagi else 0,
             "ami_ready": bool(self.ami and self.ami.ready),
             "ami_reconnects": self.ami.reconnects if self.ami else 0,
+            "mqtt_connected": bool(self.publisher and self.publisher.connected),
+            "console_listening": self.console is not None,
             "updated_at": utc_now().isoformat(timespec="seconds"),
         }
 
@@ -123,7 +152,8 @@ class GatewayService:
         last = None
         while not self._stopping.is_set():
             current = self.status()
-            key = (current["ami_ready"], current["active_sessions"], current["ami_reconnects"])
+            key = (current["ami_ready"], current["active_sessions"], current["ami_reconnects"],
+                   current["mqtt_connected"])
             if key != last:
                 await self._write_status()
                 last = key
@@ -136,6 +166,10 @@ class GatewayService:
         log.info("event=stopping")
         if self.fastagi:
             await self.fastagi.close()
+        if self.console:
+            await self.console.cleanup()
+        if self.publisher:
+            await self.publisher.close()
         if self.capture:
             await self.capture.close()
         if self.audiosocket:

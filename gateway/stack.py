@@ -79,7 +79,8 @@ class Stack:
         if not wait_until(self._gateway_ready, READY_TIMEOUT_S, 0.2):
             raise StackError(f"gateway not ready in {READY_TIMEOUT_S:.0f} s (status {self.gateway_status()}); "
                              f"see {self.gateway.log_file}")
-        log(f"gateway: ready (FastAGI {cfg.fastagi.host}:{cfg.fastagi.port}, AMI logged in)")
+        log(f"gateway: ready (FastAGI {cfg.fastagi.host}:{cfg.fastagi.port}, AMI logged in, MQTT connected, "
+            f"agent console http://{cfg.console.host}:{cfg.console.port}/)")
 
         if simulated_agents if simulated_agents is not None else cfg.sandbox.simulated_agents:
             self.start_simulated_agents(log)
@@ -139,7 +140,7 @@ class Stack:
         if self.gateway.pid() is None:
             return False
         status = self.gateway_status()
-        return bool(status.get("fastagi_listening") and status.get("ami_ready"))
+        return bool(status.get("fastagi_listening") and status.get("ami_ready") and status.get("mqtt_connected"))
 
     def gateway_status(self) -> dict:
         try:
@@ -180,6 +181,9 @@ class Stack:
             "gateway": {"pid": self.gateway.pid(), "running": self.gateway.pid() is not None,
                         "fastagi_listening": bool(gw.get("fastagi_listening")),
                         "ami_ready": bool(gw.get("ami_ready")), "ami_reconnects": gw.get("ami_reconnects"),
+                        "mqtt_connected": bool(gw.get("mqtt_connected")),
+                        "console": f"http://{cfg.console.host}:{cfg.console.port}/" if gw.get("console_listening")
+                        else None,
                         "active_sessions": gw.get("active_sessions"), "updated_at": gw.get("updated_at")},
             "simulated_agents": {p.name: p.pid() for p in self.agents if p.pid() is not None},
         }

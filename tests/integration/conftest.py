@@ -88,8 +88,8 @@ def agents(sandbox: SandboxStack):
 
 @pytest.fixture
 def slow_agents(sandbox: SandboxStack):
-    """Agents whose phones ring 15 s before they answer: time for the caller to describe the matter."""
-    sandbox.stack.start_simulated_agents(log=lambda *_: None, answer_after_ms=15000)
+    """Agents whose phones ring 12 s (under the queue's 15 s ring timeout) before they answer: time to speak."""
+    sandbox.stack.start_simulated_agents(log=lambda *_: None, answer_after_ms=12000)
     yield sandbox
     for proc in sandbox.stack.agents:
         proc.stop(timeout=3)

@@ -81,7 +81,7 @@ def test_build_screenpop_is_json_ready_and_carries_everything_the_agent_needs():
     assert json.loads(json.dumps(pop)) == pop
     assert pop["id"] == "m1" and pop["agent"] == "agent1" and pop["call_id"] == "c1"
     assert pop["caller_number"] == NUMBER and pop["ivr_path"] == ["welcome", "3"]
-    assert pop["ticket"]["ticket_id"] == "2026112700001" and pop["ticket"]["due"] == "2026-12-18"
+    assert pop["ticket"]["id"] == "2026112700001" and pop["ticket"]["due"] == "2026-12-18"
     assert pop["ticket"]["unit"] is None
     assert pop["transcript"] == "晚上施工" and pop["reason"] == "menu"
     assert pop["history"]["calls"][0]["started_at"] == (NOW - timedelta(days=3)).isoformat()
@@ -106,7 +106,7 @@ async def test_agent_connect_pops_the_draft_on_the_agents_topic(popper, store, o
     assert topic == "hotline/agents/agent1/screenpop"
     assert pop["id"] == message_id and pop["agent"] == "agent1" and pop["call_id"] == CALL_ID
     assert pop["caller_number"] == NUMBER and pop["ivr_path"] == ["welcome", "3"]
-    assert pop["ticket"]["ticket_id"] == ticket_id and pop["ticket"]["unit"] == "城管局"
+    assert pop["ticket"]["id"] == ticket_id and pop["ticket"]["unit"] == "城管局"
     assert pop["transcript"] == "晚上十一点还在施工"
     assert (await store.get_ticket_draft(ticket_id))["agent"] == "agent1"
     assert popper.popped == 1 and popper.processed == 1
@@ -116,7 +116,7 @@ async def test_draft_is_found_by_call_when_the_channel_has_no_ticket_id(popper, 
     ticket_id = await a_queued_complaint(store)
     await popper.handle(agent_connect(ticket_id="", member="PJSIP/agent2"))
     [(topic, pop, _)] = outbox.items
-    assert topic == "hotline/agents/agent2/screenpop" and pop["ticket"]["ticket_id"] == ticket_id
+    assert topic == "hotline/agents/agent2/screenpop" and pop["ticket"]["id"] == ticket_id
 
 
 async def test_history_shows_earlier_calls_and_restrictions_but_not_this_call(popper, store, outbox):
@@ -197,7 +197,7 @@ async def test_agent_connect_to_agents_console_over_a_real_broker(tmp_path, stor
             async with asyncio.timeout(5):
                 message = await anext(aiter(console.messages))
         pop = json.loads(message.payload)
-        assert pop["ticket"]["ticket_id"] == ticket_id and pop["caller_number"] == NUMBER
+        assert pop["ticket"]["id"] == ticket_id and pop["caller_number"] == NUMBER
         assert await publisher.wait_published(1, 5) and await store.outbox_pending() == []
     finally:
         await publisher.close()
