@@ -1,0 +1,69 @@
+"""Issue 3 point 7 end to end: a sipp caller keys 3 and speaks, a sipp agent answers, and the agent console in
+headless Chromium (Debian's) shows the filled ticket, live over MQTT-over-websockets from the stack's broker."""
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from gateway.mosquitto_conf import mqtt_password
+from gateway.testcall import place_call
+
+pytestmark = pytest.mark.integration
+KOREAN = "안녕하세요 저는 집 앞 도로에 문제가 있어서 전화했습니다 빨리 고쳐 주세요"
+
+
+@pytest.fixture
+def browser(tmp_path):
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+                f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def only_agent1(sandbox):
+    """agent1 alone answers (after 12 s of ringing); agent2's phone is off, so the queue rings agent1."""
+    sandbox.stack.start_simulated_agents(log=lambda *_: None, answer_after_ms=12000)
+    sandbox.stack.agents[1].stop(timeout=3)
+    yield sandbox
+    for proc in sandbox.stack.agents:
+        proc.stop(timeout=3)
+
+
+def test_the_agent_console_shows_the_ticket_of_a_real_call(sandbox, only_agent1, browser, tmp_path):
+    cfg = sandbox.config
+    raw, wav = tmp_path / "raw.wav", tmp_path / "say.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-s", "150", "-w", str(raw), KOREAN], check=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(wav)], check=True)
+
+    wait = WebDriverWait(browser, 20)
+    browser.get(f"http://{cfg.console.host}:{cfg.console.port}/")
+    browser.find_element(By.ID, "login-agent").send_keys("agent1")
+    browser.find_element(By.ID, "login-password").send_keys(mqtt_password(cfg.state_dir, "agent1"))
+    browser.find_element(By.ID, "login-submit").click()
+    wait.until(lambda d: d.find_element(By.ID, "status").text == "已连接", "console connected to the broker")
+
+    result = asyncio.run(place_call(cfg, "13800138011", "3", hold_s=24, full=True, say=wav, speak_after_ms=6000))
+    assert result["answered_by"] == "agent1", result
+    ticket = result["ticket"]
+
+    wait.until(lambda d: d.find_element(By.ID, "ticket-id").text == ticket["id"], "the screen-pop on the page")
+    value = lambda css_id: browser.find_element(By.ID, css_id).get_attribute("value")  # noqa: E731
+    assert value("ticket-type") == "complaint"
+    assert value("ticket-due") == ticket["due"]
+    assert browser.find_element(By.ID, "transcript").text.strip() == ticket["transcript"]
+    assert ticket["transcript"]
+    browser.save_screenshot(str(tmp_path / "console.png"))
+    Path(cfg.state_dir / "logs" / "console-real-call.png").write_bytes((tmp_path / "console.png").read_bytes())
