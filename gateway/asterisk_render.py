@@ -56,6 +56,7 @@ def render_values(config: Config, ami_secret: str) -> dict[str, str]:
         "queue_name": config.queue.name,
         "queue_ring_timeout": str(config.queue.ring_timeout_s),
         "queue_members": members,
+        "recording_dir": config.speech.asterisk_recording_dir,
         "ami_host": config.ami.host,
         "ami_port": str(config.ami.port),
         "ami_permit": config.ami.host,

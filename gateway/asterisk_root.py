@@ -81,13 +81,13 @@ class AsteriskRoot:
             count += 1
         return count
 
-    def mount(self) -> None:
+    def mount(self, *, extra_dirs: list[str] = ()) -> None:
         for inner, args in (("/dev", ["--bind", "/dev"]), ("/proc", ["-t", "proc", "proc"])):
             point = self.path(inner)
             if not _is_mountpoint(point):
                 subprocess.run(["mount", *args, str(point)], check=True)
         uid, gid = self._ids()
-        for inner in ("/run/asterisk", "/var/log/asterisk", "/var/lib/asterisk", "/var/spool/asterisk"):
+        for inner in ("/run/asterisk", "/var/log/asterisk", "/var/lib/asterisk", "/var/spool/asterisk", *extra_dirs):
             p = self.path(inner)
             p.mkdir(parents=True, exist_ok=True)
             _chown_tree_top(p, uid, gid)

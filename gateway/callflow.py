@@ -31,6 +31,8 @@ class CallFlowSettings:
     prompt_dir: str            # the prompt directory as Asterisk sees it
     deadline_s: float          # a call's longest stay in the gateway before it is queued anyway
     tz: object                 # ZoneInfo for dates spoken to the caller
+    # "audiosocket" or "record" for the next queued call's description (None: no speech capture)
+    capture_mode: Callable[[], str | None] = lambda: None
 
 
 class CallFlow:
@@ -106,6 +108,8 @@ class CallFlow:
         await self.store.update_ticket_draft(ticket_id, emergency=outcome.emergency,
                                              due=due_date(known_type, now) if known_type else None)
         await agi.set_variable("__HOTLINE_TICKET_ID", ticket_id)
+        if capture := self.settings.capture_mode():
+            await agi.set_variable("HOTLINE_CAPTURE", capture)
         await agi.set_variable("__HOTLINE_REQUEST_TYPE", outcome.request_type)
         await agi.set_variable("__HOTLINE_PRIORITY", str(outcome.priority))
         if outcome.emergency:

@@ -127,6 +127,9 @@ class SpeechSection:
     max_seconds: int
     end_silence_ms: int
     no_speech_ms: int
+    capture: str
+    asterisk_recording_dir: str
+    local_recording_dir: Path
 
 
 @dataclass(frozen=True)
@@ -387,6 +390,13 @@ def _build(data: dict[str, Any], source: str) -> Config:
                               reason="must be 1-60 (issue 3: at most 60 s)"),
             end_silence_ms=r.get("speech.end_silence_ms", int, **positive),
             no_speech_ms=r.get("speech.no_speech_ms", int, **positive),
+            capture=r.get("speech.capture", str, check=lambda v: v in {"audiosocket", "record"},
+                          reason='must be "audiosocket" or "record"'),
+            asterisk_recording_dir=(ast_rec := r.get("speech.asterisk_recording_dir", str,
+                                                     check=lambda v: v.startswith("/") and " " not in v,
+                                                     reason="must be an absolute path without spaces")) or "/",
+            local_recording_dir=(Path(local) if (local := r.get("speech.local_recording_dir", str))
+                                 else Path(r.get("asterisk.root", str) or "/") / (ast_rec or "/").lstrip("/")),
         ),
         console=ConsoleSection(host=r.get("console.host", str, **ip), port=r.get("console.port", int, **port)),
         mqtt=MQTTSection(host=r.get("mqtt.host", str, **ip), port=r.get("mqtt.port", int, **port),

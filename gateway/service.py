@@ -27,6 +27,7 @@ from ivr.audiosocket import AudioSocketServer
 from ivr.capture import SpeechCapture
 from ivr.menu import load_menu, validate_prompts
 from ivr.prefill import TicketPrefill
+from ivr.recorded_capture import transcribe_recording
 from ivr.prompts import load_catalogue
 from ivr.speech import recogniser_from_config
 from ivr.vad import VADSettings
@@ -53,6 +54,9 @@ class GatewayService:
         self.console: web.AppRunner | None = None
         self.publisher: MQTTPublisher | None = None
         self.screenpopper: ScreenPopper | None = None
+        self.recogniser = None
+        self.prefill: TicketPrefill | None = None
+        self._background: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -74,9 +78,9 @@ class GatewayService:
             await self._start_capture()
         self.ami.on_event("AgentConnect", self._on_agent_connect)
         await self.ami.connect()
-        flow = CallFlow(self.store, menu, CallFlowSettings(prompt_dir=cfg.ivr.asterisk_prompt_dir,
-                                                           deadline_s=cfg.gateway.call_deadline_s,
-                                                           tz=cfg.gateway.tz), clock=utc_now)
+        flow = CallFlow(self.store, menu, CallFlowSettings(
+            prompt_dir=cfg.ivr.asterisk_prompt_dir, deadline_s=cfg.gateway.call_deadline_s, tz=cfg.gateway.tz,
+            capture_mode=self.capture.mode if self.capture else (lambda: None)), clock=utc_now)
         self.fastagi = FastAGIServer({"entry": flow.entry}, host=cfg.fastagi.host, port=cfg.fastagi.port,
                                      command_timeout=cfg.fastagi.command_timeout_s,
                                      header_timeout=cfg.fastagi.header_timeout_s)
@@ -90,18 +94,27 @@ class GatewayService:
         recogniser = recogniser_from_config(str(cfg.speech.model) if cfg.speech.model else None)
         if recogniser is not None:
             await recogniser.load()
+        self.recogniser = recogniser
+        self.prefill = TicketPrefill(self.store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now)
         vad = VADSettings(end_silence_ms=cfg.speech.end_silence_ms, no_speech_ms=cfg.speech.no_speech_ms,
                           max_ms=cfg.speech.max_seconds * 1000)
         self.capture = SpeechCapture(
             self.ami, audiosocket_host=cfg.speech.audiosocket_host, audiosocket_port=lambda: self.audiosocket.port,
             recogniser=recogniser, vad=vad, prompt_pcm=await asyncio.to_thread(_prompt_pcm, cfg, "describe_matter"),
-            on_result=TicketPrefill(self.store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now))
-        self.capture.attach(self.ami)
+            on_result=self.prefill, forced_mode=cfg.speech.capture)
         self.audiosocket = AudioSocketServer(self.capture.handle_connection, host=cfg.speech.audiosocket_host,
                                              port=cfg.speech.audiosocket_port)
-        await self.audiosocket.start()
-        log.info("event=speech_capture_ready audiosocket=%s:%s model=%s", cfg.speech.audiosocket_host,
-                 self.audiosocket.port, "yes" if recogniser else "none")
+        self.capture.attach(self.ami)
+        try:
+            await self.audiosocket.start()
+        except OSError as exc:
+            # e.g. the port is taken: Asterisk records the callers instead (the fallback); nothing is lost
+            log.error("event=audiosocket_unavailable error=%r fallback=record", str(exc))
+            self.capture.use_recording_only()
+            self.audiosocket = None
+            return
+        log.info("event=speech_capture_ready audiosocket=%s:%s model=%s mode=%s", cfg.speech.audiosocket_host,
+                 self.audiosocket.port, "yes" if recogniser else "none", self.capture.mode())
 
     async def _start_console(self) -> None:
         cfg = self.config
@@ -117,9 +130,29 @@ class GatewayService:
         call_id = channel_vars(event).get("HOTLINE_CALL_ID")
         if not call_id:
             return
-        if self.capture is not None:
-            await self.capture.finish_for_call(call_id)
+        session = await self.capture.finish_for_call(call_id) if self.capture is not None else None
         await self.screenpopper.handle(event)
+        if self.capture is not None and session is None:
+            # No live capture: Asterisk may have recorded the caller instead. Recognising the file takes longer
+            # than an agent should wait, so the pop went first and an updated pop follows.
+            task = asyncio.create_task(self._recorded_capture(call_id, event))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _recorded_capture(self, call_id: str, event) -> None:
+        try:
+            hold_s = float(event.get("HoldTime") or 0) + 1.0
+        except ValueError:
+            hold_s = float(self.config.speech.max_seconds)
+        try:
+            result = await transcribe_recording(self.config.speech.local_recording_dir, call_id, hold_s=hold_s,
+                                                recogniser=self.recogniser)
+            if result is None:
+                return
+            await self.prefill(result)
+            await self.screenpopper.handle(event)
+        except Exception:  # noqa: BLE001 - a lost transcript, not a lost call
+            log.exception("call=%s event=recorded_capture_failed", call_id)
 
     def status(self) -> dict:
         return {

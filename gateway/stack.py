@@ -53,7 +53,7 @@ class Stack:
             self._check_free()
             self.root.install_config(cfg, secret)
             self.root.install_prompts(cfg.prompt_build_dir, cfg.ivr.asterisk_prompt_dir)
-            self.root.mount()
+            self.root.mount(extra_dirs=[cfg.speech.asterisk_recording_dir])
             self.asterisk.start(self.root.command_argv())
             log(f"asterisk: starting in {self.root.root}")
         if not wait_until(self.root.fully_booted, READY_TIMEOUT_S, 0.3):

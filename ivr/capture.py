@@ -27,6 +27,8 @@ log = logging.getLogger("ivr.capture")
 
 MAX_AUDIO_BYTES = 60 * 16000   # 60 s of 8 kHz 16-bit: the issue's cap
 PROMPT_FRAME_S = 0.02
+SPY_CONNECT_TIMEOUT_S = 3.0    # measured: the spy connects 0.10-0.13 s after QueueCallerJoin
+FALLBACK_FOR_S = 60.0          # after a spy that never connected, new calls are recorded instead for this long
 
 
 @dataclass
@@ -37,6 +39,7 @@ class CaptureSession:
     started: float = field(default_factory=time.monotonic)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
     ended_by: str | None = None
     transcript: str = ""
     audio_seconds: float = 0.0
@@ -59,7 +62,7 @@ class SpeechCapture:
 
     def __init__(self, ami: Any, *, audiosocket_host: str, audiosocket_port: Callable[[], int],
                  recogniser: Any | None, on_result: ResultSink, prompt_pcm: bytes = b"",
-                 vad: VADSettings = VADSettings()) -> None:
+                 vad: VADSettings = VADSettings(), forced_mode: str | None = None) -> None:
         self.ami = ami
         self.host = audiosocket_host
         self.port = audiosocket_port
@@ -70,6 +73,26 @@ class SpeechCapture:
         self._by_uuid: dict[uuid.UUID, CaptureSession] = {}
         self._by_call: dict[str, CaptureSession] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._forced_mode = forced_mode
+        self._audiosocket_broken_until = 0.0
+
+    def mode(self) -> str:
+        """How the next call's description is captured: "audiosocket" (live) or "record" (the fallback)."""
+        if self._forced_mode == "record" or time.monotonic() < self._audiosocket_broken_until:
+            return "record"
+        return "audiosocket"
+
+    def use_recording_only(self) -> None:
+        """No AudioSocket at all (its port could not be bound): every call is recorded instead."""
+        self._forced_mode = "record"
+
+    def _audiosocket_failed(self, session: CaptureSession, reason: str) -> None:
+        self._audiosocket_broken_until = time.monotonic() + FALLBACK_FOR_S
+        log.warning("call=%s event=audiosocket_unusable reason=%s fallback=record for_s=%.0f", session.call_id,
+                    reason, FALLBACK_FOR_S)
+        self._forget(session)
+        session.ended_by = reason
+        session.done.set()
 
     def attach(self, ami: Any) -> None:
         ami.on_event("QueueCallerJoin", self.on_queue_join)
@@ -77,9 +100,10 @@ class SpeechCapture:
 
     # -- AMI side ---------------------------------------------------------------------------------------------------
     async def on_queue_join(self, event: Mapping[str, Any]) -> None:
-        call_id = channel_vars(event).get("HOTLINE_CALL_ID")
+        variables = channel_vars(event)
+        call_id = variables.get("HOTLINE_CALL_ID")
         channel = event.get("Channel")
-        if not call_id or not channel or call_id in self._by_call:
+        if not call_id or not channel or call_id in self._by_call or variables.get("HOTLINE_CAPTURE") == "record":
             return
         session = CaptureSession(call_id=call_id, channel=channel, uuid=uuid.uuid4())
         self._by_uuid[session.uuid] = session
@@ -100,10 +124,15 @@ class SpeechCapture:
             })
             log.info("call=%s event=capture_originated", session.call_id)
         except Exception as exc:  # noqa: BLE001 - no capture is a lost transcript, never a lost call
-            log.warning("call=%s event=capture_originate_failed error=%s", session.call_id, type(exc).__name__)
-            self._forget(session)
-            session.ended_by = "originate_failed"
-            session.done.set()
+            self._audiosocket_failed(session, f"originate_failed:{type(exc).__name__}")
+            return
+        # An async Originate that fails (no app_audiosocket, nothing listening) says so only in an event of a
+        # class we do not read; a spy that never connects tells the same.
+        try:
+            await asyncio.wait_for(session.connected.wait(), SPY_CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            if not session.done.is_set():
+                self._audiosocket_failed(session, "spy_never_connected")
 
     async def on_dtmf(self, event: Mapping[str, Any]) -> None:
         if event.get("Digit") != "#" or event.get("Direction", "Received") != "Received":
@@ -138,6 +167,7 @@ class SpeechCapture:
         if session is None:
             log.warning("event=audiosocket_unknown_uuid")
             return
+        session.connected.set()
         stream = self.recogniser.stream(call_id=session.call_id) if self.recogniser else None
         prompt = asyncio.create_task(self._whisper_prompt(conn))
         audio = bytearray()

@@ -97,3 +97,32 @@ def test_caller_speaks_while_queued_and_the_agent_gets_the_filled_ticket(sandbox
 
     recordings = list(sandbox.config.speech.recordings_dir.rglob(f"{result['call_id']}.wav"))
     assert len(recordings) == 1 and recordings[0].stat().st_mode & 0o777 == 0o640
+
+
+@pytest.fixture
+def recording_fallback(sandbox):
+    """The gateway restarted with speech.capture = "record": Asterisk records, the gateway recognises the file."""
+    original = sandbox.config_path.read_text()
+    sandbox.config_path.write_text(original.replace("[speech]\n", '[speech]\ncapture = "record"\n'))
+    sandbox.stack.gateway.stop(timeout=10)
+    sandbox.hotline("stack", "up")
+    yield sandbox
+    sandbox.config_path.write_text(original)
+    sandbox.stack.gateway.stop(timeout=10)
+    sandbox.hotline("stack", "up")
+
+
+def test_without_audiosocket_the_recorded_file_fills_the_ticket(sandbox, recording_fallback, slow_agents, korean_wav):
+    result = asyncio.run(place_call(sandbox.config, "13800138012", "3", hold_s=24, full=True, say=korean_wav,
+                                    speak_after_ms=6000))
+
+    assert result["answered_by"] in {"agent1", "agent2"}, result
+    transcript = result["ticket"]["transcript"] or ""
+    assert any(unicodedata.name(ch, "").startswith("HANGUL") for ch in transcript), result["ticket"]
+    log = sandbox.gateway_log()
+    assert f"call={result['call_id']} event=recording_transcribed" in log
+    assert f"call={result['call_id']} event=capture_originated" not in log, "no spy when Asterisk records"
+    # Asterisk's own files are gone (they ran on through the agent conversation); our copy of the description stays
+    local = sandbox.config.speech.local_recording_dir
+    assert not list(local.glob(f"{result['call_id']}*.wav"))
+    assert list(sandbox.config.speech.recordings_dir.rglob(f"{result['call_id']}.wav"))

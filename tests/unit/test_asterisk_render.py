@@ -304,8 +304,19 @@ def test_any_number_dialled_into_the_hotline_context_reaches_the_entry(files):
 def test_queue_context_enters_the_configured_queue_and_retries_when_it_returns(cfg, files):
     priorities = extension(files["extensions.conf"], "hotline-queue", "s")
     assert ("enter", "Queue", f"{cfg.queue.name},r") in priorities
-    retry = [args for _, app, args in priorities if app == "GotoIf"]
-    assert len(retry) == 1 and retry[0].endswith("?enter") and '"TIMEOUT"' in retry[0]
+    retry = [args for _, app, args in priorities if app == "GotoIf" and '"TIMEOUT"' in args]
+    assert len(retry) == 1 and retry[0].endswith("?enter")
+
+
+def test_queue_context_records_the_caller_only_when_the_gateway_asks_for_the_fallback(cfg, files):
+    priorities = extension(files["extensions.conf"], "hotline-queue", "s")
+    apps = [app for _, app, _ in priorities]
+    skip = [args for _, app, args in priorities if app == "GotoIf" and "HOTLINE_CAPTURE" in args]
+    assert skip == ['$["${HOTLINE_CAPTURE}" != "record" | ${ISNULL(${HOTLINE_CALL_ID})}]?enter']
+    [monitor] = [args for _, app, args in priorities if app == "MixMonitor"]
+    rec = cfg.speech.asterisk_recording_dir
+    assert monitor == f"{rec}/${{HOTLINE_CALL_ID}}-call.wav,r({rec}/${{HOTLINE_CALL_ID}}.wav)"
+    assert apps.index("GotoIf") < apps.index("MixMonitor") < apps.index("Queue")
 
 
 def test_entry_follows_the_configured_number_and_fastagi_address(tmp_path):

@@ -188,8 +188,22 @@ async def test_originate_failure_loses_the_transcript_not_the_call():
 
     capture = SpeechCapture(ami, audiosocket_host="127.0.0.1", audiosocket_port=lambda: 9, recogniser=None,
                             on_result=sink)
+    assert capture.mode() == "audiosocket"
     await capture.on_queue_join(JOIN)
-    session = await capture.finish_for_call(CALL, timeout=1)
-    assert session is None or session.ended_by in {"originate_failed", "agent_answered"}
     await asyncio.sleep(0.05)
     assert await capture.finish_for_call(CALL, timeout=0.1) is None
+    # the next calls are recorded instead, and the spy is not tried for them
+    assert capture.mode() == "record"
+
+
+async def test_a_spy_that_never_connects_switches_new_calls_to_recording(rig, monkeypatch):
+    capture, ami, server, results = rig
+    monkeypatch.setattr("ivr.capture.SPY_CONNECT_TIMEOUT_S", 0.2)
+    await capture.on_queue_join(JOIN)
+    await asyncio.sleep(0.4)
+    assert capture.mode() == "record"
+    assert await capture.finish_for_call(CALL, timeout=0.1) is None
+    recorded = {**JOIN, "ChanVariable": ["HOTLINE_CALL_ID=second", "HOTLINE_CAPTURE=record"]}
+    await capture.on_queue_join(recorded)
+    await asyncio.sleep(0.05)
+    assert len(ami.actions) == 1, "a call Asterisk records gets no spy"

@@ -1,0 +1,72 @@
+import struct
+import wave
+
+import pytest
+
+from ivr.recorded_capture import read_pcm_prefix, recording_files, transcribe_recording
+
+
+def write_wav(path, pcm):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm)
+
+
+class Recogniser:
+    def __init__(self):
+        self.fed = []
+
+    def stream(self, *, call_id):
+        fed = self.fed
+
+        class S:
+            async def feed(self, pcm):
+                fed.append(pcm)
+
+            async def finish(self):
+                return f"{sum(map(len, fed))} bytes"
+        return S()
+
+
+def test_prefix_of_a_wav_still_being_written_ignores_its_unfinished_sizes(tmp_path):
+    path = tmp_path / "c.wav"
+    pcm = struct.pack("<800h", *range(800))
+    write_wav(path, pcm)
+    raw = bytearray(path.read_bytes())
+    raw[4:8] = raw[40:44] = b"\x00\x00\x00\x00"  # as Asterisk leaves the header until it closes the file
+    path.write_bytes(bytes(raw))
+    assert read_pcm_prefix(path, 1000) == pcm[:1000]
+    assert read_pcm_prefix(path, 10**6) == pcm
+
+
+def test_a_file_that_is_not_wav_is_refused(tmp_path):
+    path = tmp_path / "x.wav"
+    path.write_bytes(b"garbage" * 10)
+    with pytest.raises(ValueError):
+        read_pcm_prefix(path, 100)
+
+
+async def test_what_was_said_before_the_answer_is_recognised_and_the_files_deleted(tmp_path):
+    own, whole = recording_files(tmp_path, "17.5")
+    write_wav(own, b"\x01\x00" * 8000 * 10)      # 10 s recorded so far (the agent talk goes on)
+    write_wav(whole, b"\x00\x00" * 10)
+    rec = Recogniser()
+
+    result = await transcribe_recording(tmp_path, "17.5", hold_s=4.0, recogniser=rec)
+
+    assert result.call_id == "17.5" and len(result.pcm) == 4 * 16000
+    assert result.transcript == f"{4 * 16000} bytes"
+    assert not own.exists() and not whole.exists()
+
+
+async def test_no_recording_means_no_result(tmp_path):
+    assert await transcribe_recording(tmp_path, "none", hold_s=3, recogniser=None) is None
+
+
+async def test_a_broken_recording_gives_an_empty_result_and_is_still_deleted(tmp_path):
+    own, _ = recording_files(tmp_path, "9")
+    own.write_bytes(b"RIFF")
+    result = await transcribe_recording(tmp_path, "9", hold_s=3, recogniser=Recogniser())
+    assert result.pcm == b"" and result.transcript == "" and not own.exists()
