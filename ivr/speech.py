@@ -68,9 +68,9 @@ def check_model_dir(path: Path) -> None:
 def _lower_thread_priority() -> None:
     """Decode threads run at nice +10 so that call control (AGI, AMI, AudioSocket reads) always gets a core first.
 
-    Transcripts are best effort, a stalled IVR is not. Measured on the 2-core rig with two streams decoding flat
-    out while another test run shared the cores: event-loop lag p99 29-49 ms, max 67-359 ms at nice 0; p99 1-6 ms,
-    max 48-107 ms at nice +10.
+    Transcripts are best effort, a stalled IVR is not. Measured on the 2-core rig, two streams decoding flat out:
+    event-loop lag p99 3-4 ms at nice 0 against 1 ms at nice +10 on an idle machine; with another test run on the
+    cores, p99 29-49 ms at nice 0 against 1-6 ms at nice +10.
     """
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)  # Linux: per thread
@@ -259,7 +259,7 @@ class RecognitionStream:
         finally:
             self._final = " ".join(self.segments)
             self._partial = ""
-            self._kaldi = None
+            self._release_kaldi()
             self._recogniser._release(self)
         log.info("speech_stream_finished call_id=%s audio_s=%.2f decode_s=%.2f dropped_s=%.2f segments=%d chars=%d",
                  self.call_id, self.audio_seconds, self._decode_seconds, self.dropped_seconds, len(self.segments),
@@ -272,7 +272,19 @@ class RecognitionStream:
         if self._final is None:
             self._final = " ".join(self.segments)
         self._pending.clear()
+        self._release_kaldi()
         self._recogniser._release(self)
+
+    def _release_kaldi(self) -> None:
+        """Free the vosk recogniser in the executor: vosk_recognizer_free took ~50 ms on the event loop."""
+        if self._kaldi is None or self._job is not None:  # a running job still uses it; its callback comes back
+            return
+        box = [self._kaldi]  # the list is the only reference left, and the worker empties it
+        self._kaldi = None
+        try:
+            self._recogniser._executor.submit(box.clear)
+        except RuntimeError:  # executor shut down: the process is stopping, the loop's lag no longer matters
+            box.clear()
 
     # -- executor jobs -------------------------------------------------------------------------------------------
 
@@ -297,6 +309,7 @@ class RecognitionStream:
         segments = self._accept(tail)
         if last := _text(self._kaldi.FinalResult()):
             segments.append(last)
+        self._kaldi = None  # the last reference: freed here, off the event loop
         return segments, time.perf_counter() - started
 
     def _accept(self, audio: bytes) -> list[str]:
@@ -326,6 +339,7 @@ class RecognitionStream:
             self._partial = partial
         if self._failed or self._final is not None:
             self._pending.clear()
+            self._release_kaldi()
             self._idle.set()
         elif len(self._pending) >= self._piece:
             self._start_job()

@@ -249,11 +249,11 @@ async def test_the_event_loop_stays_responsive_while_two_streams_decode(loaded, 
     await tick
     assert decoding > 1.0  # the decode really took a while (seconds on this rig)
     assert len(lags) > decoding / 0.05
-    # Measured with the decode threads at nice +10: p99 1-6 ms, max 48-107 ms when another test run shares the
-    # 2 cores (at nice 0: p99 29-49 ms, max up to 359 ms). The max is the other processes' doing, hence its margin.
+    # Measured (decode threads at nice +10): p99 1 ms, max 3-10 ms; 50-60 ms spikes came from freeing a
+    # KaldiRecognizer on the loop thread, which is why streams free it in the executor.
     lags.sort()
     assert lags[int(len(lags) * 0.99)] < 0.025, f"p99 loop lag {lags[int(len(lags) * 0.99)] * 1000:.0f} ms"
-    assert lags[-1] < 0.25, f"max loop lag {lags[-1] * 1000:.0f} ms"
+    assert lags[-1] < 0.1, f"max loop lag {lags[-1] * 1000:.0f} ms"
 
 
 # -- broken audio ----------------------------------------------------------------------------------------------
