@@ -9,3 +9,7 @@ chroot /var/cache/hotline-gateway/asterisk-root /usr/sbin/asterisk -V 2>/dev/nul
 echo "== (b) FastAGI server vs panoramisk";   $py bench/fastagi_vs_panoramisk.py
 echo "== (c) restriction check, 1,000,000 numbers"; $py bench/restriction_check.py
 echo "== (a) sipp through the real stack";    $py bench/sipp_load.py
+echo "== (d) triage of Chinese transcripts";   $py bench/triage.py
+echo "== vosk real-time factor";               $py bench/vosk_rtf.py
+echo "== (e) end of speech -> stored ticket";  $py bench/prefill_latency.py
+echo "== (f) AgentConnect -> screen-pop";       $py bench/screenpop_latency.py
