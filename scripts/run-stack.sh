@@ -17,6 +17,7 @@ The hotline sandbox is up. Place a test call (another terminal, in $(pwd)):
   .venv/bin/hotline calls list
   .venv/bin/hotline stack status
 Or any SIP phone/softphone on this machine: call sip:12345@127.0.0.1:5060 (no auth from 127.0.0.1).
+Agent console: http://127.0.0.1:8088/  (agent1, password in $state/secrets/mqtt/agent1.secret)
 Gateway log: $state/logs/gateway.log     Ctrl-C stops everything.
 MSG
 tail -n 0 -F "$state/logs/gateway.log" &
