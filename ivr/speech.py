@@ -201,12 +201,18 @@ class RecognitionStream:
         """Queue a frame; return the current partial text when it changed since the last feed, else None.
 
         Never waits for decoding (only for the model's first load). "" means the partial was cleared because a
-        segment was finalised into ``segments``.
+        segment was finalised into ``segments``. If the model cannot be loaded the stream stays silent (None, and
+        finish() returns "").
         """
         if self._final is not None or self._failed:
             return None
         if not self._recogniser.loaded:
-            await self._recogniser.load()
+            try:
+                await self._recogniser.load()
+            except SpeechModelError:  # already logged by the recogniser; the call goes on without a transcript
+                self._failed = True
+                log.warning("speech_stream_disabled call_id=%s reason=model_not_loaded", self.call_id)
+                return None
         data = self._carry + bytes(pcm)
         if len(data) % SAMPLE_WIDTH:
             data, self._carry = data[:-1], data[-1:]

@@ -143,6 +143,17 @@ async def test_files_with_the_right_names_but_garbage_inside_raise_speech_model_
     recogniser.close()
 
 
+async def test_a_stream_whose_model_cannot_load_stays_silent_instead_of_raising(tmp_path, caplog):
+    recogniser = Recogniser(tmp_path)
+    stream = recogniser.stream(call_id="c-9")
+    with caplog.at_level(logging.WARNING, logger="ivr.speech"):
+        assert await stream.feed(bytes(FRAME)) is None
+        assert await stream.feed(bytes(FRAME)) is None
+    assert await stream.finish() == ""
+    assert [r.getMessage().split()[0] for r in caplog.records] == ["speech_model_failed", "speech_stream_disabled"]
+    recogniser.close()
+
+
 def test_no_configured_model_means_no_recogniser():
     assert recogniser_from_config(None) is None
     assert recogniser_from_config("") is None
