@@ -65,6 +65,8 @@ async def transcribe_recording(local_dir: Path, call_id: str, *, hold_s: float, 
         stream = recogniser.stream(call_id=call_id)
         for i in range(0, len(pcm), FEED_BYTES):
             await stream.feed(pcm[i:i + FEED_BYTES])
+            # a file arrives faster than real time: wait for the decoder instead of letting its backlog drop audio
+            await stream.drain()
         transcript = await stream.finish()
     log.info("call=%s event=recording_transcribed audio_s=%.1f transcript_chars=%d", call_id,
              len(pcm) / BYTES_PER_SECOND, len(transcript))

@@ -25,6 +25,9 @@ class Recogniser:
             async def feed(self, pcm):
                 fed.append(pcm)
 
+            async def drain(self):
+                fed.append(b"")
+
             async def finish(self):
                 return f"{sum(map(len, fed))} bytes"
         return S()
