@@ -89,6 +89,12 @@ def cmd_config_check(args: argparse.Namespace, config: Any) -> int:
             validate_prompts(load_menu(cfg.ivr.menu), load_catalogue(cfg.ivr.prompt_catalogue))
         except (MenuError, ValueError) as exc:
             problems.append(f"  ivr: {exc}")
+    if cfg.speech.model is not None:
+        from ivr.speech import SpeechModelError, check_model_dir
+        try:
+            check_model_dir(cfg.speech.model)
+        except SpeechModelError as exc:
+            problems.append(f"  speech.model: {exc}")
     if problems:
         print(f"invalid configuration {cfg.source}:\n" + "\n".join(problems), file=sys.stderr)
         return 2

@@ -304,3 +304,13 @@ def test_config_check_of_a_good_file_exits_0(tmp_path, capsys):
     out = capsys.readouterr()
     assert f"configuration {path}: ok" in out.out
     assert out.err == ""
+
+
+def test_config_check_names_a_speech_model_that_is_not_a_vosk_model(tmp_path, capsys):
+    from gateway.cli import main
+
+    path = tmp_path / "hotline.toml"
+    path.write_text(f'[speech]\nmodel = "{tmp_path}"\n')
+    assert main(["--config", str(path), "config", "check"]) == 2
+    err = capsys.readouterr().err
+    assert "speech.model" in err and "not a vosk model" in err
