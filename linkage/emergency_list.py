@@ -1,8 +1,12 @@
 """Article 14 emergency list: situations, the centres they go to, and the matcher over a transcript.
 
 The list is data (`linkage/emergency.toml`, format documented there), validated at load; an `EmergencyList` is
-immutable, so reloading without a restart is loading a new one and swapping the reference. No I/O here besides
-reading that file.
+immutable, so reloading without a restart is loading a new one and swapping the reference (linkage/reloader.py).
+No I/O here besides reading that file.
+
+The `[centres.<name>]` tables say how each linked centre is reached: the Asterisk dial string, how long it may
+ring, and how the case data goes with the call (MQTT, HTTP or not at all). A list without centre tables still
+matches transcripts (triage), but cannot hand off: `load_emergency_list(..., require_centres=True)` refuses it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,22 @@ KNOWN_CENTRES = frozenset({"110", "119", "120", "122", "water", "power", "gas"})
 DTMF_KEYS = "0123456789*#"
 _ID = re.compile(r"[a-z][a-z0-9_]*")
 _WHITESPACE = re.compile(r"\s+")
-_FIELDS = {"id", "name", "centres", "menu_key", "category", "keywords", "cancel"}
+_FIELDS = {"id", "name", "centres", "menu_key", "category", "keywords", "cancel", "confirm"}
+_CENTRE_FIELDS = {"name", "dial", "answer_timeout_s", "push", "http_url", "http_timeout_s", "http_retries",
+                  "http_token_env"}
+# A centre's name becomes an MQTT user (centre-<name>) and a topic level (hotline/linkage/<name>): the same rule
+# as gateway/mosquitto_conf.check_name, repeated so this module stays free of the broker's I/O.
+_CENTRE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# One or more TECH/resource targets joined by '&' (Dial rings them all). ',' would end Dial's first argument.
+_DIAL_TARGET = re.compile(r"[A-Za-z][A-Za-z0-9]*/[^\s,&|;()\\\"']+")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_URL = re.compile(r"https?://[^\s/?#]+(/\S*)?")
+PUSH_ADAPTERS = ("mqtt", "http", "none")
+MAX_ANSWER_TIMEOUT_S = 300
+MAX_HTTP_TIMEOUT_S = 60
+MAX_HTTP_RETRIES = 10
+DEFAULT_HTTP_TIMEOUT_S = 5.0
+DEFAULT_HTTP_RETRIES = 2
 
 
 class EmergencyListError(ValueError):
@@ -41,11 +60,26 @@ class Situation:
     keywords: tuple[str, ...]
     cancel: tuple[str, ...]
     category: str | None = None     # ticket category in the unit catalogue
+    confirm: bool = True            # the caller confirms ("press 1 to be put through") before the transfer
 
     @property
     def centre(self) -> str:
         """The primary centre: the ticket's `emergency` field and the first hand-off target."""
         return self.centres[0]
+
+
+@dataclass(frozen=True)
+class Centre:
+    """How one linked centre is reached and told about the case."""
+    name: str                       # "119"; MQTT user centre-<name>, topic hotline/linkage/<name>
+    dial: str                       # Asterisk Dial() target, e.g. "PJSIP/centre-119"
+    answer_timeout_s: float         # ring this long before the fallback
+    push: str = "none"              # "mqtt" | "http" | "none"
+    http_url: str | None = None
+    http_timeout_s: float = DEFAULT_HTTP_TIMEOUT_S    # per attempt
+    http_retries: int = DEFAULT_HTTP_RETRIES          # attempts after the first
+    http_token_env: str | None = None                 # environment variable holding a bearer token
+    label: str | None = None        # what the agent sees ("消防 119")
 
 
 @dataclass(frozen=True)
@@ -61,6 +95,17 @@ class Match:
 class EmergencyList:
     situations: tuple[Situation, ...]
     source: str = "<emergency list>"
+    centres: tuple[Centre, ...] = ()    # the [centres.<name>] tables, in file order
+
+    def get_centre(self, name: str) -> Centre | None:
+        return next((c for c in self.centres if c.name == name), None)
+
+    def targets(self, situation_id: str) -> tuple[Centre, ...]:
+        """The situation's configured centres in the order they are tried (empty if unknown or unconfigured)."""
+        situation = self.get(situation_id)
+        if situation is None:
+            return ()
+        return tuple(c for c in map(self.get_centre, situation.centres) if c is not None)
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_EMERGENCY_PATH) -> EmergencyList:
@@ -88,7 +133,7 @@ class EmergencyList:
 
 
 def load_emergency_list(path: str | Path = DEFAULT_EMERGENCY_PATH, *,
-                        centres: Iterable[str] = KNOWN_CENTRES) -> EmergencyList:
+                        centres: Iterable[str] = KNOWN_CENTRES, require_centres: bool = False) -> EmergencyList:
     file = str(path)
     try:
         with open(path, "rb") as f:
@@ -97,24 +142,34 @@ def load_emergency_list(path: str | Path = DEFAULT_EMERGENCY_PATH, *,
         raise EmergencyListError(file, "<file>", f"cannot read: {e.strerror or e}") from e
     except tomllib.TOMLDecodeError as e:
         raise EmergencyListError(file, "<file>", f"not valid TOML: {e}") from e
-    return parse_emergency_list(raw, source=file, centres=centres)
+    return parse_emergency_list(raw, source=file, centres=centres, require_centres=require_centres)
 
 
 def parse_emergency_list(raw: Mapping[str, object], *, source: str = "<emergency list>",
-                         centres: Iterable[str] = KNOWN_CENTRES) -> EmergencyList:
-    known_centres = frozenset(centres)
+                         centres: Iterable[str] = KNOWN_CENTRES, require_centres: bool = False) -> EmergencyList:
+    """Validate a parsed file. With `[centres.<name>]` tables, those are the known centres; without them,
+    `centres` names the known ones and the list has no way to reach them (refused if `require_centres`)."""
 
     def fail(at: str, reason: str) -> EmergencyListError:
         return EmergencyListError(source, at, reason)
 
-    extra = set(raw) - {"version", "situation"}
+    extra = set(raw) - {"version", "situation", "centres"}
     if extra:
-        raise fail(sorted(extra)[0], "unknown field (expected version and [[situation]] tables)")
+        raise fail(sorted(extra)[0], "unknown field (expected version, [[situation]] and [centres.<name>] tables)")
     if raw.get("version", 1) != 1:
         raise fail("version", f"unsupported version {raw.get('version')!r} (this gateway reads version 1)")
     items = raw.get("situation")
     if not isinstance(items, list) or not items:
         raise fail("situation", "at least one [[situation]] table is required")
+    centre_table = raw.get("centres")
+    if centre_table is None:
+        if require_centres:
+            raise fail("centres", "at least one [centres.<name>] table is required to hand calls off")
+        configured: tuple[Centre, ...] = ()
+        known_centres = frozenset(centres)
+    else:
+        configured = _parse_centres(centre_table, fail)
+        known_centres = frozenset(c.name for c in configured)
     situations: list[Situation] = []
     primary_by_key: dict[str, tuple[str, str]] = {}
     for i, item in enumerate(items):
@@ -157,9 +212,66 @@ def parse_emergency_list(raw: Mapping[str, object], *, source: str = "<emergency
         for j, phrase in enumerate(cancel):
             if phrase in keywords:
                 raise fail(f"{at}.cancel[{j}]", f"{phrase!r} is also a keyword; the situation could never match")
+        confirm = item.get("confirm", True)
+        if not isinstance(confirm, bool):
+            raise fail(f"{at}.confirm", "must be true or false (whether the caller confirms before the transfer)")
         situations.append(Situation(sid, name.strip(), situation_centres, key, keywords, cancel,
-                                    category.strip() if category else None))
-    return EmergencyList(tuple(situations), source)
+                                    category.strip() if category else None, confirm))
+    return EmergencyList(tuple(situations), source, configured)
+
+
+def _parse_centres(table: object, fail) -> tuple[Centre, ...]:
+    if not isinstance(table, Mapping) or not table:
+        raise fail("centres", "must be [centres.<name>] tables, at least one")
+    out: list[Centre] = []
+    for name, item in table.items():
+        at = f"centres.{name}"
+        if not _CENTRE_NAME.fullmatch(name):
+            raise fail(at, "centre name must be letters, digits, '_', '.' or '-' (it becomes an MQTT user and topic)")
+        if not isinstance(item, Mapping):
+            raise fail(at, "must be a table")
+        unknown = set(item) - _CENTRE_FIELDS
+        if unknown:
+            raise fail(f"{at}.{sorted(unknown)[0]}", f"unknown field (expected {', '.join(sorted(_CENTRE_FIELDS))})")
+        label = item.get("name")
+        if label is not None and (not isinstance(label, str) or not label.strip()):
+            raise fail(f"{at}.name", "must be a non-empty string")
+        dial = item.get("dial")
+        if not isinstance(dial, str) or not dial.strip():
+            raise fail(f"{at}.dial", "required; an Asterisk dial string such as \"PJSIP/centre-119\"")
+        if not all(_DIAL_TARGET.fullmatch(part) for part in dial.strip().split("&")):
+            raise fail(f"{at}.dial", f"{dial!r} is not TECH/resource (several joined by '&'); no spaces, ',', "
+                       "'|', ';', quotes or brackets")
+        answer_timeout = _number(item.get("answer_timeout_s"), f"{at}.answer_timeout_s", fail,
+                                 maximum=MAX_ANSWER_TIMEOUT_S, what="seconds the centre may ring")
+        push = item.get("push")
+        if push not in PUSH_ADAPTERS:
+            raise fail(f"{at}.push", f"required; one of {', '.join(repr(p) for p in PUSH_ADAPTERS)}, got {push!r}")
+        url = item.get("http_url")
+        if url is not None and (not isinstance(url, str) or not _URL.fullmatch(url)):
+            raise fail(f"{at}.http_url", f"must be an http:// or https:// URL, got {url!r}")
+        if push == "http" and url is None:
+            raise fail(f"{at}.http_url", "required when push = \"http\"")
+        http_timeout = _number(item.get("http_timeout_s", DEFAULT_HTTP_TIMEOUT_S), f"{at}.http_timeout_s", fail,
+                               maximum=MAX_HTTP_TIMEOUT_S, what="seconds per HTTP attempt")
+        retries = item.get("http_retries", DEFAULT_HTTP_RETRIES)
+        if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_HTTP_RETRIES:
+            raise fail(f"{at}.http_retries", f"must be a whole number 0-{MAX_HTTP_RETRIES} (attempts after the "
+                       f"first), got {retries!r}")
+        token_env = item.get("http_token_env")
+        if token_env is not None and (not isinstance(token_env, str) or not _ENV_NAME.fullmatch(token_env)):
+            raise fail(f"{at}.http_token_env", "must be an environment variable name (the token itself never "
+                       "goes in this file)")
+        out.append(Centre(name, dial.strip(), answer_timeout, push, url, http_timeout, retries, token_env,
+                          label.strip() if label else None))
+    return tuple(out)
+
+
+def _number(value: object, at: str, fail, *, maximum: float, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= maximum:
+        reason = "required; " if value is None else ""
+        raise fail(at, f"{reason}{what}: a number above 0 and at most {maximum}, got {value!r}")
+    return float(value)
 
 
 def _strings(value: object, at: str, fail, *, allow_empty: bool = False) -> tuple[str, ...]:
