@@ -156,4 +156,46 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX pending_restrictions_number ON pending_restrictions (number, requested_at);
         """,
     ),
+    (
+        4,
+        """
+        -- Art. 14 linkage: every hand-off of a call to 110/119/120/122 or a utility, with its timings.
+        -- result is checked in gateway/store.py (HANDOFF_RESULTS) so a new outcome needs no migration.
+        CREATE TABLE handoffs (
+            id           INTEGER PRIMARY KEY,
+            call_id      TEXT NOT NULL,
+            ticket_id    TEXT,
+            situation    TEXT,
+            centre       TEXT NOT NULL,
+            trigger      TEXT NOT NULL CHECK (trigger IN ('menu', 'speech', 'agent')),
+            mode         TEXT NOT NULL CHECK (mode IN ('blind', 'threeway')),
+            requested_at TEXT NOT NULL,
+            ring_at      TEXT,
+            answered_at  TEXT,
+            ended_at     TEXT,
+            result       TEXT,
+            detail       TEXT
+        );
+        CREATE INDEX handoffs_call ON handoffs (call_id, requested_at);
+        CREATE INDEX handoffs_requested ON handoffs (requested_at);
+
+        -- The case data sent with a hand-off. push_id is the message id on MQTT and the Idempotency-Key on HTTP.
+        CREATE TABLE pushes (
+            id         INTEGER PRIMARY KEY,
+            push_id    TEXT NOT NULL UNIQUE,
+            handoff_id INTEGER REFERENCES handoffs (id),
+            call_id    TEXT,
+            centre     TEXT NOT NULL,
+            adapter    TEXT NOT NULL CHECK (adapter IN ('mqtt', 'http', 'none')),
+            state      TEXT NOT NULL DEFAULT 'pending'
+                           CHECK (state IN ('pending', 'queued', 'sent', 'failed', 'skipped')),
+            attempts   INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX pushes_handoff ON pushes (handoff_id);
+        CREATE INDEX pushes_call ON pushes (call_id, created_at);
+        """,
+    ),
 ]

@@ -1,5 +1,5 @@
 """The gateway's SQLite store (aiosqlite): restrictions and their audit, call records, ticket drafts, the MQTT
-outbox, pending restriction requests.
+outbox, pending restriction requests, linkage hand-offs and their data pushes.
 
 One connection per process, WAL so readers (the call-entry check) never wait for a writer. Writes take an
 asyncio lock and a `BEGIN IMMEDIATE` transaction: the lock stops two coroutines sharing the connection from
@@ -45,6 +45,21 @@ TICKET_DRAFT_STATUSES = frozenset({"draft", "saved"})
 # What the IVR progress query (art. 12) tells a caller about a ticket that has not yet left the hotline.
 DRAFT_PUBLIC_STATUS = "received"
 _TICKET_COLUMNS = "ticket_id, call_id, " + ", ".join(TICKET_FIELDS) + ", created_at, updated_at"
+HANDOFF_TRIGGERS = frozenset({"menu", "speech", "agent"})
+HANDOFF_MODES = frozenset({"blind", "threeway"})
+# answered: the centre took the call; no_answer/busy: it did not within its answer timeout; fallback_*: the call
+# went on to the next centre or to the priority agent queue; caller_hangup: the caller left while it rang.
+HANDOFF_RESULTS = frozenset({"answered", "no_answer", "busy", "failed", "fallback_queue", "fallback_centre",
+                             "caller_hangup", "cancelled"})
+PUSH_ADAPTERS = frozenset({"mqtt", "http", "none"})
+# queued: in the durable MQTT outbox (the publisher delivers it at least once); sent: the centre's HTTP endpoint
+# answered 2xx; skipped: the centre takes no data push.
+PUSH_STATES = frozenset({"pending", "queued", "sent", "failed", "skipped"})
+_HANDOFF_COLUMNS = ("id, call_id, ticket_id, situation, centre, trigger, mode, requested_at, ring_at, answered_at, "
+                    "ended_at, result, detail")
+_HANDOFF_TIMES = ("requested_at", "ring_at", "answered_at", "ended_at")
+_PUSH_COLUMNS = ("id, push_id, handoff_id, call_id, centre, adapter, state, attempts, last_error, created_at, "
+                 "updated_at")
 _PENDING_COLUMNS = (
     "id, number, reason, requested_by, call_id, requested_at, status, decided_by, decided_at, decision_reason,"
     " restriction_id"
@@ -476,6 +491,92 @@ class Store:
                 (_text(ticket_no, "ticket_no"), _text(status, "status"), _ts(at), call_id),
             )
 
+    # -- linkage hand-offs (art. 14) and their data pushes -------------------------------------------------------
+
+    async def add_handoff(
+        self, *, call_id: str, centre: str, trigger: str, mode: str, requested_at: datetime,
+        ticket_id: str | None = None, situation: str | None = None, detail: str | None = None,
+    ) -> int:
+        values = {"call_id": _text(call_id, "call_id"), "centre": _text(centre, "centre"),
+                  "trigger": _handoff_field("trigger", trigger), "mode": _handoff_field("mode", mode),
+                  "requested_at": _ts(requested_at), "ticket_id": _handoff_field("ticket_id", ticket_id),
+                  "situation": _handoff_field("situation", situation), "detail": _handoff_field("detail", detail)}
+        async with self._write() as db:
+            cursor = await db.execute(
+                f"INSERT INTO handoffs ({', '.join(values)}) VALUES ({', '.join(':' + k for k in values)})", values
+            )
+        return int(cursor.lastrowid)
+
+    async def update_handoff(self, handoff_id: int, **fields: Any) -> None:
+        """Set ring_at, answered_at, ended_at, result, detail, mode, ticket_id or situation; unknown -> LookupError."""
+        values = {name: _handoff_field(name, value) for name, value in fields.items()}
+        if not values:
+            return
+        assignments = ", ".join(f"{name} = :{name}" for name in values)
+        async with self._write() as db:
+            cursor = await db.execute(f"UPDATE handoffs SET {assignments} WHERE id = :id", {**values, "id": handoff_id})
+            if cursor.rowcount == 0:
+                raise LookupError(f"no hand-off {handoff_id}")
+
+    async def get_handoff(self, handoff_id: int) -> dict | None:
+        rows = await self._db.execute_fetchall(f"SELECT {_HANDOFF_COLUMNS} FROM handoffs WHERE id = ?", (handoff_id,))
+        return _handoff(rows[0]) if rows else None
+
+    async def list_handoffs(self, *, call_id: str | None = None, limit: int = 50) -> list[dict]:
+        """Newest request first."""
+        where, params = ("", ()) if call_id is None else (" WHERE call_id = ?", (call_id,))
+        rows = await self._db.execute_fetchall(
+            f"SELECT {_HANDOFF_COLUMNS} FROM handoffs{where} ORDER BY requested_at DESC, id DESC LIMIT ?",
+            (*params, max(0, limit)),
+        )
+        return [_handoff(row) for row in rows]
+
+    async def add_push(
+        self, *, push_id: str, centre: str, adapter: str, at: datetime, handoff_id: int | None = None,
+        call_id: str | None = None,
+    ) -> int:
+        """A push in state 'pending'. Idempotent on push_id (returns the existing row's id)."""
+        if adapter not in PUSH_ADAPTERS:
+            raise ValueError(f"adapter must be one of {sorted(PUSH_ADAPTERS)}, got {adapter!r}")
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO pushes (push_id, handoff_id, call_id, centre, adapter, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (push_id) DO NOTHING",
+                (_text(push_id, "push_id"), handoff_id, call_id, _text(centre, "centre"), adapter, _ts(at), _ts(at)),
+            )
+            rows = await db.execute_fetchall("SELECT id FROM pushes WHERE push_id = ?", (push_id,))
+        return int(rows[0][0])
+
+    async def update_push(self, push_row_id: int, *, at: datetime | None = None, **fields: Any) -> None:
+        """Set state, attempts and/or last_error; updated_at becomes `at` (default now)."""
+        values = {name: _push_field(name, value) for name, value in fields.items()}
+        values["updated_at"] = _ts(at or datetime.now(UTC))
+        assignments = ", ".join(f"{name} = :{name}" for name in values)
+        async with self._write() as db:
+            cursor = await db.execute(f"UPDATE pushes SET {assignments} WHERE id = :id", {**values, "id": push_row_id})
+            if cursor.rowcount == 0:
+                raise LookupError(f"no push {push_row_id}")
+
+    async def list_pushes(self, *, handoff_id: int | None = None, call_id: str | None = None,
+                          limit: int = 50) -> list[dict]:
+        """Newest first. `in_outbox`: an MQTT push still waiting in the outbox for the broker's PUBACK."""
+        clauses, params = [], []
+        if handoff_id is not None:
+            clauses.append("p.handoff_id = ?")
+            params.append(handoff_id)
+        if call_id is not None:
+            clauses.append("p.call_id = ?")
+            params.append(call_id)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        columns = ", ".join(f"p.{c.strip()}" for c in _PUSH_COLUMNS.split(","))
+        rows = await self._db.execute_fetchall(
+            f"SELECT {columns}, EXISTS (SELECT 1 FROM outbox AS o WHERE o.message_id = p.push_id) AS in_outbox"
+            f" FROM pushes AS p{where} ORDER BY p.created_at DESC, p.id DESC LIMIT ?",
+            (*params, max(0, limit)),
+        )
+        return [{**dict(row), "in_outbox": bool(row["in_outbox"]), "created_at": _dt(row["created_at"]),
+                 "updated_at": _dt(row["updated_at"])} for row in rows]
+
 
 async def _insert_restriction(
     db: aiosqlite.Connection, number: str, *, reason: str, operator: str, days: int, decided_at: datetime
@@ -641,3 +742,48 @@ def _ticket(row: sqlite3.Row) -> dict:
 
 def _pending(row: sqlite3.Row) -> dict:
     return {**dict(row), "requested_at": _dt(row["requested_at"]), "decided_at": _dt(row["decided_at"])}
+
+
+def _handoff_field(name: str, value: Any) -> Any:
+    if name == "trigger":
+        if value not in HANDOFF_TRIGGERS:
+            raise ValueError(f"trigger must be one of {sorted(HANDOFF_TRIGGERS)}, got {value!r}")
+        return value
+    if name == "mode":
+        if value not in HANDOFF_MODES:
+            raise ValueError(f"mode must be one of {sorted(HANDOFF_MODES)}, got {value!r}")
+        return value
+    if name == "result":
+        if value is not None and value not in HANDOFF_RESULTS:
+            raise ValueError(f"result must be one of {sorted(HANDOFF_RESULTS)}, got {value!r}")
+        return value
+    if name in ("ring_at", "answered_at", "ended_at"):
+        return None if value is None else _ts(value)
+    if name in ("ticket_id", "situation", "detail"):
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"{name} must be str or None, got {value!r}")
+        return value
+    raise ValueError(f"unknown hand-off field {name!r}")
+
+
+def _handoff(row: sqlite3.Row) -> dict:
+    handoff = dict(row)
+    for name in _HANDOFF_TIMES:
+        handoff[name] = _dt(handoff[name])
+    return handoff
+
+
+def _push_field(name: str, value: Any) -> Any:
+    if name == "state":
+        if value not in PUSH_STATES:
+            raise ValueError(f"state must be one of {sorted(PUSH_STATES)}, got {value!r}")
+        return value
+    if name == "attempts":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"attempts must be an int >= 0, got {value!r}")
+        return value
+    if name == "last_error":
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f"last_error must be str or None, got {value!r}")
+        return None if value is None else value[:500]
+    raise ValueError(f"unknown push field {name!r}")
