@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 TICKET_ID_VAR = "HOTLINE_TICKET_ID"
 SCREENPOP_EVENT = "AgentConnect"
+LINKAGE_FAILED_VAR = "HOTLINE_LINKAGE_FAILED"
+LINKAGE_FAILED_REASON = "linkage_no_answer"
 # The draft fields an agent sees and edits (gateway.store.TICKET_FIELDS without the agent and transcript, which
 # travel at the top level).
 SCREENPOP_TICKET_FIELDS = (
@@ -153,6 +155,8 @@ class ScreenPopper:
         payload = build_screenpop(
             message_id=message_id, agent=agent, call=call, ticket=ticket, history=history,
             transcript=ticket.get("transcript") if ticket else None, created_at=now,
+            # the caller came back from a linked centre that did not answer (issue 4): the agent must know
+            reason=LINKAGE_FAILED_REASON if event_var(event, LINKAGE_FAILED_VAR) else None,
         )
         seq = await self._outbox.put(topic, payload, message_id=message_id)
         self.popped += 1

@@ -15,10 +15,11 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "asterisk_conf"
 CONF_FILES = ("asterisk.conf", "modules.conf", "logger.conf", "pjsip.conf", "extensions.conf", "queues.conf",
               "manager.conf", "rtp.conf", "musiconhold.conf", "cdr.conf", "confbridge.conf")
 
-# The gateway reads queue and agent events (class "agent") and DTMF (a caller's '#' ends the description). It
+# The gateway reads queue and agent events (class "agent"), DTMF (a caller's '#' ends the description) and the
+# dialplan's UserEvent HotlineLinkage (class "user": the hand-off log). It
 # writes only Originate (the speech-capture spy). No "reporting": this build emits TestEvent noise in that class.
 # Never "system" or "command": those restart Asterisk or run shell commands.
-AMI_READ = "agent,dtmf"
+AMI_READ = "agent,dtmf,user"
 AMI_WRITE = "originate"
 
 

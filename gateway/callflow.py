@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Callable
 
@@ -19,10 +19,12 @@ from gateway.store import Store
 from ivr.deadline import due_date
 from ivr.menu import Menu
 from ivr.runner import MenuOutcome, announce_restriction, run_menu
+from linkage.handoff import LinkageHandoff
 
 log = logging.getLogger("gateway.callflow")
 
 ACTION_VAR = "HOTLINE_ACTION"
+EMERGENCY_NODE = "emergency"
 REQUEST_TYPES = frozenset({"consultation", "help", "complaint", "report", "suggestion"})
 
 
@@ -31,6 +33,8 @@ class CallFlowSettings:
     prompt_dir: str            # the prompt directory as Asterisk sees it
     deadline_s: float          # a call's longest stay in the gateway before it is queued anyway
     tz: object                 # ZoneInfo for dates spoken to the caller
+    # the key that takes a restricted caller from the announcement to the emergency sub-menu ("" = none)
+    restricted_emergency_key: str = ""
     # "audiosocket" or "record" for the next queued call's description (None: no speech capture)
     capture_mode: Callable[[], str | None] = lambda: None
 
@@ -39,7 +43,8 @@ class CallFlow:
     """Handles the ``entry`` FastAGI script for every call to the hotline."""
 
     def __init__(self, store: Store, menu: Menu, settings: CallFlowSettings,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], linkage: LinkageHandoff | None = None) -> None:
+        self.linkage = linkage
         self.store = store
         self.menu = menu
         self.settings = settings
@@ -78,7 +83,7 @@ class CallFlow:
             return await self.refuse(agi, call_id, caller, restriction)
         outcome = await run_menu(agi, self.menu, prompt_dir=self.settings.prompt_dir,
                                  lookup_ticket=self.store.ticket_status)
-        await self.queue(agi, call_id, outcome)
+        await self.queue(agi, call_id, outcome, caller_e164=caller.e164)
 
     async def refuse(self, agi: AGISession, call_id: str, caller: CallerNumber, restriction: Restriction) -> None:
         """Seed article 9: a restricted number hears why and until when; nothing else of the call runs."""
@@ -90,14 +95,25 @@ class CallFlow:
         until_day = last_day(restriction.until, self.settings.tz)
         log.info("call=%s event=blocked caller=%s restriction=%s until=%s", call_id, caller.masked,
                  restriction.id, until_day.isoformat())
+        key = self.settings.restricted_emergency_key if self.linkage is not None else ""
         try:
             # Inside the try: a caller gone by now was still blocked, not "abandoned".
             await agi.set_variable(ACTION_VAR, "hangup")
-            await announce_restriction(agi, prompt_dir=self.settings.prompt_dir, last_day=until_day)
+            pressed = await announce_restriction(agi, prompt_dir=self.settings.prompt_dir, last_day=until_day,
+                                                 emergency_keys=key)
         except AGIHangup:
             log.info("call=%s event=caller_hung_up_during_announcement", call_id)
+            return
+        if pressed:
+            # Issue 4: a restriction never keeps a caller from emergency help.
+            log.info("call=%s event=restricted_caller_asks_for_emergency_help", call_id)
+            outcome = await run_menu(agi, replace(self.menu, start=EMERGENCY_NODE), prompt_dir=self.settings.prompt_dir,
+                                     lookup_ticket=self.store.ticket_status)
+            await self.queue(agi, call_id, replace(outcome, ivr_path=[pressed, *outcome.ivr_path], priority=10),
+                             caller_e164=caller.e164)
 
-    async def queue(self, agi: AGISession, call_id: str, outcome: MenuOutcome) -> None:
+    async def queue(self, agi: AGISession, call_id: str, outcome: MenuOutcome, *,
+                    caller_e164: str | None = None) -> None:
         await self.store.update_call(call_id, ivr_path=list(outcome.ivr_path), request_type=outcome.request_type,
                                      emergency=outcome.emergency, priority=outcome.priority,
                                      ticket_query=outcome.ticket_query, outcome="ivr")
@@ -110,6 +126,10 @@ class CallFlow:
         await agi.set_variable("__HOTLINE_TICKET_ID", ticket_id)
         if capture := self.settings.capture_mode():
             await agi.set_variable("HOTLINE_CAPTURE", capture)
+        if outcome.emergency and self.linkage is not None and await self.linkage.from_menu(
+                agi, call_id=call_id, ticket_id=ticket_id, menu_key=outcome.ivr_path[-1] if outcome.ivr_path else None,
+                caller_e164=caller_e164):
+            return
         await agi.set_variable("__HOTLINE_REQUEST_TYPE", outcome.request_type)
         await agi.set_variable("__HOTLINE_PRIORITY", str(outcome.priority))
         if outcome.emergency:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gateway import cli_classify, cli_model, cli_pending, cli_restrict
+from gateway import cli_classify, cli_linkage, cli_model, cli_pending, cli_restrict
 from gateway.config import CONFIG_ENV, ConfigError, load_config
 from gateway.logs import setup_logging
 
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_pending.register(sub)
     cli_classify.register(sub)
     cli_model.register(sub)
+    cli_linkage.register(sub)
     return parser
 
 

@@ -115,6 +115,12 @@ class IVRSection:
 @dataclass(frozen=True)
 class RestrictionSection:
     default_days: int
+    emergency_key: str
+
+
+@dataclass(frozen=True)
+class LinkageSection:
+    emergency_list: Path | None
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,7 @@ class Config:
     centres: tuple[Endpoint, ...]
     ivr: IVRSection
     restriction: RestrictionSection
+    linkage: LinkageSection
     speech: SpeechSection
     console: ConsoleSection
     mqtt: MQTTSection
@@ -378,8 +385,11 @@ def _build(data: dict[str, Any], source: str) -> Config:
                                       reason="must be an absolute path inside the Asterisk root"),
             espeak_voice=r.get("ivr.espeak_voice", str),
         ),
-        restriction=RestrictionSection(default_days=r.get(
-            "restriction.default_days", int, check=lambda v: 1 <= v <= 365, reason="must be 1-365")),
+        restriction=RestrictionSection(
+            default_days=r.get("restriction.default_days", int, check=lambda v: 1 <= v <= 365, reason="must be 1-365"),
+            emergency_key=r.get("restriction.emergency_key", str, check=lambda v: v == "" or (
+                len(v) == 1 and v in "0123456789*#"), reason="must be one DTMF key or empty")),
+        linkage=LinkageSection(emergency_list=Path(el) if (el := r.get("linkage.emergency_list", str)) else None),
         speech=SpeechSection(
             enabled=r.get("speech.enabled", bool),
             model=Path(model) if (model := r.get("speech.model", str)) else None,

@@ -31,6 +31,9 @@ from ivr.recorded_capture import transcribe_recording
 from ivr.prompts import load_catalogue
 from ivr.speech import recogniser_from_config
 from ivr.vad import VADSettings
+from linkage.handoff import LinkageHandoff
+from linkage.push import HTTPPush, Pusher
+from linkage.reloader import EmergencyListHolder
 
 log = logging.getLogger("gateway.service")
 STATUS_INTERVAL_S = 0.5
@@ -57,6 +60,8 @@ class GatewayService:
         self.recogniser = None
         self.prefill: TicketPrefill | None = None
         self._background: set[asyncio.Task] = set()
+        self.emergencies: EmergencyListHolder | None = None
+        self.pusher: Pusher | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -74,13 +79,19 @@ class GatewayService:
         outbox.on_added(self.publisher.wake)
         await self.publisher.start()
         self.screenpopper = ScreenPopper(self.store, outbox, clock=utc_now)
+        self.emergencies = EmergencyListHolder(cfg.linkage.emergency_list)
+        await self.emergencies.start()
+        self.pusher = Pusher(self.store, outbox=outbox, http=HTTPPush())
+        linkage = LinkageHandoff(self.store, lambda: self.emergencies.current, self.pusher, clock=utc_now)
+        self.ami.on_event("UserEvent", linkage.on_event)
         if cfg.speech.enabled:
             await self._start_capture()
         self.ami.on_event("AgentConnect", self._on_agent_connect)
         await self.ami.connect()
         flow = CallFlow(self.store, menu, CallFlowSettings(
             prompt_dir=cfg.ivr.asterisk_prompt_dir, deadline_s=cfg.gateway.call_deadline_s, tz=cfg.gateway.tz,
-            capture_mode=self.capture.mode if self.capture else (lambda: None)), clock=utc_now)
+            capture_mode=self.capture.mode if self.capture else (lambda: None),
+            restricted_emergency_key=cfg.restriction.emergency_key), clock=utc_now, linkage=linkage)
         self.fastagi = FastAGIServer({"entry": flow.entry}, host=cfg.fastagi.host, port=cfg.fastagi.port,
                                      command_timeout=cfg.fastagi.command_timeout_s,
                                      header_timeout=cfg.fastagi.header_timeout_s)
@@ -201,6 +212,10 @@ class GatewayService:
             await self.fastagi.close()
         if self.console:
             await self.console.cleanup()
+        if self.pusher:
+            await self.pusher.close()
+        if self.emergencies:
+            await self.emergencies.close()
         if self.publisher:
             await self.publisher.close()
         if self.capture:

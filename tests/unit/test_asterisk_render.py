@@ -174,10 +174,10 @@ def test_ami_secret_is_the_argument_and_appears_in_no_other_file(cfg, files):
             assert SECRET not in text, name
 
 
-def test_ami_user_reads_only_agent_and_dtmf_events_and_writes_only_originate(cfg, files):
+def test_ami_user_reads_only_agent_dtmf_and_user_events_and_writes_only_originate(cfg, files):
     user = section(files["manager.conf"], cfg.ami.username)
     [read] = user["read"]
-    assert {c.strip() for c in read.split(",")} == {"agent", "dtmf"}
+    assert {c.strip() for c in read.split(",")} == {"agent", "dtmf", "user"}
     [write] = user["write"]
     # Originate starts the speech-capture spy; nothing that reloads, restarts or runs commands
     assert {c.strip() for c in write.split(",") if c.strip()} == {"originate"}
@@ -288,11 +288,28 @@ def test_only_hotline_action_hangup_ends_the_call_and_every_other_path_reaches_t
             assert where == "refused"
             # the refusal is reached through exactly one decision: HOTLINE_ACTION is "hangup"
             assert [cond for cond, taken in decisions if taken] == [ENTRY_IS_HANGUP], decisions
+        elif where == "hotline-linkage,s,1":
+            # issue 4: the gateway chose a linked centre; that context falls back to the queue itself
+            assert any(taken and '"${HOTLINE_ACTION}" = "linkage"' in cond for cond, taken in decisions), decisions
         else:
             assert (kind, where) == ("Goto", "hotline-queue,s,1"), decisions
     assert any(kind == "Hangup" for _, (kind, _) in endings)
     hangups = [(label, app) for label, app, _ in priorities if app == "Hangup"]
     assert hangups == [("refused", "Hangup")]
+
+
+def test_linkage_tries_each_centre_then_queues_the_caller_at_top_priority(files):
+    priorities = extension(files["extensions.conf"], "hotline-linkage", "s")
+    apps = [app for _, app, _ in priorities]
+    labels = {label: i for i, (label, _, _) in enumerate(priorities) if label}
+    dial = [args for _, app, args in priorities if app == "Dial"]
+    assert dial == ["${HOTLINE_LINKAGE_DIAL},${CUT(HOTLINE_LINKAGE_T,|,2)},U(hotline-linkage-answered^s^1)"]
+    # the only Hangup is after a centre answered; running out of centres goes to the agent queue, priority 10
+    assert [label for label, app, _ in priorities if app == "Hangup"] == ["done"]
+    fallback = priorities[labels["fallback"]:]
+    assert ("Set", "__HOTLINE_PRIORITY=10") in [(app, args) for _, app, args in fallback]
+    assert ("Goto", "hotline-queue,s,1") in [(app, args) for _, app, args in fallback]
+    assert apps.count("UserEvent") == 3
 
 
 def test_any_number_dialled_into_the_hotline_context_reaches_the_entry(files):
