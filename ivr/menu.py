@@ -443,8 +443,10 @@ def _queue(menu: Menu, state: MenuState, action: FallbackAction, reason: Reason)
         request_type, emergency = "unspecified", None
     else:
         request_type, emergency = action.request_type, action.emergency
+    # An emergency choice goes on at once (to its centre, or the agent queue at top priority): no "transferring
+    # you to an agent" prompt costing the caller seconds, which would also be untrue when a centre takes the call.
     step = Queue(request_type=request_type, priority=action.priority, emergency=emergency, reason=reason,
-                 ticket_query=state.ticket, announce=menu.transfer_prompt)
+                 ticket_query=state.ticket, announce=None if emergency else menu.transfer_prompt)
     return replace(state, phase="done"), step
 
 

@@ -303,7 +303,8 @@ def test_linkage_tries_each_centre_then_queues_the_caller_at_top_priority(files)
     apps = [app for _, app, _ in priorities]
     labels = {label: i for i, (label, _, _) in enumerate(priorities) if label}
     dial = [args for _, app, args in priorities if app == "Dial"]
-    assert dial == ["${HOTLINE_LINKAGE_DIAL},${CUT(HOTLINE_LINKAGE_T,|,2)},U(hotline-linkage-answered^s^1)"]
+    assert dial == ["${HOTLINE_LINKAGE_DIAL},${CUT(HOTLINE_LINKAGE_T,|,2)},"
+                    "b(hotline-linkage-predial^s^1)U(hotline-linkage-answered^s^1)"]
     # the only Hangup is after a centre answered; running out of centres goes to the agent queue, priority 10
     assert [label for label, app, _ in priorities if app == "Hangup"] == ["done"]
     fallback = priorities[labels["fallback"]:]

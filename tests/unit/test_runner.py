@@ -120,7 +120,7 @@ async def test_zero_asks_for_an_agent():
 
 
 async def test_emergency_9_then_2_is_fire_at_top_priority():
-    _, outcome = await run([play("welcome", "9"), play("emergency_menu"), wait("2"), TRANSFER])
+    _, outcome = await run([play("welcome", "9"), play("emergency_menu"), wait("2")])
     assert (outcome.request_type, outcome.emergency, outcome.priority) == ("help", "119", 10)
     assert outcome.ivr_path == ["welcome", "9", "emergency", "2"]
 
@@ -179,7 +179,7 @@ async def test_on_step_sees_every_step_sync_or_async():
     async def on_step(state, step):
         seen.append(type(step).__name__)
 
-    await run([play("welcome", "9"), play("emergency_menu", "1"), TRANSFER], on_step=on_step)
+    await run([play("welcome", "9"), play("emergency_menu", "1")], on_step=on_step)
     assert seen == ["PlayAndWait", "PlayAndWait", "Queue"]
     seen.clear()
     await run([play("welcome", "1"), TRANSFER], on_step=lambda state, step: seen.append(state.path))
