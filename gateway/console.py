@@ -3,7 +3,8 @@
 The page gets screen-pops straight from the broker (MQTT over websockets, the agent's own broker account and
 ACL), so this app only serves the page and a small JSON API: sign-in, read and save a ticket draft, and ask for
 a caller to be restricted (seed article 9). That request is only *pending*: a supervisor confirms it with the
-CLI, so a single agent's click never blocks a number by itself.
+CLI, so a single agent's click never blocks a number by itself. The agent may also hand the caller to a linked
+centre with one key (seed article 14), blind or three-way (`linkage.agent_transfer.AgentTransfer.transfer`).
 
 Sign-in uses the agent's broker password (`mosquitto_conf.mqtt_password`): one secret per agent, and the page
 needs it anyway to open the broker connection (it keeps it in memory only). The session is a random token in an
@@ -18,6 +19,7 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ from aiohttp import web
 
 from gateway.mosquitto_conf import mqtt_password, screenpop_topic
 from gateway.phone import mask, normalise_strict
+from linkage.agent_transfer import MODES as TRANSFER_MODES
+from linkage.agent_transfer import TransferError
 
 log = logging.getLogger("gateway.console")
 
@@ -46,10 +50,16 @@ _CALLBACK_LIMIT = 32
 _REASON_LIMIT = 500
 _AGENT_LIMIT = 64
 _PASSWORD_LIMIT = 256
+# A centre's name as linkage/emergency_list.py allows it (also keeps the log line clean).
+_CENTRE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+TransferFunction = Callable[..., Awaitable[int]]
 
 _store_key = web.AppKey("store", object)
 _config_key = web.AppKey("console_config", object)
 _sessions_key = web.AppKey("sessions", object)
+_transfer_key = web.AppKey("transfer", object)
+_centres_key = web.AppKey("centres", object)
 
 
 @dataclass(frozen=True)
@@ -74,11 +84,19 @@ class FieldError(ValueError):
 
 
 def create_console_app(
-    *, store, state_dir: Path, agents: list[str], ws_url: str, clock: Callable[[], datetime]
+    *, store, state_dir: Path, agents: list[str], ws_url: str, clock: Callable[[], datetime],
+    transfer: TransferFunction | None = None, centres: Callable[[], list[dict]] | None = None,
 ) -> web.Application:
-    """The console app. `ws_url` is the broker's websockets URL as the *browser* reaches it (CSP allows it)."""
+    """The console app. `ws_url` is the broker's websockets URL as the *browser* reaches it (CSP allows it).
+
+    `transfer(call_id=, centre=, mode=, agent=, ticket_id=)` hands a caller to a linked centre and returns the
+    hand-off id (raises `TransferError`); without it the transfer API answers 503. `centres()` lists what the page
+    offers, as `{"name", "label"}` dicts (`linkage.agent_transfer.centre_choices`).
+    """
     app = web.Application(middlewares=[_security_headers], client_max_size=MAX_BODY_BYTES)
     app[_store_key] = store
+    app[_transfer_key] = transfer
+    app[_centres_key] = centres or (lambda: [])
     app[_config_key] = _Config(state_dir=Path(state_dir), agents=frozenset(agents), ws_url=ws_url, clock=clock)
     app[_sessions_key] = {}
     app.router.add_get("/", _index)
@@ -88,6 +106,8 @@ def create_console_app(
     app.router.add_get("/api/tickets/{ticket_id}", _get_ticket)
     app.router.add_put("/api/tickets/{ticket_id}", _put_ticket)
     app.router.add_post("/api/tickets/{ticket_id}/abusive", _mark_abusive)
+    app.router.add_post("/api/tickets/{ticket_id}/transfer", _transfer)
+    app.router.add_get("/api/centres", _centres)
     return app
 
 
@@ -252,6 +272,42 @@ async def _mark_abusive(request: web.Request) -> web.Response:
     log.info("event=console_abusive_requested ticket=%s call_id=%s number=%s agent=%s pending_id=%s",
              draft["id"], draft["call_id"], mask(number), agent, pending_id)
     return _json({"pending_id": pending_id}, status=201)
+
+
+# -- transfer to a linked centre --------------------------------------------------------------------------------
+
+
+async def _centres(request: web.Request) -> web.Response:
+    _signed_in_agent(request)
+    centres = [{"name": str(c["name"]), "label": str(c.get("label") or c["name"])}
+               for c in request.app[_centres_key]()]
+    return _json({"centres": centres})
+
+
+async def _transfer(request: web.Request) -> web.Response:
+    agent = _signed_in_agent(request)
+    transfer: TransferFunction | None = request.app[_transfer_key]
+    if transfer is None:
+        return _error(503, "transfer", "transfers to linked centres are not available on this console")
+    body = await _json_body(request)
+    centre, mode = body.get("centre"), body.get("mode")
+    if not isinstance(centre, str) or not _CENTRE_NAME.fullmatch(centre):
+        return _error(400, "centre", "choose a linked centre")
+    if mode not in TRANSFER_MODES:
+        return _error(400, "mode", f"must be one of {', '.join(TRANSFER_MODES)}")
+    draft = await _draft_for(request, agent)
+    if not draft.get("call_id"):
+        return _error(409, "call", "this ticket has no call to transfer")
+    try:
+        handoff_id = await transfer(call_id=draft["call_id"], centre=centre, mode=mode, agent=agent,
+                                    ticket_id=draft["id"])
+    except TransferError as exc:
+        log.info("event=console_transfer_refused ticket=%s call_id=%s centre=%s mode=%s agent=%s reason=%s",
+                 draft["id"], draft["call_id"], centre, mode, agent, exc.reason)
+        return _error(409, "transfer", exc.reason)
+    log.info("event=console_transfer ticket=%s call_id=%s centre=%s mode=%s agent=%s handoff=%s", draft["id"],
+             draft["call_id"], centre, mode, agent, handoff_id)
+    return _json({"handoff_id": handoff_id}, status=202)
 
 
 async def _draft_for(request: web.Request, agent: str) -> dict:

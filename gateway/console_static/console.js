@@ -1,4 +1,5 @@
-// The agent console page: sign in, receive screen-pops over MQTT, save the ticket, ask for a restriction.
+// The agent console page: sign in, receive screen-pops over MQTT, save the ticket, ask for a restriction,
+// hand the caller to a linked centre (blind or three-way).
 // Everything from the network is rendered with textContent, never innerHTML: transcripts are callers' words.
 "use strict";
 
@@ -56,7 +57,9 @@
   const FIELD_NAMES = {
     type: "诉求类型", category: "分类", unit: "承办单位", address: "地址", callback_number: "回拨号码",
     due: "办理时限", summary: "诉求内容", reason: "原因", number: "来电号码", ticket: "工单", session: "登录",
+    centre: "联动单位", mode: "转接方式", call: "通话", transfer: "转接",
   };
+  const TRANSFER_DONE = { blind: (label) => `已转接 ${label}`, threeway: (label) => `已转接 ${label}（三方通话）` };
 
   // -- sign-in ------------------------------------------------------------------------------------------------
 
@@ -90,6 +93,7 @@
         onMessage: receivePop,
       });
       mqtt.start();
+      loadCentres();
     } catch (e) {
       $("login-error").textContent = "无法连接工作台服务";
     } finally {
@@ -184,6 +188,7 @@
     $("save-status").textContent = "";
     $("abusive-status").textContent = "";
     $("abusive-reason").value = "";
+    $("transfer-status").textContent = "";
     fillTicket(pop.ticket);
     renderHistory(pop.history || {});
     renderPops();
@@ -271,6 +276,58 @@
     }
   }
 
+  // -- transfer to a linked centre ---------------------------------------------------------------------------
+
+  async function loadCentres() {
+    const select = $("transfer-centre");
+    let centres = [];
+    try {
+      const result = await api("GET", "/api/centres");
+      if (result.ok && result.data && Array.isArray(result.data.centres)) centres = result.data.centres;
+    } catch (e) { centres = []; }
+    select.replaceChildren();
+    if (centres.length === 0) {
+      const none = document.createElement("option");
+      none.value = "";
+      none.textContent = "（未配置联动单位）";
+      select.append(none);
+    }
+    for (const centre of centres) {
+      const option = document.createElement("option");
+      option.value = centre.name;
+      option.textContent = centre.label || centre.name;
+      select.append(option);
+    }
+    const usable = centres.length > 0;
+    $("transfer-blind").disabled = !usable;
+    $("transfer-threeway").disabled = !usable;
+  }
+
+  async function transfer(mode) {
+    if (!current) return;
+    const select = $("transfer-centre");
+    const centre = select.value;
+    if (!centre) { $("transfer-status").textContent = "请选择联动单位"; return; }
+    const label = select.selectedOptions.length ? select.selectedOptions[0].textContent : centre;
+    const ticketId = current.ticket.id;
+    const buttons = [$("transfer-blind"), $("transfer-threeway")];
+    buttons.forEach((b) => { b.disabled = true; });
+    $("transfer-status").textContent = "转接中……";
+    try {
+      const result = await api("POST", `/api/tickets/${encodeURIComponent(ticketId)}/transfer`, { centre, mode });
+      if (!current || current.ticket.id !== ticketId) return;
+      if (result.ok) $("transfer-status").textContent = TRANSFER_DONE[mode](label);
+      else if (result.status === 409 && result.data && result.data.reason) {
+        $("transfer-status").textContent = `转接失败：${result.data.reason}`;
+      } else if (result.status === 503) $("transfer-status").textContent = "转接失败：本工作台未开通转接";
+      else $("transfer-status").textContent = `转接失败：${errorText(result)}`;
+    } catch (e) {
+      $("transfer-status").textContent = "转接失败：网络错误";
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  }
+
   // -- formatting ---------------------------------------------------------------------------------------------
 
   const timeFormat = new Intl.DateTimeFormat("zh-CN", {
@@ -301,6 +358,8 @@
     $("ticket-form").addEventListener("submit", saveTicket);
     $("abusive-form").addEventListener("submit", markAbusive);
     $("logout").addEventListener("click", logout);
+    $("transfer-blind").addEventListener("click", () => transfer("blind"));
+    $("transfer-threeway").addEventListener("click", () => transfer("threeway"));
     setStatus("signed-out");
   });
 })();

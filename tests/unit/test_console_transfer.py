@@ -1,0 +1,168 @@
+"""The console's one-key transfer to a linked centre (POST /api/tickets/{id}/transfer, GET /api/centres)."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway import console
+from gateway.console import create_console_app
+from gateway.mosquitto_conf import mqtt_password
+from gateway.store import Store
+from linkage.agent_transfer import TransferError
+
+NUMBER = "+8613800138000"
+WS_URL = "ws://127.0.0.1:19001/mqtt"
+NOW = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
+CENTRES = [{"name": "119", "label": "消防 119"}, {"name": "120"}]
+STATIC = Path(console.__file__).with_name("console_static")
+
+
+class FakeTransfer:
+    def __init__(self, error: str | None = None) -> None:
+        self.calls: list[dict] = []
+        self.error = error
+
+    async def __call__(self, **kwargs) -> int:
+        self.calls.append(kwargs)
+        if self.error:
+            raise TransferError(self.error)
+        return 7
+
+
+@pytest.fixture(autouse=True)
+def fast_failures(monkeypatch):
+    monkeypatch.setattr(console, "LOGIN_FAILURE_DELAY_S", 0.05)
+
+
+@pytest.fixture
+async def store(tmp_path):
+    s = await Store.open(tmp_path / "db" / "hotline.sqlite")
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def fake():
+    return FakeTransfer()
+
+
+async def make_client(store, tmp_path, transfer, centres=lambda: CENTRES):
+    app = create_console_app(store=store, state_dir=tmp_path / "state", agents=["agent1", "agent2"],
+                             ws_url=WS_URL, clock=lambda: NOW, transfer=transfer, centres=centres)
+    return TestClient(TestServer(app))
+
+
+@pytest.fixture
+async def client(store, tmp_path, fake):
+    async with await make_client(store, tmp_path, fake) as c:
+        yield c
+
+
+@pytest.fixture
+async def ticket(store):
+    await store.open_call(call_id="call-1", number=NUMBER, channel="PJSIP/trunk-00000001", started_at=NOW)
+    return await store.create_ticket_draft(call_id="call-1", request_type="help", created_at=NOW)
+
+
+async def login(client, tmp_path, agent="agent1"):
+    response = await client.post("/api/login", json={"agent": agent, "password": mqtt_password(tmp_path / "state",
+                                                                                                 agent)})
+    assert response.status == 200, await response.text()
+
+
+async def test_transfer_calls_the_transfer_function_with_the_drafts_call_and_the_signed_in_agent(
+        client, tmp_path, ticket, fake):
+    await login(client, tmp_path)
+    response = await client.post(f"/api/tickets/{ticket}/transfer", json={"centre": "119", "mode": "threeway"})
+    assert response.status == 202
+    assert await response.json() == {"handoff_id": 7}
+    assert fake.calls == [{"call_id": "call-1", "centre": "119", "mode": "threeway", "agent": "agent1",
+                           "ticket_id": ticket}]
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+async def test_a_refused_transfer_is_409_with_the_reason(store, tmp_path, ticket):
+    refusing = FakeTransfer(error="this call is not connected to an agent")
+    async with await make_client(store, tmp_path, refusing) as c:
+        await login(c, tmp_path)
+        response = await c.post(f"/api/tickets/{ticket}/transfer", json={"centre": "119", "mode": "blind"})
+        assert response.status == 409
+        assert (await response.json())["reason"] == "this call is not connected to an agent"
+
+
+async def test_without_a_transfer_function_the_api_is_unavailable(store, tmp_path, ticket):
+    async with await make_client(store, tmp_path, None) as c:
+        await login(c, tmp_path)
+        response = await c.post(f"/api/tickets/{ticket}/transfer", json={"centre": "119", "mode": "blind"})
+        assert response.status == 503
+
+
+async def test_transfer_needs_a_session(client, ticket, fake):
+    response = await client.post(f"/api/tickets/{ticket}/transfer", json={"centre": "119", "mode": "blind"})
+    assert response.status == 401 and fake.calls == []
+
+
+@pytest.mark.parametrize("headers, data, status", [
+    ({"Content-Type": "application/x-www-form-urlencoded"}, "centre=119&mode=blind", 415),
+    ({"Content-Type": "text/plain"}, '{"centre": "119", "mode": "blind"}', 415),
+    ({"Content-Type": "application/json", "Origin": "https://evil.example"}, '{"centre": "119", "mode": "blind"}',
+     403),
+])
+async def test_transfer_follows_the_csrf_rules(client, tmp_path, ticket, fake, headers, data, status):
+    await login(client, tmp_path)
+    response = await client.post(f"/api/tickets/{ticket}/transfer", data=data, headers=headers)
+    assert response.status == status and fake.calls == []
+
+
+async def test_another_agents_ticket_cannot_be_transferred(client, tmp_path, store, ticket, fake):
+    await store.update_ticket_draft(ticket, agent="agent2")
+    await login(client, tmp_path)
+    response = await client.post(f"/api/tickets/{ticket}/transfer", json={"centre": "119", "mode": "blind"})
+    assert response.status == 403 and fake.calls == []
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"centre": "119", "mode": "conference"}, "mode"),
+    ({"centre": "119"}, "mode"),
+    ({"centre": "", "mode": "blind"}, "centre"),
+    ({"centre": "119\nevent=forged", "mode": "blind"}, "centre"),
+    ({"centre": 119, "mode": "blind"}, "centre"),
+])
+async def test_a_bad_centre_or_mode_is_400(client, tmp_path, ticket, fake, body, field):
+    await login(client, tmp_path)
+    response = await client.post(f"/api/tickets/{ticket}/transfer", json=body)
+    assert response.status == 400 and (await response.json())["field"] == field and fake.calls == []
+
+
+async def test_unknown_ticket_is_404(client, tmp_path, fake):
+    await login(client, tmp_path)
+    response = await client.post("/api/tickets/2026030200999/transfer", json={"centre": "119", "mode": "blind"})
+    assert response.status == 404 and fake.calls == []
+
+
+async def test_centres_lists_name_and_label_for_a_signed_in_agent(client, tmp_path):
+    assert (await client.get("/api/centres")).status == 401
+    await login(client, tmp_path)
+    response = await client.get("/api/centres")
+    assert response.status == 200
+    assert await response.json() == {"centres": [{"name": "119", "label": "消防 119"},
+                                                 {"name": "120", "label": "120"}]}
+
+
+async def test_centres_default_to_none(store, tmp_path):
+    app = create_console_app(store=store, state_dir=tmp_path / "state", agents=["agent1"], ws_url=WS_URL,
+                             clock=lambda: NOW)
+    async with TestClient(TestServer(app)) as c:
+        await login(c, tmp_path)
+        assert await (await c.get("/api/centres")).json() == {"centres": []}
+
+
+def test_the_page_has_the_transfer_row_with_stable_ids():
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    for element_id in ("transfer-centre", "transfer-blind", "transfer-threeway", "transfer-status"):
+        assert f'id="{element_id}"' in html
+    assert "转接联动单位" in html and ">转接<" in html and ">三方通话<" in html
+    js = (STATIC / "console.js").read_text(encoding="utf-8")
+    assert "/api/centres" in js and "/transfer`" in js and "innerHTML" not in js.replace("never innerHTML", "")
