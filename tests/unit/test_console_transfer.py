@@ -166,3 +166,61 @@ def test_the_page_has_the_transfer_row_with_stable_ids():
     assert "转接联动单位" in html and ">转接<" in html and ">三方通话<" in html
     js = (STATIC / "console.js").read_text(encoding="utf-8")
     assert "/api/centres" in js and "/transfer`" in js and "innerHTML" not in js.replace("never innerHTML", "")
+
+
+# -- in the browser (headless Chromium, a real broker; skipped where they are missing) ----------------------------
+
+
+@pytest.fixture
+def transfer_server(tmp_path, broker, monkeypatch):
+    import functools
+
+    import test_console_browser as b
+    refusals = {"120": "this call is not connected to an agent"}
+    calls: list[dict] = []
+
+    async def transfer(**kwargs) -> int:
+        calls.append(kwargs)
+        if kwargs["centre"] in refusals:
+            raise TransferError(refusals[kwargs["centre"]])
+        return 11
+
+    monkeypatch.setattr(b, "create_console_app", functools.partial(create_console_app, transfer=transfer,
+                                                                   centres=lambda: CENTRES))
+    server = b.ConsoleServer(tmp_path / "db" / "hotline.sqlite", broker["state_dir"], broker["ws_url"])
+    server.transfer_calls = calls
+    yield server
+    server.close()
+
+
+try:  # the browser test's fixtures and its skip condition (Debian chromium, chromedriver, mosquitto)
+    from test_console_browser import broker, browser, publish  # noqa: F401
+    from test_console_browser import pytestmark as _needs_browser
+except pytest.skip.Exception:  # no selenium
+    _needs_browser = pytest.mark.skip(reason="needs selenium")
+
+
+@_needs_browser
+def test_the_agent_transfers_from_the_page_and_sees_the_outcome(transfer_server, broker, publish, browser):
+    import test_console_browser as b
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    server = transfer_server
+    b.sign_in(browser, server.url, "agent1", mqtt_password(broker["state_dir"], "agent1"))
+    ticket_id = b.make_ticket(server, "call-1", "赤坎区人民大道中 1 号")
+    publish("agent1", b.screenpop("pop-1", "agent1", "call-1", ticket_id, "赤坎区人民大道中 1 号"))
+    b.wait_for(browser, lambda d: b.text(d, "ticket-id") == ticket_id, "the screen-pop")
+    select = Select(browser.find_element(By.ID, "transfer-centre"))
+    assert [o.text for o in select.options] == ["消防 119", "120"]
+
+    select.select_by_value("119")
+    browser.find_element(By.ID, "transfer-blind").click()
+    b.wait_for(browser, lambda d: b.text(d, "transfer-status") == "已转接 消防 119", "the transfer notice")
+    select.select_by_value("120")
+    browser.find_element(By.ID, "transfer-threeway").click()
+    b.wait_for(browser, lambda d: "this call is not connected to an agent" in b.text(d, "transfer-status"),
+               "the refusal's reason")
+    assert server.transfer_calls == [
+        {"call_id": "call-1", "centre": "119", "mode": "blind", "agent": "agent1", "ticket_id": ticket_id},
+        {"call_id": "call-1", "centre": "120", "mode": "threeway", "agent": "agent1", "ticket_id": ticket_id}]
