@@ -17,10 +17,11 @@ CONF_FILES = ("asterisk.conf", "modules.conf", "logger.conf", "pjsip.conf", "ext
 
 # The gateway reads queue and agent events (class "agent"), DTMF (a caller's '#' ends the description) and the
 # dialplan's UserEvent HotlineLinkage (class "user": the hand-off log). It
-# writes only Originate (the speech-capture spy). No "reporting": this build emits TestEvent noise in that class.
+# writes Originate (the speech-capture spy) and, class "call", Setvar and Redirect (taking a caller from the queue
+# to confirm a spoken emergency, or to a centre). No "reporting": this build emits TestEvent noise in that class.
 # Never "system" or "command": those restart Asterisk or run shell commands.
 AMI_READ = "agent,dtmf,user"
-AMI_WRITE = "originate"
+AMI_WRITE = "call,originate"
 
 
 class _AtTemplate(string.Template):
@@ -58,6 +59,7 @@ def render_values(config: Config, ami_secret: str) -> dict[str, str]:
         "queue_ring_timeout": str(config.queue.ring_timeout_s),
         "queue_members": members,
         "recording_dir": config.speech.asterisk_recording_dir,
+        "prompt_dir": config.ivr.asterisk_prompt_dir,
         "ami_host": config.ami.host,
         "ami_port": str(config.ami.port),
         "ami_permit": config.ami.host,

@@ -62,6 +62,7 @@ class GatewayService:
         self._background: set[asyncio.Task] = set()
         self.emergencies: EmergencyListHolder | None = None
         self.pusher: Pusher | None = None
+        self.linkage: LinkageHandoff | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -82,8 +83,9 @@ class GatewayService:
         self.emergencies = EmergencyListHolder(cfg.linkage.emergency_list)
         await self.emergencies.start()
         self.pusher = Pusher(self.store, outbox=outbox, http=HTTPPush())
-        linkage = LinkageHandoff(self.store, lambda: self.emergencies.current, self.pusher, clock=utc_now)
-        self.ami.on_event("UserEvent", linkage.on_event)
+        self.linkage = LinkageHandoff(self.store, lambda: self.emergencies.current, self.pusher, clock=utc_now,
+                                      ami=self.ami)
+        self.ami.on_event("UserEvent", self.linkage.on_event)
         if cfg.speech.enabled:
             await self._start_capture()
         self.ami.on_event("AgentConnect", self._on_agent_connect)
@@ -91,7 +93,7 @@ class GatewayService:
         flow = CallFlow(self.store, menu, CallFlowSettings(
             prompt_dir=cfg.ivr.asterisk_prompt_dir, deadline_s=cfg.gateway.call_deadline_s, tz=cfg.gateway.tz,
             capture_mode=self.capture.mode if self.capture else (lambda: None),
-            restricted_emergency_key=cfg.restriction.emergency_key), clock=utc_now, linkage=linkage)
+            restricted_emergency_key=cfg.restriction.emergency_key), clock=utc_now, linkage=self.linkage)
         self.fastagi = FastAGIServer({"entry": flow.entry}, host=cfg.fastagi.host, port=cfg.fastagi.port,
                                      command_timeout=cfg.fastagi.command_timeout_s,
                                      header_timeout=cfg.fastagi.header_timeout_s)
@@ -106,7 +108,9 @@ class GatewayService:
         if recogniser is not None:
             await recogniser.load()
         self.recogniser = recogniser
-        self.prefill = TicketPrefill(self.store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now)
+        self.prefill = TicketPrefill(self.store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now,
+                                     emergencies=lambda: self.emergencies.current,
+                                     on_emergency=self.linkage.offer_from_speech)
         vad = VADSettings(end_silence_ms=cfg.speech.end_silence_ms, no_speech_ms=cfg.speech.no_speech_ms,
                           max_ms=cfg.speech.max_seconds * 1000)
         self.capture = SpeechCapture(

@@ -103,7 +103,9 @@ class SpeechCapture:
         variables = channel_vars(event)
         call_id = variables.get("HOTLINE_CALL_ID")
         channel = event.get("Channel")
-        if not call_id or not channel or call_id in self._by_call or variables.get("HOTLINE_CAPTURE") == "record":
+        # "record": Asterisk records this call instead; "done": back in the queue after a linkage offer
+        if not call_id or not channel or call_id in self._by_call or variables.get("HOTLINE_CAPTURE") in {"record",
+                                                                                                        "done"}:
             return
         session = CaptureSession(call_id=call_id, channel=channel, uuid=uuid.uuid4())
         self._by_uuid[session.uuid] = session

@@ -39,11 +39,12 @@ class LinkageHandoff:
     """Starts hand-offs from the menu and keeps their log from the dialplan's events."""
 
     def __init__(self, store: Any, emergencies: Callable[[], EmergencyList], pusher: Any,
-                 *, clock: Callable[[], datetime]) -> None:
+                 *, clock: Callable[[], datetime], ami: Any | None = None) -> None:
         self.store = store
         self.emergencies = emergencies
         self.pusher = pusher
         self.clock = clock
+        self.ami = ami
 
     async def from_menu(self, agi: Any, *, call_id: str, ticket_id: str | None, menu_key: str | None,
                         caller_e164: str | None) -> bool:
@@ -60,12 +61,56 @@ class LinkageHandoff:
         await agi.set_variable("__HOTLINE_HANDOFF_ID", str(handoff_id))
         await agi.set_variable("HOTLINE_LINKAGE_TARGETS", dial_targets(centres))
         await agi.set_variable(ACTION_VAR, "linkage")
-        self.pusher.spawn(centres[0], call_id=call_id, ticket_id=ticket_id, caller_number=caller_e164, address=None,
-                          situation=situation.id, situation_name=situation.name, transcript=None, agent=None,
-                          at=now, handoff_id=handoff_id)
+        await self._push(handoff_id, centres[0], situation)
         log.info("call=%s event=linkage_requested handoff=%s situation=%s centres=%s trigger=menu", call_id,
                  handoff_id, situation.id, ">".join(c.name for c in centres))
         return True
+
+    async def offer_from_speech(self, *, call_id: str, ticket_id: str | None, situation_id: str) -> int | None:
+        """A spoken emergency while the caller waits in the queue: take them out to confirm (or, for a situation
+        configured without confirmation, straight to the centre). None when it is too late or not possible: an
+        agent already has the call (the screen-pop shows the emergency), or nothing to hand to."""
+        emergencies = self.emergencies()
+        situation = emergencies.get(situation_id)
+        centres = emergencies.targets(situation_id) if situation else ()
+        call = await self.store.get_call(call_id)
+        if self.ami is None or not centres or not call or call.get("outcome") not in ("queued", "ivr"):
+            return None
+        channel = call.get("channel")
+        if not channel:
+            return None
+        handoff_id = await self.store.add_handoff(call_id=call_id, centre=centres[0].name, trigger="speech",
+                                                  mode="blind", requested_at=self.clock(), ticket_id=ticket_id,
+                                                  situation=situation.id)
+        try:
+            for name, value in (("__HOTLINE_HANDOFF_ID", str(handoff_id)),
+                                ("HOTLINE_LINKAGE_TARGETS", dial_targets(centres)),
+                                ("HOTLINE_CAPTURE", "done")):
+                await self.ami.action({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})
+            context = "hotline-linkage-confirm" if situation.confirm else "hotline-linkage"
+            await self.ami.action({"Action": "Redirect", "Channel": channel, "Context": context, "Exten": "s",
+                                   "Priority": "1"})
+        except Exception as exc:  # noqa: BLE001 - the caller simply stays in the queue
+            await self.store.update_handoff(handoff_id, result="failed", detail=f"redirect: {type(exc).__name__}")
+            log.warning("call=%s event=linkage_offer_failed handoff=%s error=%s", call_id, handoff_id,
+                        type(exc).__name__)
+            return None
+        if not situation.confirm:
+            await self._push(handoff_id, centres[0], situation)
+        log.info("call=%s event=linkage_offered handoff=%s situation=%s confirm=%s trigger=speech", call_id,
+                 handoff_id, situation.id, situation.confirm)
+        return handoff_id
+
+    async def _push(self, handoff_id: int, centre: Centre, situation: Situation) -> None:
+        """The case data to the centre beside the call; started, never awaited (the voice does not wait)."""
+        handoff = await self.store.get_handoff(handoff_id)
+        call = await self.store.get_call(handoff["call_id"]) or {}
+        ticket = await self.store.get_ticket_draft(handoff["ticket_id"]) if handoff.get("ticket_id") else None
+        ticket = ticket or {}
+        self.pusher.spawn(centre, call_id=handoff["call_id"], ticket_id=handoff.get("ticket_id"),
+                          caller_number=call.get("number"), address=ticket.get("address"), situation=situation.id,
+                          situation_name=situation.name, transcript=ticket.get("transcript"), agent=None,
+                          at=self.clock(), handoff_id=handoff_id)
 
     async def on_event(self, event: Mapping[str, Any]) -> None:
         """``UserEvent: HotlineLinkage`` from the dialplan: ring, answered, a Dial status, or fallback."""
@@ -94,6 +139,17 @@ class LinkageHandoff:
                 await self.store.update_handoff(handoff_id, detail=detail, result=_NOT_ANSWERED[stage])
             elif stage == "fallback":
                 await self.store.update_handoff(handoff_id, result="fallback_queue", ended_at=now)
+            elif stage == "confirmed":
+                # only now does the centre get the caller's data (seed article 20: nothing to third parties unasked)
+                emergencies = self.emergencies()
+                situation = emergencies.get(handoff.get("situation") or "")
+                centres = emergencies.targets(situation.id) if situation else ()
+                await self.store.update_handoff(handoff_id, detail="confirmed by the caller")
+                if centres:
+                    await self._push(handoff_id, centres[0], situation)
+            elif stage == "declined":
+                await self.store.update_handoff(handoff_id, result="cancelled", ended_at=now,
+                                                detail="the caller chose to stay with 12345")
             log.info("event=linkage_stage handoff=%s stage=%s target=%s", handoff_id, stage,
                      _centre_name(target) or "-")
         except Exception:  # noqa: BLE001 - the log must not take the AMI reader down
