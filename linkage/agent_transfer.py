@@ -97,6 +97,7 @@ class AgentTransfer:
         self.bridge_profile = bridge_profile
         self._calls: OrderedDict[str, _Call] = OrderedDict()
         self._originates: dict[str, int] = {}     # Originate ActionID -> hand-off id
+        self._busy: set[str] = set()              # calls with a transfer under way (a double click)
 
     # -- who has which caller -----------------------------------------------------------------------------------
 
@@ -145,6 +146,16 @@ class AgentTransfer:
         target = self.emergencies().get_centre(centre)
         if target is None:
             raise TransferError(f"no linked centre {centre!r} is configured")
+        if call_id in self._busy:
+            raise TransferError("a transfer of this call is already under way")
+        self._busy.add(call_id)
+        try:
+            return await self._transfer(call_id, call, target, mode=mode, agent=agent, ticket_id=ticket_id)
+        finally:
+            self._busy.discard(call_id)
+
+    async def _transfer(self, call_id: str, call: _Call, target: Centre, *, mode: str, agent: str,
+                        ticket_id: str | None) -> int:
         now = self.clock()
         handoff_id = await self.store.add_handoff(call_id=call_id, centre=target.name, trigger="agent", mode=mode,
                                                   requested_at=now, ticket_id=ticket_id)

@@ -210,3 +210,14 @@ def test_conference_names_keep_uniqueids_apart():
 def test_centre_choices_offer_name_and_label():
     assert centre_choices(lambda: EMERGENCIES)() == [{"name": "119", "label": "消防 119"},
                                                      {"name": "120", "label": "120"}]
+
+
+async def test_a_double_click_starts_one_transfer(transfer, ami):
+    import asyncio
+    results = await asyncio.gather(
+        *(transfer.transfer(call_id=CALL_ID, centre="119", mode="blind", agent="agent1", ticket_id=None)
+          for _ in range(2)), return_exceptions=True)
+    assert sum(isinstance(r, int) for r in results) == 1
+    assert [str(r) for r in results if isinstance(r, TransferError)] == [
+        "a transfer of this call is already under way"]
+    assert [a["Action"] for a in ami.actions].count("Redirect") == 1
