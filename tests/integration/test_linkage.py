@@ -7,6 +7,7 @@ import json
 import pytest
 
 from gateway.processes import wait_until
+from gateway.testcall import place_call
 from tests.integration.test_speech_prefill import Subscriber
 
 pytestmark = pytest.mark.integration
@@ -55,3 +56,27 @@ def test_a_restricted_caller_keying_9_reaches_the_centre(sandbox, centre_119):
     assert handoff["situation"] == "fire" and handoff["result"] == "answered"  # ...and help was reached
     listed = json.loads(sandbox.hotline("linkage", "handoffs", "--json", "--call", result["call_id"]).stdout)
     assert listed and listed[0]["centre"] == "119"
+
+
+def test_a_spoken_emergency_confirmed_with_1_reaches_the_centre(sandbox, korean_fire_list, centre_119, slow_agents,
+                                                               tmp_path):
+    import subprocess
+
+    from tests.integration.conftest import KO_FIRE_SENTENCE
+    raw, wav = tmp_path / "raw.wav", tmp_path / "fire.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(raw), KO_FIRE_SENTENCE], check=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(wav)], check=True)
+
+    with Subscriber(sandbox, "centre-119") as centre:
+        # keys 3 (complaint), describes the matter while queued, then presses 1 at the confirmation prompt
+        result = asyncio.run(place_call(sandbox.config, "13800138022", "3", hold_s=30, full=True, say=wav,
+                                        speak_after_ms=6000, keys_after_speech="1", keys_after_speech_ms=4000))
+        assert wait_until(lambda: centre.messages, 5), "no case data after the caller confirmed"
+
+    [handoff] = handoffs(sandbox, result["call_id"])
+    assert handoff["trigger"] == "speech" and handoff["situation"] == "fire", handoff
+    assert handoff["result"] == "answered" and "confirmed" in (handoff["detail"] or "")
+    assert result["ticket"]["emergency"] == "119"
+    [case] = centre.messages
+    assert case["call_id"] == result["call_id"] and case["transcript"] == result["ticket"]["transcript"]
+    assert result["answered_by"] is None, "the centre took the call; no agent needed"
