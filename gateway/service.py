@@ -31,6 +31,7 @@ from ivr.recorded_capture import transcribe_recording
 from ivr.prompts import load_catalogue
 from ivr.speech import recogniser_from_config
 from ivr.vad import VADSettings
+from linkage.agent_transfer import AgentTransfer, centre_choices
 from linkage.handoff import LinkageHandoff
 from linkage.push import HTTPPush, Pusher
 from linkage.reloader import EmergencyListHolder
@@ -63,6 +64,7 @@ class GatewayService:
         self.emergencies: EmergencyListHolder | None = None
         self.pusher: Pusher | None = None
         self.linkage: LinkageHandoff | None = None
+        self.agent_transfer: AgentTransfer | None = None
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -86,6 +88,9 @@ class GatewayService:
         self.linkage = LinkageHandoff(self.store, lambda: self.emergencies.current, self.pusher, clock=utc_now,
                                       ami=self.ami)
         self.ami.on_event("UserEvent", self.linkage.on_event)
+        self.agent_transfer = AgentTransfer(self.ami, self.store, lambda: self.emergencies.current, self.pusher,
+                                            clock=utc_now, caller_profile="hotline_caller")
+        self.agent_transfer.attach(self.ami)
         if cfg.speech.enabled:
             await self._start_capture()
         self.ami.on_event("AgentConnect", self._on_agent_connect)
@@ -134,7 +139,9 @@ class GatewayService:
     async def _start_console(self) -> None:
         cfg = self.config
         app = create_console_app(store=self.store, state_dir=cfg.state_dir, agents=[a.name for a in cfg.agents],
-                                 ws_url=f"ws://{cfg.mqtt.host}:{cfg.mqtt.ws_port}/mqtt", clock=utc_now)
+                                 ws_url=f"ws://{cfg.mqtt.host}:{cfg.mqtt.ws_port}/mqtt", clock=utc_now,
+                                 transfer=self.agent_transfer.transfer,
+                                 centres=centre_choices(lambda: self.emergencies.current))
         self.console = web.AppRunner(app, access_log=None)
         await self.console.setup()
         await web.TCPSite(self.console, cfg.console.host, cfg.console.port, backlog=128).start()

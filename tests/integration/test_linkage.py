@@ -80,3 +80,65 @@ def test_a_spoken_emergency_confirmed_with_1_reaches_the_centre(sandbox, korean_
     [case] = centre.messages
     assert case["call_id"] == result["call_id"] and case["transcript"] == result["ticket"]["transcript"]
     assert result["answered_by"] is None, "the centre took the call; no agent needed"
+
+
+def _console(sandbox, agent):
+    """An agent signed in to the console API (cookie session), as the page does it."""
+    import http.cookiejar
+    import urllib.request
+
+    from gateway.mosquitto_conf import mqtt_password
+    cfg = sandbox.config
+    base = f"http://{cfg.console.host}:{cfg.console.port}"
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def post(path, body):
+        req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with opener.open(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    assert post("/api/login", {"agent": agent, "password": mqtt_password(cfg.state_dir, agent)})[0] == 200
+    return post
+
+
+def _answered_call(sandbox, number):
+    from gateway.phone import normalise
+    e164 = normalise(number).e164
+    found = {}
+
+    def answered():
+        for call in sandbox.store_query(lambda s: s.list_calls(limit=10)):
+            if call["number"] == e164 and call["outcome"] == "answered":
+                found.update(call)
+                return True
+        return False
+    assert wait_until(answered, 20, 0.3), "no agent answered"
+    return found
+
+
+@pytest.mark.parametrize("mode", ["threeway", "blind"])
+def test_the_agent_console_transfers_the_caller_to_a_centre(sandbox, centre_119, agents, mode):
+    import threading
+    number = "13800138031" if mode == "threeway" else "13800138032"
+    outcome = {}
+    caller = threading.Thread(target=lambda: outcome.update(sandbox.call(number, "3", hold_s=25)))
+    caller.start()
+    try:
+        call = _answered_call(sandbox, number)
+        ticket = sandbox.store_query(lambda s: s.ticket_draft_for_call(call["call_id"]))
+        post = _console(sandbox, call["agent"])
+        status, body = post(f"/api/tickets/{ticket['ticket_id']}/transfer", {"centre": "119", "mode": mode})
+        assert status == 202, body
+
+        def conference_users():
+            out = sandbox.stack.root.cli("confbridge list").stdout
+            rows = [line.split() for line in out.splitlines() if line.startswith("case-")]
+            return int(rows[0][1]) if rows else 0
+        if mode == "threeway":
+            assert wait_until(lambda: conference_users() == 3, 15, 0.3), "caller, agent and 119 in one ConfBridge"
+        [handoff] = handoffs(sandbox, call["call_id"])
+        assert handoff["trigger"] == "agent" and handoff["mode"] == mode and handoff["centre"] == "119"
+        if mode == "blind":
+            assert wait_until(lambda: handoffs(sandbox, call["call_id"])[0]["result"] == "answered", 10, 0.3)
+    finally:
+        caller.join(40)
