@@ -8,8 +8,8 @@ bridged to the agent), so the hand-off is done over AMI (rig: /work/shared/RIG_N
   the centre for its answer timeout, logs each stage as ``UserEvent: HotlineLinkage`` (``LinkageHandoff.on_event``
   keeps the log) and falls back to the agent queue at top priority when the centre does not answer.
 - **threeway**: ``Setvar`` the conference name on both legs, a dual ``Redirect`` of caller and agent into
-  ``[hotline-threeway]`` (``ConfBridge``), then an async ``Originate`` of the centre into the same conference.
-  The ``OriginateResponse`` tells whether the centre answered (hand-off log).
+  ``[hotline-threeway]`` (``ConfBridge``), then an async ``Originate`` of the centre into the same conference
+  through ``[hotline-threeway-centre]``, whose UserEvents tell whether the centre answered (hand-off log).
 
 Either way the case data goes to the centre beside the voice (``Pusher.spawn``): it never holds the voice up.
 The gateway's AMI user needs write class ``call`` (Setvar, Redirect) and ``originate`` (Originate).
@@ -35,6 +35,7 @@ log = logging.getLogger("linkage.agent_transfer")
 MODES = ("blind", "threeway")
 LINKAGE_CONTEXT = "hotline-linkage"
 THREEWAY_CONTEXT = "hotline-threeway"
+THREEWAY_CENTRE_CONTEXT = "hotline-threeway-centre"
 CONF_VAR = "HOTLINE_CONF"
 CONF_USER_VAR = "HOTLINE_CONF_USER"
 BRIDGE_PROFILE = "hotline_bridge"
@@ -206,9 +207,13 @@ class AgentTransfer:
                 "Action": "Originate", "ActionID": action_id,
                 # Originate takes one channel; a centre reached as "A&B" is called on its first target.
                 "Channel": centre.dial.split("&", 1)[0],
-                "Application": "ConfBridge", "Data": f"{conf},{self.bridge_profile},{self.user_profile}",
+                # Through the dialplan rather than Application=ConfBridge: [hotline-threeway-centre] reports the
+                # answer (UserEvent, a class the gateway reads; OriginateResponse is class "call", which it
+                # does not, to spare itself every call event) and its "failed" extension the failure.
+                "Context": THREEWAY_CENTRE_CONTEXT, "Exten": "s", "Priority": "1",
                 "Async": "true", "Timeout": str(int(round(centre.answer_timeout_s * 1000))),
-                "Variable": f"HOTLINE_CALL_ID={call_id},HOTLINE_HANDOFF_ID={handoff_id}",
+                "Variable": f"HOTLINE_CALL_ID={call_id},HOTLINE_HANDOFF_ID={handoff_id},HOTLINE_CONF={conf},"
+                            f"HOTLINE_CONF_USER={self.user_profile}",
             })
         except AMIError:
             self._originates.pop(action_id, None)

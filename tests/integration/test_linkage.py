@@ -35,9 +35,13 @@ def test_fire_key_puts_the_caller_through_to_119_with_the_case_data(sandbox, cen
 
 
 def test_a_centre_that_does_not_answer_sends_the_caller_to_an_agent_at_top_priority(sandbox, silent_119, agents):
-    result = sandbox.call("13800138021", dtmf="9,2", hold_s=20)
+    with Subscriber(sandbox, "agent1") as agent1, Subscriber(sandbox, "agent2") as agent2:
+        result = sandbox.call("13800138021", dtmf="9,2", hold_s=20)
+        assert wait_until(lambda: agent1.messages or agent2.messages, 5), "no screen-pop"
 
     assert result["answered_by"] in {"agent1", "agent2"}, result
+    [pop] = (agent1 if result["answered_by"] == "agent1" else agent2).messages
+    assert pop["reason"] == "linkage_no_answer", "the agent must see why the caller is back"
     call = sandbox.store_query(lambda s: s.get_call(result["call_id"]))
     assert call["priority"] == 10
     [handoff] = handoffs(sandbox, result["call_id"])
@@ -136,6 +140,7 @@ def test_the_agent_console_transfers_the_caller_to_a_centre(sandbox, centre_119,
             return int(rows[0][1]) if rows else 0
         if mode == "threeway":
             assert wait_until(lambda: conference_users() == 3, 15, 0.3), "caller, agent and 119 in one ConfBridge"
+            assert wait_until(lambda: handoffs(sandbox, call["call_id"])[0]["answered_at"] is not None, 5, 0.3)
         [handoff] = handoffs(sandbox, call["call_id"])
         assert handoff["trigger"] == "agent" and handoff["mode"] == mode and handoff["centre"] == "119"
         if mode == "blind":

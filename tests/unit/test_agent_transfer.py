@@ -135,9 +135,10 @@ async def test_threeway_moves_caller_and_agent_into_the_case_conference_then_ori
     originate = dict(ami.actions[-1])
     action_id = originate.pop("ActionID")
     assert originate == {
-        "Action": "Originate", "Channel": "PJSIP/centre-120", "Application": "ConfBridge",
-        "Data": f"{conf},hotline_bridge,hotline_user", "Async": "true", "Timeout": "15500",
-        "Variable": f"HOTLINE_CALL_ID={CALL_ID},HOTLINE_HANDOFF_ID={handoff_id}"}
+        "Action": "Originate", "Channel": "PJSIP/centre-120",
+        "Context": "hotline-threeway-centre", "Exten": "s", "Priority": "1", "Async": "true", "Timeout": "15500",
+        "Variable": f"HOTLINE_CALL_ID={CALL_ID},HOTLINE_HANDOFF_ID={handoff_id},HOTLINE_CONF={conf},"
+                    "HOTLINE_CONF_USER=hotline_user"}
     h = await store.get_handoff(handoff_id)
     assert (h["centre"], h["trigger"], h["mode"]) == ("120", "agent", "threeway")
 
@@ -165,7 +166,7 @@ async def test_a_marked_caller_profile_goes_to_the_caller_leg_only(ami, store, p
     await t.transfer(call_id=CALL_ID, centre="119", mode="threeway", agent="agent1", ticket_id=None)
     profiles = {a["Channel"]: a["Value"] for a in ami.actions if a.get("Variable") == "HOTLINE_CONF_USER"}
     assert profiles == {CALLER: "hotline_caller", AGENT_CHANNEL: "hotline_user"}
-    assert ami.actions[-1]["Data"].endswith(",hotline_bridge,hotline_user")
+    assert ami.actions[-1]["Variable"].endswith(",HOTLINE_CONF_USER=hotline_user")  # the centre is no caller
 
 
 @pytest.mark.parametrize("kwargs, reason", [
