@@ -160,7 +160,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         4,
         """
         -- Art. 14 linkage: every hand-off of a call to 110/119/120/122 or a utility, with its timings.
-        -- result is checked in gateway/store.py (HANDOFF_RESULTS) so a new outcome needs no migration.
+        -- result is checked in gateway/store_rows.py (HANDOFF_RESULTS) so a new outcome needs no migration.
         CREATE TABLE handoffs (
             id           INTEGER PRIMARY KEY,
             call_id      TEXT NOT NULL,
