@@ -85,10 +85,10 @@ class GatewayService:
         self.emergencies = EmergencyListHolder(cfg.linkage.emergency_list)
         await self.emergencies.start()
         self.pusher = Pusher(self.store, outbox=outbox, http=HTTPPush())
-        self.linkage = LinkageHandoff(self.store, lambda: self.emergencies.current, self.pusher, clock=utc_now,
+        self.linkage = LinkageHandoff(self.store, self._emergency_list, self.pusher, clock=utc_now,
                                       ami=self.ami)
         self.ami.on_event("UserEvent", self.linkage.on_event)
-        self.agent_transfer = AgentTransfer(self.ami, self.store, lambda: self.emergencies.current, self.pusher,
+        self.agent_transfer = AgentTransfer(self.ami, self.store, self._emergency_list, self.pusher,
                                             clock=utc_now, caller_profile="hotline_caller")
         self.agent_transfer.attach(self.ami)
         if cfg.speech.enabled:
@@ -107,6 +107,10 @@ class GatewayService:
         log.info("event=started fastagi=%s:%s ami=%s:%s store=%s", cfg.fastagi.host, self.fastagi.port,
                  cfg.ami.host, cfg.ami.port, cfg.store.path)
 
+    def _emergency_list(self):
+        """The emergency list in force (the holder swaps in a new one when the file changes)."""
+        return self.emergencies.current
+
     async def _start_capture(self) -> None:
         cfg = self.config
         recogniser = recogniser_from_config(str(cfg.speech.model) if cfg.speech.model else None)
@@ -114,7 +118,7 @@ class GatewayService:
             await recogniser.load()
         self.recogniser = recogniser
         self.prefill = TicketPrefill(self.store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now,
-                                     emergencies=lambda: self.emergencies.current,
+                                     emergencies=self._emergency_list,
                                      on_emergency=self.linkage.offer_from_speech)
         vad = VADSettings(end_silence_ms=cfg.speech.end_silence_ms, no_speech_ms=cfg.speech.no_speech_ms,
                           max_ms=cfg.speech.max_seconds * 1000)
@@ -141,7 +145,7 @@ class GatewayService:
         app = create_console_app(store=self.store, state_dir=cfg.state_dir, agents=[a.name for a in cfg.agents],
                                  ws_url=f"ws://{cfg.mqtt.host}:{cfg.mqtt.ws_port}/mqtt", clock=utc_now,
                                  transfer=self.agent_transfer.transfer,
-                                 centres=centre_choices(lambda: self.emergencies.current))
+                                 centres=centre_choices(self._emergency_list))
         self.console = web.AppRunner(app, access_log=None)
         await self.console.setup()
         await web.TCPSite(self.console, cfg.console.host, cfg.console.port, backlog=128).start()
