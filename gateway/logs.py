@@ -15,9 +15,14 @@ _NUMBER = re.compile(r"(?<![A-Za-z_\d])(?<!\d[.:])(?:\+?\d{7,}|\+?\d{2,4}(?:[ -]
                      r"(?![A-Za-z_\d])(?![.:]\d)")
 
 
+# Keys whose values are our own identifiers, never a caller's number: ticket ids are all digits so that callers
+# can key them in the progress query, and must stay readable in the logs.
+_OWN_IDS = ("ticket=", "ticket_id=")
+
+
 def _mask_match(m: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", m.group(0))
-    if len(digits) < 7:
+    if len(digits) < 7 or m.string[max(0, m.start() - 10):m.start()].endswith(_OWN_IDS):
         return m.group(0)
     return f"{digits[:3]}****{digits[-4:]}"
 
