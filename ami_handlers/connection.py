@@ -24,28 +24,31 @@ list, lookups are case-insensitive) for the events handed to callbacks.
 from __future__ import annotations
 
 import asyncio
-import codecs
 import inspect
 import itertools
 import json
 import logging
-import random
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from panoramisk.message import Message
+
+# The wire format lives in ami_protocol; its names are re-exported here, where callers and tests import them.
+from ami_handlers.ami_protocol import (  # noqa: F401
+    BANNER_PREFIX,
+    EOL,
+    MAX_MESSAGE_CHARS,
+    MESSAGE_END,
+    AMIFrameDecoder,
+    backoff_delays,
+    encode_action,
+)
 
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[Mapping[str, Any]], Awaitable[None] | None]
 
-BANNER_PREFIX = "Asterisk Call Manager/"
-EOL = "\r\n"
-MESSAGE_END = "\r\n\r\n"
-# The largest AMI message seen in practice (a CoreShowChannels entry with every channelvar) is a few kB; a
-# peer that sends a megabyte without a blank line is not speaking AMI.
-MAX_MESSAGE_CHARS = 1_000_000
 READ_SIZE = 65536
 # Events buffered per callback before new ones are dropped (at 200 calls/s x 26 events ~ 1 s of everything).
 SUBSCRIBER_QUEUE_SIZE = 10_000
@@ -67,76 +70,9 @@ class AMIProtocolError(AMIError):
     """The peer does not speak AMI (bad banner, unbounded message)."""
 
 
-def backoff_delays(
-    minimum: float, maximum: float, *, jitter: float = 0.2, rand: Callable[[], float] = random.random
-) -> Iterator[float]:
-    """Endless reconnect delays: ``minimum`` doubling up to ``maximum``, each shortened by up to ``jitter``.
-
-    Jitter only shortens, so a delay never exceeds ``maximum``; it keeps several gateways (or a gateway and
-    its standby) from hammering a restarting Asterisk in lockstep.
-    """
-    if minimum <= 0 or maximum < minimum:
-        raise ValueError(f"need 0 < minimum <= maximum, got minimum={minimum} maximum={maximum}")
-    if not 0 <= jitter < 1:
-        raise ValueError(f"jitter must be in [0, 1), got {jitter}")
-    base = minimum
-    while True:
-        yield base * (1.0 - jitter * rand())
-        base = min(maximum, base * 2)
-
-
-class AMIFrameDecoder:
-    """Turns the byte stream of one AMI connection into its banner line and complete message texts.
-
-    One incremental UTF-8 decoder per connection, so a character split across TCP reads is joined before it
-    is decoded; truly invalid bytes become U+FFFD instead of vanishing.
-    """
-
-    def __init__(self, max_message_chars: int = MAX_MESSAGE_CHARS) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buffer = ""
-        self._max = max_message_chars
-        self.banner: str | None = None
-
-    def feed(self, data: bytes) -> list[str]:
-        self._buffer += self._decoder.decode(data)
-        if self.banner is None:
-            line, found, rest = self._buffer.partition(EOL)
-            if not found:
-                self._check_size()
-                return []
-            if not line.startswith(BANNER_PREFIX):
-                raise AMIProtocolError(f"not an AMI banner: {line[:60]!r}")
-            self.banner, self._buffer = line, rest
-        *messages, self._buffer = self._buffer.split(MESSAGE_END)
-        self._check_size()
-        # Asterisk sometimes ends a message with a single EOL followed by the next one's: strip like panoramisk.
-        return [text for text in (m.strip() for m in messages) if text]
-
-    def _check_size(self) -> None:
-        if len(self._buffer) > self._max:
-            raise AMIProtocolError(f"message longer than {self._max} characters")
-
-
 def parse_message(text: str) -> Message | None:
     """One AMI message text (without the blank line) -> Message, or None if it is neither event nor response."""
     return Message.from_line(text)
-
-
-def encode_action(action: Mapping[str, Any], action_id: str) -> bytes:
-    """Serialise an action; list values become repeated headers (``Variable``). CR/LF in a value would let it
-    inject headers or a second action, so it is refused."""
-    lines = []
-    for key, value in action.items():
-        if key.lower() == "actionid":
-            continue
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            text = str(item)
-            if "\r" in text or "\n" in text or "\r" in key or "\n" in key or ":" in key:
-                raise ValueError(f"AMI header {key!r} contains a line break or colon")
-            lines.append(f"{key}: {text}")
-    lines.append(f"ActionID: {action_id}")
-    return (EOL.join(lines) + MESSAGE_END).encode("utf-8")
 
 
 def _format_value(value: Any) -> str:
