@@ -9,6 +9,8 @@ import random
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from ami_handlers.ami_errors import AMIProtocolError
+
 BANNER_PREFIX = "Asterisk Call Manager/"
 EOL = "\r\n"
 MESSAGE_END = "\r\n\r\n"
@@ -56,9 +58,6 @@ class AMIFrameDecoder:
                 self._check_size()
                 return []
             if not line.startswith(BANNER_PREFIX):
-                # Imported here, not at the top: the AMI errors live in connection.py, which imports this module.
-                from ami_handlers.connection import AMIProtocolError
-
                 raise AMIProtocolError(f"not an AMI banner: {line[:60]!r}")
             self.banner, self._buffer = line, rest
         *messages, self._buffer = self._buffer.split(MESSAGE_END)
@@ -68,8 +67,6 @@ class AMIFrameDecoder:
 
     def _check_size(self) -> None:
         if len(self._buffer) > self._max:
-            from ami_handlers.connection import AMIProtocolError  # see feed
-
             raise AMIProtocolError(f"message longer than {self._max} characters")
 
 

@@ -35,6 +35,7 @@ from typing import Any
 from panoramisk.message import Message
 
 # The wire format lives in ami_protocol; its names are re-exported here, where callers and tests import them.
+from ami_handlers.ami_errors import AMIError, AMIProtocolError, AMITimeout  # noqa: F401 (re-exported)
 from ami_handlers.ami_protocol import (  # noqa: F401
     BANNER_PREFIX,
     EOL,
@@ -52,22 +53,6 @@ EventCallback = Callable[[Mapping[str, Any]], Awaitable[None] | None]
 READ_SIZE = 65536
 # Events buffered per callback before new ones are dropped (at 200 calls/s x 26 events ~ 1 s of everything).
 SUBSCRIBER_QUEUE_SIZE = 10_000
-
-
-class AMIError(Exception):
-    """An action failed (``Response: Error``), or the connection is not there to carry it."""
-
-    def __init__(self, message: str, response: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.response = response
-
-
-class AMITimeout(AMIError):
-    """No response within the action's timeout."""
-
-
-class AMIProtocolError(AMIError):
-    """The peer does not speak AMI (bad banner, unbounded message)."""
 
 
 def parse_message(text: str) -> Message | None:
