@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
+from gateway.data_errors import DataFileError
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DUE_WORKING_DAYS: Mapping[str, int] = {
     "consultation": 2,
@@ -43,14 +45,8 @@ _MAX_SCAN_DAYS = 3660
 log = logging.getLogger(__name__)
 
 
-class CalendarError(ValueError):
+class CalendarError(DataFileError):
     """A working-day file that cannot be used; names the file, the field and the reason."""
-
-    def __init__(self, file: str, field_path: str, reason: str) -> None:
-        super().__init__(f"{file}: {field_path}: {reason}")
-        self.file = file
-        self.field_path = field_path
-        self.reason = reason
 
 
 @dataclass

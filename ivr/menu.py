@@ -13,6 +13,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, TypeAlias
 
+from gateway.data_errors import DataFileError
+
 DEFAULT_MENU_PATH = Path(__file__).with_name("menu.toml")
 
 DTMF_KEYS = "0123456789*#"
@@ -24,14 +26,8 @@ _PROMPT_NAME = re.compile(r"[a-z0-9_]+")
 _NODE_ID = re.compile(r"[a-z][a-z0-9_]*")
 
 
-class MenuError(ValueError):
+class MenuError(DataFileError):
     """A menu file that cannot be used; names the file, the field path and the reason."""
-
-    def __init__(self, file: str, field_path: str, reason: str) -> None:
-        super().__init__(f"{file}: {field_path}: {reason}")
-        self.file = file
-        self.field_path = field_path
-        self.reason = reason
 
 
 # --- menu data ---------------------------------------------------------------------------------------------

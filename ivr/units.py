@@ -11,19 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.data_errors import DataFileError
+
 DEFAULT_UNITS_PATH = Path(__file__).with_name("units.toml")
 _WHITESPACE = re.compile(r"\s+")
 _FIELDS = {"name", "unit", "keywords", "exclude"}
 
 
-class UnitCatalogueError(ValueError):
+class UnitCatalogueError(DataFileError):
     """A unit catalogue that cannot be used; names the file, the field and the reason."""
-
-    def __init__(self, file: str, field_path: str, reason: str) -> None:
-        super().__init__(f"{file}: {field_path}: {reason}")
-        self.file = file
-        self.field_path = field_path
-        self.reason = reason
 
 
 @dataclass(frozen=True)

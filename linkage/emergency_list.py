@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.data_errors import DataFileError
+
 DEFAULT_EMERGENCY_PATH = Path(__file__).with_name("emergency.toml")
 # The centres the IVR menu and the ticket know (ivr/menu.py EMERGENCIES); the linkage config may widen this.
 KNOWN_CENTRES = frozenset({"110", "119", "120", "122", "water", "power", "gas"})
@@ -41,14 +43,8 @@ DEFAULT_HTTP_TIMEOUT_S = 5.0
 DEFAULT_HTTP_RETRIES = 2
 
 
-class EmergencyListError(ValueError):
+class EmergencyListError(DataFileError):
     """An emergency list that cannot be used; names the file, the field and the reason."""
-
-    def __init__(self, file: str, field_path: str, reason: str) -> None:
-        super().__init__(f"{file}: {field_path}: {reason}")
-        self.file = file
-        self.field_path = field_path
-        self.reason = reason
 
 
 @dataclass(frozen=True)
