@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from gateway.progress import wait_for_condition
+
 log = logging.getLogger(__name__)
 
 CALL_ID_VAR = "HOTLINE_CALL_ID"
@@ -123,14 +125,7 @@ class QueueEventRecorder:
 
     async def wait_processed(self, count: int, timeout: float) -> bool:
         """True once ``count`` events have been handled (recorded, ignored or failed), False on timeout."""
-        async def reached() -> None:
-            async with self._progress:
-                await self._progress.wait_for(lambda: self.processed >= count)
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return await wait_for_condition(self._progress, lambda: self.processed >= count, timeout)
 
     async def _record(self, event: Mapping[str, Any]) -> None:
         name = event.get("Event")

@@ -18,6 +18,7 @@ from ami_handlers.queue_events import CALL_ID_VAR, EventSource, agent_name, chan
 from gateway.mosquitto_conf import screenpop_topic
 from gateway.outbox import new_message_id
 from gateway.phone import mask, normalise
+from gateway.progress import wait_for_condition
 
 log = logging.getLogger(__name__)
 
@@ -118,14 +119,7 @@ class ScreenPopper:
                 self._progress.notify_all()
 
     async def wait_processed(self, count: int, timeout: float) -> bool:
-        async def reached() -> None:
-            async with self._progress:
-                await self._progress.wait_for(lambda: self.processed >= count)
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return await wait_for_condition(self._progress, lambda: self.processed >= count, timeout)
 
     async def _pop(self, event: Mapping[str, Any]) -> None:
         if str(event.get("Event", SCREENPOP_EVENT)).lower() != SCREENPOP_EVENT.lower():

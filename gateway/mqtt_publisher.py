@@ -21,6 +21,7 @@ import aiomqtt
 
 from ami_handlers.connection import backoff_delays
 from gateway.outbox import OutboxStore
+from gateway.progress import wait_for_condition
 
 log = logging.getLogger(__name__)
 
@@ -86,24 +87,10 @@ class MQTTPublisher:
 
     async def wait_published(self, count: int, timeout: float) -> bool:
         """True once ``published`` reaches ``count``, False on timeout."""
-        async def reached() -> None:
-            async with self._progress:
-                await self._progress.wait_for(lambda: self.published >= count)
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return await wait_for_condition(self._progress, lambda: self.published >= count, timeout)
 
     async def wait_connected(self, timeout: float) -> bool:
-        async def reached() -> None:
-            async with self._progress:
-                await self._progress.wait_for(lambda: self._connected)
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return await wait_for_condition(self._progress, lambda: self._connected, timeout)
 
     # -- the task ---------------------------------------------------------------------------------------------
 
