@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from gateway.progress import wait_for_condition
+from gateway.basics.waiting import wait_for_condition
 
 log = logging.getLogger(__name__)
 

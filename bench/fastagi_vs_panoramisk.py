@@ -1,4 +1,4 @@
-"""FastAGI throughput: gateway.fastagi.FastAGIServer against panoramisk.fast_agi.Application.
+"""FastAGI throughput: gateway.agi.server.FastAGIServer against panoramisk.fast_agi.Application.
 
 A synthetic Asterisk (this process) opens --sessions concurrent FastAGI connections; each server's handler
 sends --commands GET VARIABLE / SET VARIABLE commands, and the client answers every one "200 result=1 (x)".
@@ -51,7 +51,8 @@ def _serve(kind: str, commands: int, conn) -> None:
 async def _serve_async(kind: str, commands: int, conn) -> None:
     loop = asyncio.get_running_loop()
     if kind == "ours":
-        from gateway.fastagi import AGISession, FastAGIServer
+        from gateway.agi.session import AGISession
+        from gateway.agi.server import FastAGIServer
 
         async def ours(session: AGISession) -> None:
             for i in range(commands):

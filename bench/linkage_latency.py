@@ -19,12 +19,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ami_handlers.connection import AMIConnection  # noqa: E402
+from ami_handlers.client.connection import AMIConnection  # noqa: E402
 from ami_handlers.queue_events import channel_vars  # noqa: E402
 from gateway.config import load_config  # noqa: E402
-from gateway.sipp_scenario import CallerScript  # noqa: E402
-from gateway.stack import Stack  # noqa: E402
-from gateway.testcall import run_sipp_caller  # noqa: E402
+from gateway.sandbox.sipp_scenario import CallerScript  # noqa: E402
+from gateway.sandbox.stack import Stack  # noqa: E402
+from gateway.sandbox.testcall import run_sipp_caller  # noqa: E402
 
 _CALL_HEADER = re.compile(rb"^X-Hotline-Call:\s*(\S+)", re.MULTILINE | re.IGNORECASE)
 

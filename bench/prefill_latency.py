@@ -24,13 +24,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gateway.store import Store  # noqa: E402
-from gateway.voice_pcap import read_pcm_8k  # noqa: E402
-from ivr.audiosocket import KIND_AUDIO, KIND_UUID, AudioSocketServer, encode_frame  # noqa: E402
-from ivr.capture import SpeechCapture  # noqa: E402
-from ivr.prefill import TicketPrefill  # noqa: E402
-from ivr.speech import Recogniser  # noqa: E402
-from ivr.vad import VADSettings  # noqa: E402
+from gateway.store.database import Store  # noqa: E402
+from gateway.sandbox.voice_pcap import read_pcm_8k  # noqa: E402
+from ivr.speech.audiosocket import KIND_AUDIO, KIND_UUID, AudioSocketServer, encode_frame  # noqa: E402
+from ivr.speech.capture import SpeechCapture  # noqa: E402
+from ivr.triage.prefill import TicketPrefill  # noqa: E402
+from ivr.speech.recogniser import Recogniser  # noqa: E402
+from ivr.speech.vad import VADSettings  # noqa: E402
 
 SENTENCE = "안녕하세요 저는 집 앞 도로에 문제가 있어서 전화했습니다 빨리 고쳐 주세요"
 

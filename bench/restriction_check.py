@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.restriction import SHANGHAI  # noqa: E402
-from gateway.store import Store  # noqa: E402
+from gateway.basics.clock import SHANGHAI
+from gateway.store.database import Store  # noqa: E402
 
 DECIDED = datetime(2026, 3, 1, 15, 0, tzinfo=SHANGHAI)
 NOW = datetime(2026, 3, 15, 12, 0, tzinfo=SHANGHAI)

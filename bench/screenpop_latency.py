@@ -28,13 +28,14 @@ from panoramisk.message import Message
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ami_handlers.screenpop import ScreenPopper  # noqa: E402
-from gateway.mosquitto_conf import (  # noqa: E402
-    LocalBroker, free_port, mqtt_password, screenpop_topic, write_broker_config,
-)
-from gateway.mqtt_publisher import MQTTPublisher  # noqa: E402
-from gateway.outbox import Outbox  # noqa: E402
-from gateway.restriction import SHANGHAI  # noqa: E402
-from gateway.store import Store  # noqa: E402
+from gateway.mqtt.broker_config import write_broker_config
+from gateway.sandbox.broker import LocalBroker, free_port
+from gateway.mqtt.passwords import mqtt_password
+from gateway.contract import screenpop_topic
+from gateway.mqtt.publisher import MQTTPublisher  # noqa: E402
+from gateway.store.outbox import Outbox  # noqa: E402
+from gateway.basics.clock import SHANGHAI
+from gateway.store.database import Store  # noqa: E402
 
 HOST = "127.0.0.1"
 # aiomqtt warns past 10 concurrent publishes; the baseline makes 20 on purpose.

@@ -24,11 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gateway.config import load_config  # noqa: E402
-from gateway.dtmf_pcap import write_dtmf_pcaps  # noqa: E402
-from gateway.processes import wait_until  # noqa: E402
-from gateway.sipp_scenario import CallerScript, caller_scenario  # noqa: E402
-from gateway.stack import Stack  # noqa: E402
-from gateway.testcall import free_udp_port_pair  # noqa: E402
+from gateway.sandbox.dtmf_pcap import write_dtmf_pcaps  # noqa: E402
+from gateway.sandbox.processes import wait_until  # noqa: E402
+from gateway.sandbox.sipp_scenario import CallerScript, caller_scenario  # noqa: E402
+from gateway.sandbox.stack import Stack  # noqa: E402
+from gateway.sandbox.testcall import free_udp_port_pair  # noqa: E402
 
 STATIC_EXTEN = "12340"
 GATEWAY_EXTEN = "12341"

@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ivr.deadline import SHANGHAI  # noqa: E402
-from ivr.triage import default_emergencies, normalise, triage  # noqa: E402
+from gateway.basics.clock import SHANGHAI
+from ivr.triage.classify import default_emergencies, normalise, triage  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "transcripts.jsonl"
 RECEIVED = datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI)

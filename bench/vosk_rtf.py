@@ -1,4 +1,4 @@
-"""Offline speech recognition (ivr/speech.py) on this machine: real-time factor and concurrent streams.
+"""Offline speech recognition (ivr/speech/recogniser.py) on this machine: real-time factor and concurrent streams.
 
 Prints figures only: model load time; one stream's real-time factor (decode time / audio time) on ~20 s of espeak-ng
 Korean speech at 8 kHz fed through a RecognitionStream in 320-byte AudioSocket frames as fast as the decoder goes;
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ivr.speech import Recogniser  # noqa: E402
+from ivr.speech.recogniser import Recogniser  # noqa: E402
 
 FRAME = 320
 SENTENCES = ["나무가 쓰러졌어요.", "물이 안 나와요.", "버스가 안 와요.", "도로에 구멍이 있어요.",

@@ -12,11 +12,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Callable
 
-from gateway.fastagi import AGIError, AGIHangup, AGISession
-from gateway.phone import CallerNumber, normalise
+from gateway.agi.replies import AGIError, AGIHangup
+from gateway.agi.session import AGISession
+from gateway.basics.phone import CallerNumber, normalise
 from gateway.restriction import Restriction, last_day
-from gateway.store import Store
-from ivr.deadline import due_date
+from gateway.store.database import Store
+from ivr.triage.deadline import due_date
 from ivr.menu import Menu
 from ivr.runner import MenuOutcome, announce_restriction, run_menu
 from linkage.handoff import LinkageHandoff

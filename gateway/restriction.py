@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
+from gateway.basics.clock import SHANGHAI
+
 DEFAULT_DAYS = 30
 MIN_DAYS = 1
 MAX_DAYS = 365

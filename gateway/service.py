@@ -11,26 +11,26 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ami_handlers.connection import AMIConnection
+from ami_handlers.client.connection import AMIConnection
 from ami_handlers.queue_events import QueueEventRecorder
 from gateway.callflow import CallFlow, CallFlowSettings
 from gateway.config import Config
-from gateway.console import create_console_app
-from gateway.fastagi import FastAGIServer
-from gateway.store import Store
+from gateway.console.app import create_console_app
+from gateway.agi.server import FastAGIServer
+from gateway.store.database import Store
 from ami_handlers.queue_events import channel_vars
 from ami_handlers.screenpop import ScreenPopper
-from gateway.mosquitto_conf import mqtt_password
-from gateway.mqtt_publisher import MQTTPublisher
-from gateway.outbox import Outbox
-from ivr.audiosocket import AudioSocketServer
-from ivr.capture import SpeechCapture
+from gateway.mqtt.passwords import mqtt_password
+from gateway.mqtt.publisher import MQTTPublisher
+from gateway.store.outbox import Outbox
+from ivr.speech.audiosocket import AudioSocketServer
+from ivr.speech.capture import SpeechCapture
 from ivr.menu import load_menu, validate_prompts
-from ivr.prefill import TicketPrefill
-from ivr.recorded_capture import transcribe_recording
+from ivr.triage.prefill import TicketPrefill
+from ivr.speech.recorded_capture import transcribe_recording
 from ivr.prompts import load_catalogue
-from ivr.speech import recogniser_from_config
-from ivr.vad import VADSettings
+from ivr.speech.recogniser import recogniser_from_config
+from ivr.speech.vad import VADSettings
 from linkage.agent_transfer import AgentTransfer, centre_choices
 from linkage.handoff import LinkageHandoff
 from linkage.push import HTTPPush, Pusher

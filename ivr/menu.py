@@ -13,7 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, TypeAlias
 
-from gateway.data_errors import DataFileError
+from gateway.basics.data_errors import DataFileError
 
 DEFAULT_MENU_PATH = Path(__file__).with_name("menu.toml")
 

@@ -1,6 +1,6 @@
 """Runs the menu over one AGI session: performs the steps `ivr.menu.next_step` decides.
 
-AGIHangup (gateway.fastagi) is not caught here: the call-entry handler decides the caller's fate once.
+AGIHangup (gateway.agi.server) is not caught here: the call-entry handler decides the caller's fate once.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ami_handlers.connection import AMIError
+from ami_handlers.client.errors import AMIError
 from ami_handlers.queue_events import agent_name, call_id_of
 from linkage.emergency_list import Centre, EmergencyList
 from linkage.handoff import dial_targets

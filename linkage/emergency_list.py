@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.data_errors import DataFileError
+from gateway.basics.data_errors import DataFileError
 
 DEFAULT_EMERGENCY_PATH = Path(__file__).with_name("emergency.toml")
 # The centres the IVR menu and the ticket know (ivr/menu.py EMERGENCIES); the linkage config may widen this.

@@ -27,10 +27,10 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from ami_handlers.connection import backoff_delays
-from gateway.mosquitto_conf import linkage_topic
-from gateway.phone import mask
-from gateway.restriction import SHANGHAI
+from gateway.basics.backoff import backoff_delays
+from gateway.contract import linkage_topic
+from gateway.basics.phone import mask
+from gateway.basics.clock import SHANGHAI
 from linkage.emergency_list import Centre
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class NoPush:
 
 
 class MQTTPush:
-    """Through the durable outbox (gateway.outbox.Outbox): committed to the store now, published by the MQTT
+    """Through the durable outbox (gateway.store.outbox.Outbox): committed to the store now, published by the MQTT
     publisher, a broker outage loses nothing. The message id is the push id."""
 
     name = "mqtt"

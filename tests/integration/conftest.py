@@ -6,7 +6,6 @@ sipp UAS processes started per test where a test needs them.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import subprocess
 import sys
@@ -16,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from gateway.config import load_config
-from gateway.processes import ManagedProcess, wait_until
-from gateway.stack import Stack
-from gateway.store import Store
-from gateway.testcall import place_call
+from gateway.sandbox.processes import ManagedProcess, wait_until
+from gateway.sandbox.stack import Stack
+from gateway.store.database import Store
+from gateway.sandbox.testcall import place_call
 
 REPO = Path(__file__).resolve().parents[2]
 KO_FIRE_SENTENCE = "화재가 났어요 도와주세요 빨리 와 주세요"
@@ -33,7 +32,7 @@ class SandboxStack:
         self.stack = Stack(self.config, str(config_path))
 
     def hotline(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(self.config_path), *args],
+        result = subprocess.run([sys.executable, "-m", "gateway.cli.main", "--config", str(self.config_path), *args],
                                 capture_output=True, text=True, timeout=timeout, cwd=REPO)
         if check and result.returncode != 0:
             raise AssertionError(f"hotline {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
@@ -118,7 +117,7 @@ def silent_119(sandbox: SandboxStack):
 
 
 def _centre(sandbox: SandboxStack, name: str, *, answer_after_ms: int):
-    from gateway.sipp_scenario import agent_scenario
+    from gateway.sandbox.sipp_scenario import agent_scenario
     centre = next(c for c in sandbox.config.centres if c.name == name)
     host, port = centre.host_port
     logs = sandbox.config.state_dir / "logs"

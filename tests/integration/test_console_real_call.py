@@ -12,8 +12,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from gateway.mosquitto_conf import mqtt_password
-from gateway.testcall import place_call
+from gateway.mqtt.passwords import mqtt_password
+from gateway.sandbox.testcall import place_call
 
 pytestmark = pytest.mark.integration
 KOREAN = "안녕하세요 저는 집 앞 도로에 문제가 있어서 전화했습니다 빨리 고쳐 주세요"

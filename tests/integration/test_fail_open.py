@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 
 import pytest
 
-from gateway.processes import wait_until
+from gateway.sandbox.processes import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from gateway.processes import wait_until
-from gateway.testcall import place_call
+from gateway.sandbox.processes import wait_until
+from gateway.sandbox.testcall import place_call
 from tests.integration.test_speech_prefill import Subscriber
 
 pytestmark = pytest.mark.integration
@@ -91,7 +91,7 @@ def _console(sandbox, agent):
     import http.cookiejar
     import urllib.request
 
-    from gateway.mosquitto_conf import mqtt_password
+    from gateway.mqtt.passwords import mqtt_password
     cfg = sandbox.config
     base = f"http://{cfg.console.host}:{cfg.console.port}"
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
@@ -106,7 +106,7 @@ def _console(sandbox, agent):
 
 
 def _answered_call(sandbox, number):
-    from gateway.phone import normalise
+    from gateway.basics.phone import normalise
     e164 = normalise(number).e164
     found = {}
 

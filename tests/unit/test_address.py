@@ -1,7 +1,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from ivr.address import DISTRICTS, arabic_numbers, chinese_number, find_address
+from ivr.triage.address import DISTRICTS, arabic_numbers, chinese_number, find_address
 
 
 @pytest.mark.parametrize("spoken,value", [

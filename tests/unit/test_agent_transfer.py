@@ -4,9 +4,9 @@ from datetime import datetime
 
 import pytest
 
-from ami_handlers.connection import AMIError
-from gateway.restriction import SHANGHAI
-from gateway.store import Store
+from ami_handlers.client.errors import AMIError
+from gateway.basics.clock import SHANGHAI
+from gateway.store.database import Store
 from linkage.agent_transfer import AgentTransfer, TransferError, centre_choices, conference_name
 from linkage.emergency_list import Centre, EmergencyList, Situation
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from gateway.agi_reply import (
+from gateway.agi.replies import (
     AGICommandError,
     AGIError,
     AGIProtocolError,

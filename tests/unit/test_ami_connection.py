@@ -10,15 +10,11 @@ import socket
 import pytest
 from hypothesis import given, strategies as st
 
-from ami_handlers.connection import (
-    AMIConnection,
-    AMIError,
-    AMIFrameDecoder,
-    AMIProtocolError,
-    AMITimeout,
-    backoff_delays,
-    encode_action,
-)
+from ami_handlers.client.connection import AMIConnection
+from ami_handlers.client.errors import AMIError, AMIProtocolError, AMITimeout
+from gateway.basics.backoff import backoff_delays
+from ami_handlers.client.protocol import AMIFrameDecoder, encode_action
+from gateway.basics.backoff import backoff_delays
 
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 SECRET = "s3cret-never-logged"
@@ -347,7 +343,7 @@ async def test_refused_login_is_retried_and_never_ready(caplog):
     fake = await FakeAMIServer(accept_login=False).start()
     ami = make_client(fake.port)
     try:
-        with caplog.at_level(logging.INFO, logger="ami_handlers.connection"):
+        with caplog.at_level(logging.INFO, logger="ami_handlers.client.connection"):
             await ami.connect()
             assert await ami.wait_ready(0.4) is False
         assert sum(a["Action"] == "Login" for a in fake.actions) >= 2
@@ -409,7 +405,7 @@ async def test_logs_carry_neither_secret_nor_caller_number(server, caplog):
     received, on_event = collector()
     ami.on_event("*", on_event)
     try:
-        with caplog.at_level(logging.DEBUG, logger="ami_handlers.connection"):
+        with caplog.at_level(logging.DEBUG, logger="ami_handlers.client.connection"):
             await ami.connect()
             assert await ami.wait_ready(2)
             await server.push_event(Event="Newchannel", CallerIDNum=CALLER_NUMBER, ConnectedLineNum=CALLER_NUMBER)

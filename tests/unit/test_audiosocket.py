@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from ivr.audiosocket import (KIND_AUDIO, KIND_DTMF, KIND_HANGUP, KIND_UUID, AudioSocketServer, encode_frame)
+from ivr.speech.audiosocket import (KIND_AUDIO, KIND_DTMF, KIND_HANGUP, KIND_UUID, AudioSocketServer, encode_frame)
 
 
 async def started(handler, **kw):

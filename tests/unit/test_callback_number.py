@@ -1,7 +1,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from ivr.callback_number import find_callback_number, spoken_digits
+from ivr.triage.callback_number import find_callback_number, spoken_digits
 
 CN = "零一二三四五六七八九"
 

@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.callflow import CallFlow, CallFlowSettings
-from gateway.fastagi import AGIHangup, AGIReply
-from gateway.store import Store
+from gateway.agi.replies import AGIHangup, AGIReply
+from gateway.store.database import Store
 from ivr.menu import load_menu
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -327,7 +327,7 @@ async def test_a_queued_caller_has_a_ticket_draft_with_type_and_due_date_on_the_
     draft = await store.get_ticket_draft(ticket_id)
     assert draft["call_id"] == CALL_ID and draft["type"] == "complaint"
     # complaint: 15 working days (seed article 11), counted from the day after receipt
-    from ivr.deadline import due_date
+    from ivr.triage.deadline import due_date
     assert draft["due"] == due_date("complaint", NOW)
     assert (NOW.date() < draft["due"])
 

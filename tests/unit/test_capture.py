@@ -6,9 +6,9 @@ import uuid
 
 import pytest
 
-from ivr.audiosocket import KIND_AUDIO, KIND_DTMF, KIND_UUID, AudioSocketServer, encode_frame
-from ivr.capture import SpeechCapture
-from ivr.vad import VADSettings
+from ivr.speech.audiosocket import KIND_AUDIO, KIND_DTMF, KIND_UUID, AudioSocketServer, encode_frame
+from ivr.speech.capture import SpeechCapture
+from ivr.speech.vad import VADSettings
 
 SPEECH = struct.pack("<160h", *([8000, -8000] * 80))
 QUIET = b"\x00\x00" * 160
@@ -198,7 +198,7 @@ async def test_originate_failure_loses_the_transcript_not_the_call():
 
 async def test_a_spy_that_never_connects_switches_new_calls_to_recording(rig, monkeypatch):
     capture, ami, server, results = rig
-    monkeypatch.setattr("ivr.capture.SPY_CONNECT_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("ivr.speech.capture.SPY_CONNECT_TIMEOUT_S", 0.2)
     await capture.on_queue_join(JOIN)
     await asyncio.sleep(0.4)
     assert capture.mode() == "record"

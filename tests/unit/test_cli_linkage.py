@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from gateway import cli_linkage
-from gateway.restriction import SHANGHAI
-from gateway.store import Store
+from gateway.cli import linkage as cli_linkage
+from gateway.basics.clock import SHANGHAI
+from gateway.store.database import Store
 from linkage.emergency_list import DEFAULT_EMERGENCY_PATH
 
 T0 = datetime(2026, 11, 27, 9, 30, tzinfo=SHANGHAI)

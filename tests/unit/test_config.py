@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli.main import main
 from gateway.config import CONFIG_ENV, ConfigError, Endpoint, load_config
 
 
@@ -307,7 +307,7 @@ def test_config_check_of_a_good_file_exits_0(tmp_path, capsys):
 
 
 def test_config_check_names_a_speech_model_that_is_not_a_vosk_model(tmp_path, capsys):
-    from gateway.cli import main
+    from gateway.cli.main import main
 
     path = tmp_path / "hotline.toml"
     path.write_text(f'[speech]\nmodel = "{tmp_path}"\n')

@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import console
-from gateway.console import SESSION_COOKIE, create_console_app
-from gateway.mosquitto_conf import mqtt_password
-from gateway.store import Store
+from gateway.console import app as console
+from gateway.console.app import SESSION_COOKIE, create_console_app
+from gateway.mqtt.passwords import mqtt_password
+from gateway.store.database import Store
 
 NUMBER = "+8613800138000"
 WS_URL = "ws://127.0.0.1:19001/mqtt"
@@ -246,7 +246,7 @@ async def test_mark_abusive_on_an_anonymous_call_is_409(client, store, tmp_path)
 
 
 async def test_caller_number_never_reaches_the_log_unmasked(client, tmp_path, ticket, caplog):
-    caplog.set_level("DEBUG", logger="gateway.console")
+    caplog.set_level("DEBUG", logger="gateway.console.app")
     await login(client, tmp_path)
     await client.put(f"/api/tickets/{ticket}", json={"callback_number": "13800138000"})
     await client.post(f"/api/tickets/{ticket}/abusive", json={"reason": "骚扰"})

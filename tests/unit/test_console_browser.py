@@ -15,9 +15,12 @@ import paho.mqtt.client as paho
 import pytest
 from aiohttp import web
 
-from gateway.console import create_console_app
-from gateway.mosquitto_conf import GATEWAY_USER, LocalBroker, free_port, mqtt_password, write_broker_config
-from gateway.store import Store
+from gateway.console.app import create_console_app
+from gateway.mqtt.broker_config import write_broker_config
+from gateway.sandbox.broker import LocalBroker, free_port
+from gateway.mqtt.passwords import mqtt_password
+from gateway.contract import GATEWAY_USER
+from gateway.store.database import Store
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402

@@ -6,17 +6,17 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway import console
-from gateway.console import create_console_app
-from gateway.mosquitto_conf import mqtt_password
-from gateway.store import Store
+from gateway.console import app as console
+from gateway.console.app import create_console_app
+from gateway.mqtt.passwords import mqtt_password
+from gateway.store.database import Store
 from linkage.agent_transfer import TransferError
 
 NUMBER = "+8613800138000"
 WS_URL = "ws://127.0.0.1:19001/mqtt"
 NOW = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
 CENTRES = [{"name": "119", "label": "消防 119"}, {"name": "120"}]
-STATIC = Path(console.__file__).with_name("console_static")
+STATIC = Path(console.__file__).with_name("static")
 
 
 class FakeTransfer:

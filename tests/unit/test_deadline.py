@@ -5,8 +5,15 @@ import chinese_calendar
 import pytest
 from hypothesis import given, strategies as st
 
-from ivr.deadline import (SHANGHAI, CalendarError, WorkingDayCalendar, add_working_days, calendar_from, due_date,
-                          load_calendar)
+from ivr.triage.deadline import (
+    CalendarError,
+    WorkingDayCalendar,
+    add_working_days,
+    calendar_from,
+    due_date,
+    load_calendar,
+)
+from gateway.basics.clock import SHANGHAI
 
 
 def official_working_days_after(start: date, n: int) -> date:
@@ -80,7 +87,7 @@ def test_received_on_a_weekend_counts_from_the_next_working_day():
 
 def test_year_boundary_into_2027_falls_back_to_monday_to_friday_with_one_warning(caplog):
     calendar = WorkingDayCalendar()
-    with caplog.at_level(logging.WARNING, logger="ivr.deadline"):
+    with caplog.at_level(logging.WARNING, logger="ivr.triage.deadline"):
         due = add_working_days(date(2026, 12, 18), 15, calendar)     # Friday
         add_working_days(date(2026, 12, 28), 10, calendar)
     # 2026-12-21..31: 9 weekdays; 2027-01-01 is an official holiday but unknown to the package, so counted.
@@ -93,7 +100,7 @@ def test_office_file_adds_the_new_year_schedule(tmp_path, caplog):
     path = tmp_path / "working_days.toml"
     path.write_text("[years.2027]\nholidays = [2027-01-01]\nworkdays = [2027-01-09]\n")
     calendar = load_calendar(path)
-    with caplog.at_level(logging.WARNING, logger="ivr.deadline"):
+    with caplog.at_level(logging.WARNING, logger="ivr.triage.deadline"):
         assert not calendar.is_working_day(date(2027, 1, 1))
         assert calendar.is_working_day(date(2027, 1, 9))       # a Saturday
         assert calendar.is_working_day(date(2027, 1, 4))

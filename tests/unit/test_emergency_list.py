@@ -4,7 +4,7 @@ from hypothesis import given, strategies as st
 from ivr.menu import EMERGENCIES, load_menu, QueueAction
 from linkage.emergency_list import (DEFAULT_EMERGENCY_PATH, EmergencyList, EmergencyListError, load_emergency_list,
                                     parse_emergency_list)
-from ivr.units import load_units
+from ivr.triage.units import load_units
 
 
 @pytest.fixture(scope="module")

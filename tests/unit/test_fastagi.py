@@ -10,16 +10,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-import gateway.fastagi as fastagi
-from gateway.fastagi import (
-    AGICommandError,
-    AGIHangup,
-    AGIProtocolError,
-    AGIReply,
-    AGISession,
-    AGITimeout,
-    FastAGIServer,
-)
+import gateway.agi.server as fastagi
+from gateway.agi.replies import AGICommandError, AGIError, AGIHangup, AGIProtocolError, AGIReply, AGITimeout
+from gateway.agi.session import MAX_LINE_BYTES, AGISession
+from gateway.agi.server import FastAGIServer
 
 CALLER_NUMBER = "13800138000"
 CALLER_NAME = "张三"
@@ -134,12 +128,12 @@ async def wait_until(predicate, within: float = STEP) -> None:
 
 @pytest.fixture
 def agi_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.DEBUG, logger="gateway.fastagi")
+    caplog.set_level(logging.DEBUG, logger="gateway.agi.server")
     return caplog
 
 
 def events(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "gateway.fastagi" and f"event={name}" in r.getMessage()]
+    return [r for r in caplog.records if r.name == "gateway.agi.server" and f"event={name}" in r.getMessage()]
 
 
 # ------------------------------------------------------------------------------------------ header block
@@ -495,7 +489,7 @@ async def test_reply_line_over_the_bound_raises_protocol_error() -> None:
         await asterisk.send(header_block())
         await asterisk.expect_command()
         with contextlib.suppress(ConnectionError):
-            await asterisk.send(b"200 result=1 (" + b"x" * (fastagi.MAX_LINE_BYTES + 10))
+            await asterisk.send(b"200 result=1 (" + b"x" * (MAX_LINE_BYTES + 10))
             for _ in range(32):
                 await asterisk.send(b"x" * 65536)
         await seen.wait()
@@ -526,7 +520,7 @@ async def test_command_cancelled_while_awaiting_its_reply_closes_the_session_rat
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.2):
                 await session.get_variable("SLOW")
-        with pytest.raises(fastagi.AGIError):  # its late reply must never answer this one
+        with pytest.raises(AGIError):  # its late reply must never answer this one
             await session.get_variable("NEXT")
 
     async with serving({"entry": seen.wrap(body)}) as server:
@@ -742,7 +736,7 @@ async def test_backlog_is_passed_to_start_server(monkeypatch) -> None:
         await asterisk.answer("200 result=0")
         await asterisk.expect_closed()
     assert seen["backlog"] >= 1024
-    assert seen["limit"] == fastagi.MAX_LINE_BYTES
+    assert seen["limit"] == MAX_LINE_BYTES
 
 
 async def test_many_concurrent_calls_complete() -> None:
@@ -799,7 +793,7 @@ async def test_log_lines_carry_the_call_id_and_never_the_caller_number_or_name(a
         await wait_until(lambda: server.active_sessions == 0)
     server_events = ("event=listening", "event=closed")
     call_records = [r for r in agi_log.records
-                    if r.name == "gateway.fastagi" and not r.getMessage().startswith(server_events)]
+                    if r.name == "gateway.agi.server" and not r.getMessage().startswith(server_events)]
     assert {r.getMessage().split()[0] for r in call_records} >= {
         "event=session_start", "event=hangup_signal", "event=handler_failed", "event=session_end"}
     for record in call_records:

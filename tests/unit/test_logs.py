@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from gateway.logs import KeyValueFormatter, redact, setup_logging
+from gateway.basics.logs import KeyValueFormatter, redact, setup_logging
 
 
 @pytest.mark.parametrize("text, masked", [

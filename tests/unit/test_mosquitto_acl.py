@@ -7,10 +7,10 @@ import uuid
 import aiomqtt
 import pytest
 
-from gateway.mosquitto_conf import (
-    LocalBroker, broker_users, free_port, linkage_topic, mqtt_password, render_acl, screenpop_topic,
-    write_broker_config,
-)
+from gateway.mqtt.broker_config import broker_users, render_acl, write_broker_config
+from gateway.sandbox.broker import LocalBroker, free_port
+from gateway.mqtt.passwords import mqtt_password
+from gateway.contract import linkage_topic, screenpop_topic
 
 HOST = "127.0.0.1"
 AGENTS = ["agent1", "agent2"]

@@ -7,11 +7,14 @@ from datetime import datetime
 import aiomqtt
 import pytest
 
-from gateway.mosquitto_conf import LocalBroker, free_port, mqtt_password, screenpop_topic, write_broker_config
-from gateway.mqtt_publisher import MQTTPublisher
-from gateway.outbox import Outbox, new_message_id
-from gateway.restriction import SHANGHAI
-from gateway.store import Store
+from gateway.mqtt.broker_config import write_broker_config
+from gateway.sandbox.broker import LocalBroker, free_port
+from gateway.mqtt.passwords import mqtt_password
+from gateway.contract import screenpop_topic
+from gateway.mqtt.publisher import MQTTPublisher
+from gateway.store.outbox import Outbox, new_message_id
+from gateway.basics.clock import SHANGHAI
+from gateway.store.database import Store
 
 HOST = "127.0.0.1"
 TOPIC = screenpop_topic("agent1")

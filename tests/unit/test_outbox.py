@@ -4,9 +4,9 @@ from datetime import datetime
 
 import pytest
 
-from gateway.outbox import Outbox, new_message_id
-from gateway.restriction import SHANGHAI
-from gateway.store import Store
+from gateway.store.outbox import Outbox, new_message_id
+from gateway.basics.clock import SHANGHAI
+from gateway.store.database import Store
 
 NOW = datetime(2026, 11, 27, 10, tzinfo=SHANGHAI)
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.phone import CallerNumber, mask, normalise, normalise_strict
+from gateway.basics.phone import CallerNumber, mask, normalise, normalise_strict
 
 MOBILE_SPELLINGS = [
     "+86 138 0013 8000",

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gateway.processes import ManagedProcess, is_alive, tcp_port_open, udp_port_in_use, wait_until
+from gateway.sandbox.processes import ManagedProcess, is_alive, tcp_port_open, udp_port_in_use, wait_until
 
 
 @pytest.fixture

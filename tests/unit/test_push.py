@@ -9,11 +9,14 @@ import aiomqtt
 import pytest
 from aiohttp import web
 
-from gateway.mosquitto_conf import LocalBroker, free_port, linkage_topic, mqtt_password, write_broker_config
-from gateway.mqtt_publisher import MQTTPublisher
-from gateway.outbox import Outbox
-from gateway.restriction import SHANGHAI
-from gateway.store import Store
+from gateway.mqtt.broker_config import write_broker_config
+from gateway.sandbox.broker import LocalBroker, free_port
+from gateway.mqtt.passwords import mqtt_password
+from gateway.contract import linkage_topic
+from gateway.mqtt.publisher import MQTTPublisher
+from gateway.store.outbox import Outbox
+from gateway.basics.clock import SHANGHAI
+from gateway.store.database import Store
 from linkage.emergency_list import Centre
 from linkage.push import HTTPPush, MQTTPush, NoPush, Pusher, case_payload, push_case
 

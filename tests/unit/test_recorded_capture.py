@@ -3,7 +3,7 @@ import wave
 
 import pytest
 
-from ivr.recorded_capture import read_pcm_prefix, recording_files, transcribe_recording
+from ivr.speech.recorded_capture import read_pcm_prefix, recording_files, transcribe_recording
 
 
 def write_wav(path, pcm):

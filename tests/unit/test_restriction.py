@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.restriction import SHANGHAI, Restriction, effective, last_day, restriction_end
+from gateway.basics.clock import SHANGHAI
+from gateway.restriction import Restriction, effective, last_day, restriction_end
 
 
 def sh(*args) -> datetime:

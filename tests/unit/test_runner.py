@@ -11,7 +11,7 @@ DIR = "/var/lib/asterisk/sounds/hotline/zh"
 
 
 class FakeHangup(Exception):
-    """Stands in for gateway.fastagi.AGIHangup: the runner must let it through."""
+    """Stands in for gateway.agi.server.AGIHangup: the runner must let it through."""
 
 
 class ScriptedSession:

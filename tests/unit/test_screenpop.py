@@ -9,11 +9,13 @@ import pytest
 from panoramisk.message import Message
 
 from ami_handlers.screenpop import ScreenPopper, build_screenpop, event_var
-from gateway.mosquitto_conf import LocalBroker, free_port, mqtt_password, write_broker_config
-from gateway.mqtt_publisher import MQTTPublisher
-from gateway.outbox import Outbox
-from gateway.restriction import SHANGHAI
-from gateway.store import Store
+from gateway.mqtt.broker_config import write_broker_config
+from gateway.sandbox.broker import LocalBroker, free_port
+from gateway.mqtt.passwords import mqtt_password
+from gateway.mqtt.publisher import MQTTPublisher
+from gateway.store.outbox import Outbox
+from gateway.basics.clock import SHANGHAI
+from gateway.store.database import Store
 
 NOW = datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI)
 NUMBER = "+8613800138000"

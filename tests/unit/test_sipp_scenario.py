@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.dtmf_pcap import (
+from gateway.sandbox.dtmf_pcap import (
     EVENT_CODES, PACKET_MS, PAYLOAD_TYPE, SAMPLE_RATE, TONE_MS, dtmf_packets, pcap_bytes, write_dtmf_pcaps,
 )
-from gateway.sipp_scenario import (
+from gateway.sandbox.sipp_scenario import (
     AFTER_PRESS_MS, DIGIT_GAP_MS, PAUSE_MS, CallerScript, caller_scenario, parse_dtmf_script, press_offsets,
     sip_user,
 )

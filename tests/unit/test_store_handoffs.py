@@ -5,8 +5,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from gateway.restriction import SHANGHAI
-from gateway.store import Store
+from gateway.basics.clock import SHANGHAI
+from gateway.store.database import Store
 
 T0 = datetime(2026, 11, 27, 9, 30, tzinfo=SHANGHAI)
 

@@ -5,8 +5,8 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from gateway.restriction import SHANGHAI
-from gateway.store import Store
+from gateway.basics.clock import SHANGHAI
+from gateway.store.database import Store
 
 NUMBER = "+8613800138000"
 OTHER = "+8613900139000"

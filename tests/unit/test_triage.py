@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 from hypothesis import given, strategies as st
 
-from gateway import cli_classify
-from ivr import triage as triage_module
-from ivr.deadline import SHANGHAI, due_date
-from ivr.triage import REQUEST_TYPES, Triage, normalise, request_type, triage
-from ivr.units import UnitCatalogue, UnitCatalogueError, load_units, parse_units
+from gateway.cli import classify as cli_classify
+from ivr.triage import classify as triage_module
+from gateway.basics.clock import SHANGHAI
+from ivr.triage.deadline import due_date
+from ivr.triage.classify import REQUEST_TYPES, Triage, normalise, request_type, triage
+from ivr.triage.units import UnitCatalogue, UnitCatalogueError, load_units, parse_units
 
 DATA = Path(__file__).parents[1] / "data" / "transcripts.jsonl"
 RECEIVED = datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI)

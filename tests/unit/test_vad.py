@@ -3,7 +3,7 @@ import struct
 
 from hypothesis import given, strategies as st
 
-from ivr.vad import VADSettings, VADState, frame_dbfs, step
+from ivr.speech.vad import VADSettings, VADState, frame_dbfs, step
 
 SILENCE = b"\x00\x00" * 160
 QUIET = struct.pack("<160h", *([30, -30] * 80))          # about -60 dBFS: line noise

@@ -1,0 +1,207 @@
+"""`hotline`: the gateway's command line (service, stack, restrictions, calls, prompts, config)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from gateway.cli import classify as cli_classify
+from gateway.cli import linkage as cli_linkage
+from gateway.cli import model as cli_model
+from gateway.cli import pending as cli_pending
+from gateway.cli import restrict as cli_restrict
+from gateway.config import CONFIG_ENV, ConfigError, load_config
+from gateway.basics.logs import setup_logging
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hotline", description="12345 hotline gateway for Asterisk")
+    parser.add_argument("--config", help=f"TOML config file (default: ${CONFIG_ENV}, else the embedded defaults)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser("run", help="serve FastAGI and hold the AMI connection (foreground)")
+    run.set_defaults(func=cmd_run)
+
+    config = sub.add_parser("config", help="configuration")
+    config_sub = config.add_subparsers(dest="config_command", metavar="COMMAND", required=True)
+    check = config_sub.add_parser("check", help="validate the config file; name each bad field and why")
+    check.set_defaults(func=cmd_config_check, needs_config=False)
+
+    stack = sub.add_parser("stack", help="the sandbox stack: Asterisk, mosquitto, gateway")
+    stack_sub = stack.add_subparsers(dest="stack_command", metavar="COMMAND", required=True)
+    up = stack_sub.add_parser("up", help="start everything in the background; return when all are ready")
+    up.add_argument("--simulated-agents", action="store_true", default=None,
+                    help="also start sipp answering machines as the agents")
+    up.set_defaults(func=cmd_stack_up)
+    stack_sub.add_parser("down", help="stop everything").set_defaults(func=cmd_stack_down)
+    status = stack_sub.add_parser("status", help="what runs and whether it is ready")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_stack_status)
+
+    prompts = sub.add_parser("prompts", help="Mandarin prompts")
+    prompts_sub = prompts.add_subparsers(dest="prompts_command", metavar="COMMAND", required=True)
+    build = prompts_sub.add_parser("build", help="generate the prompt WAVs (espeak-ng, 8 kHz) from the catalogue")
+    build.add_argument("--force", action="store_true", help="regenerate unchanged prompts too")
+    build.add_argument("--out", help="output directory (default: STATE_DIR/prompts/zh)")
+    build.set_defaults(func=cmd_prompts_build)
+
+    call = sub.add_parser("call", help="place a scripted test call into the sandbox (sipp)")
+    call.add_argument("--from", dest="from_number", required=True, help="caller number")
+    call.add_argument("--dtmf", default="", help="keys to press; ',' waits 2.5 s (e.g. '7,8' or '6,12345#')")
+    call.add_argument("--hold", type=float, default=8.0, help="seconds to stay on the line after the last key")
+    call.add_argument("--say", help="8 kHz 16-bit mono WAV the caller speaks after the keys")
+    call.add_argument("--json", action="store_true")
+    call.add_argument("--full", action="store_true", help="show the full number in the output")
+    call.set_defaults(func=cmd_call)
+
+    asterisk = sub.add_parser("asterisk", help="Asterisk configuration")
+    ast_sub = asterisk.add_subparsers(dest="asterisk_command", metavar="COMMAND", required=True)
+    render = ast_sub.add_parser("render", help="write the rendered asterisk_conf/ files into DIR")
+    render.add_argument("dir")
+    render.set_defaults(func=cmd_asterisk_render)
+
+    cli_restrict.register(sub)
+    cli_pending.register(sub)
+    cli_classify.register(sub)
+    cli_model.register(sub)
+    cli_linkage.register(sub)
+    return parser
+
+
+def cmd_run(args: argparse.Namespace, config: Any) -> int:
+    from gateway.service import serve
+    setup_logging(config.gateway.log_level)
+    return asyncio.run(serve(config))
+
+
+def cmd_config_check(args: argparse.Namespace, config: Any) -> int:
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    problems = []
+    for label, path in (("ivr.menu", cfg.ivr.menu), ("ivr.prompt_catalogue", cfg.ivr.prompt_catalogue)):
+        if not Path(path).is_file():
+            problems.append(f"  {label}: file {path} does not exist")
+    if not problems:
+        from ivr.menu import MenuError, load_menu, validate_prompts
+        from ivr.prompts import load_catalogue
+        try:
+            validate_prompts(load_menu(cfg.ivr.menu), load_catalogue(cfg.ivr.prompt_catalogue))
+        except (MenuError, ValueError) as exc:
+            problems.append(f"  ivr: {exc}")
+    if cfg.speech.model is not None:
+        from ivr.speech.recogniser import SpeechModelError, check_model_dir
+        try:
+            check_model_dir(cfg.speech.model)
+        except SpeechModelError as exc:
+            problems.append(f"  speech.model: {exc}")
+    if problems:
+        print(f"invalid configuration {cfg.source}:\n" + "\n".join(problems), file=sys.stderr)
+        return 2
+    print(f"configuration {cfg.source}: ok")
+    return 0
+
+
+def _stack(args: argparse.Namespace, config: Any):
+    from gateway.sandbox.stack import Stack
+    return Stack(config, args.config or None)
+
+
+def cmd_stack_up(args: argparse.Namespace, config: Any) -> int:
+    from gateway.sandbox.stack import StackError
+    from gateway.sandbox.asterisk_root import AsteriskRootError
+    try:
+        _stack(args, config).up(simulated_agents=args.simulated_agents)
+    except (StackError, AsteriskRootError) as exc:
+        print(f"stack up failed: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_stack_down(args: argparse.Namespace, config: Any) -> int:
+    _stack(args, config).down()
+    return 0
+
+
+def cmd_stack_status(args: argparse.Namespace, config: Any) -> int:
+    status = _stack(args, config).status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        for part, info in status.items():
+            print(f"{part:17} " + " ".join(f"{k}={v}" for k, v in (info.items() if isinstance(info, dict) else [])))
+    running = status["asterisk"]["running"] and status["gateway"]["running"] and status["mosquitto"]["running"]
+    return 0 if running else 3
+
+
+def cmd_prompts_build(args: argparse.Namespace, config: Any) -> int:
+    from ivr.prompts import PromptBuildError, build_prompts
+    out = Path(args.out) if args.out else config.prompt_build_dir
+    try:
+        report = asyncio.run(build_prompts(config.ivr.prompt_catalogue, out, voice=config.ivr.espeak_voice,
+                                           force=args.force))
+    except PromptBuildError as exc:
+        print(f"prompts build failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"prompts in {out}: {report}")
+    return 0
+
+
+def cmd_call(args: argparse.Namespace, config: Any) -> int:
+    from gateway.sandbox.sipp_scenario import parse_dtmf_script, sip_user
+    from gateway.sandbox.testcall import place_call
+    try:
+        parse_dtmf_script(args.dtmf)
+        sip_user(args.from_number)
+    except ValueError as exc:
+        print(f"hotline call: {exc}", file=sys.stderr)
+        return 2
+    say = Path(args.say) if args.say else None
+    if say is not None:
+        import wave
+        from gateway.sandbox.voice_pcap import read_pcm_8k
+        try:
+            read_pcm_8k(say)
+        except (OSError, EOFError, ValueError, wave.Error) as exc:
+            print(f"hotline call: --say: {exc}", file=sys.stderr)
+            return 2
+    result = asyncio.run(place_call(config, args.from_number, args.dtmf, hold_s=args.hold, full=args.full,
+                                    say=say))
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        for key, value in result.items():
+            print(f"{key:12} {value}")
+    return 0 if result["sipp_ok"] else 1
+
+
+def cmd_asterisk_render(args: argparse.Namespace, config: Any) -> int:
+    from gateway.asterisk_render import write_all
+    for path in write_all(config, config.ami_secret(), Path(args.dir)):
+        print(path)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config = None
+    if getattr(args, "needs_config", True):
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    result = args.func(args, config)
+    if asyncio.iscoroutine(result):
+        result = asyncio.run(result)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""The contract between the gateway, the dialplan (`asterisk_conf/`) and the MQTT broker, written once.
+
+Channel variables, their values, dialplan contexts, the UserEvent of the hand-off log, the request types of
+Zhanjiang 12345 rules art. 7, MQTT topics and users, and the rule for an agent's or centre's name. Every module
+of the gateway, the IVR, the AMI handlers and the linkage imports these names from here, and the rendering of
+`asterisk_conf/` (``gateway/asterisk_render.py``) takes the AMI channel variables from here; a unit test checks
+that the dialplan templates use no ``HOTLINE_*`` variable or ``hotline-*`` context this module does not name.
+
+Imports nothing of the project: it sits on the ground floor beside ``gateway.basics``.
+"""
+from __future__ import annotations
+
+import re
+
+__all__ = [
+    "ACTION_HANGUP", "ACTION_LINKAGE", "ACTION_QUEUE", "ACTION_VAR", "AMI_CHANNEL_VARS", "CALL_ID_VAR",
+    "CAPTURE_AUDIOSOCKET", "CAPTURE_DONE", "CAPTURE_MODES", "CAPTURE_RECORD", "CAPTURE_VAR", "CENTRE_PREFIX",
+    "CONF_USER_VAR", "CONF_VAR", "DIALPLAN_CONTEXTS", "DIALPLAN_VARS", "EMERGENCY_VAR", "GATEWAY_USER",
+    "HANDOFF_ID_VAR", "LINKAGE_CONFIRM_CONTEXT", "LINKAGE_CONTEXT", "LINKAGE_EVENT", "LINKAGE_FAILED_VAR",
+    "LINKAGE_TARGETS_VAR", "PRIORITY_VAR", "QUEUE_CONTEXT", "REQUEST_TYPES", "REQUEST_TYPE_VAR",
+    "THREEWAY_CENTRE_CONTEXT", "THREEWAY_CONTEXT", "TICKET_ID_VAR", "TOPIC_ROOT", "UNSPECIFIED_REQUEST",
+    "agent_topic", "centre_user", "check_name", "inherited", "is_valid_name", "linkage_topic", "screenpop_topic",
+]
+
+# -- channel variables ----------------------------------------------------------------------------------------
+
+CALL_ID_VAR = "HOTLINE_CALL_ID"              # the gateway's call id (agi_uniqueid of the caller leg)
+TICKET_ID_VAR = "HOTLINE_TICKET_ID"          # the ticket draft opened at queueing
+REQUEST_TYPE_VAR = "HOTLINE_REQUEST_TYPE"    # one of REQUEST_TYPES, or UNSPECIFIED_REQUEST
+PRIORITY_VAR = "HOTLINE_PRIORITY"            # the queue priority (10: emergency fallback)
+EMERGENCY_VAR = "HOTLINE_EMERGENCY"          # the emergency situation chosen in the menu
+ACTION_VAR = "HOTLINE_ACTION"                # what the dialplan does after the FastAGI entry
+CAPTURE_VAR = "HOTLINE_CAPTURE"              # how the caller's description is captured while queued
+HANDOFF_ID_VAR = "HOTLINE_HANDOFF_ID"        # the hand-off log row of a linkage transfer
+LINKAGE_TARGETS_VAR = "HOTLINE_LINKAGE_TARGETS"  # "dial|timeout" per centre, joined by "^"
+LINKAGE_FAILED_VAR = "HOTLINE_LINKAGE_FAILED"    # "1" once every centre was tried and none answered
+CONF_VAR = "HOTLINE_CONF"                    # the ConfBridge of a three-way hand-off
+CONF_USER_VAR = "HOTLINE_CONF_USER"          # the leg's ConfBridge user profile
+
+DIALPLAN_VARS = frozenset({
+    CALL_ID_VAR, TICKET_ID_VAR, REQUEST_TYPE_VAR, PRIORITY_VAR, EMERGENCY_VAR, ACTION_VAR, CAPTURE_VAR,
+    HANDOFF_ID_VAR, LINKAGE_TARGETS_VAR, LINKAGE_FAILED_VAR, CONF_VAR, CONF_USER_VAR,
+})
+# Asterisk adds these to every AMI event (manager.conf channelvars): ChanVariable on the caller leg,
+# DestChanVariable on the agent leg for the inherited ones.
+AMI_CHANNEL_VARS = (CALL_ID_VAR, REQUEST_TYPE_VAR, TICKET_ID_VAR, CAPTURE_VAR, LINKAGE_FAILED_VAR)
+
+
+def inherited(name: str) -> str:
+    """The name that makes Asterisk copy a variable to the channels the caller's channel creates (``__NAME``)."""
+    return "__" + name
+
+
+# HOTLINE_ACTION values. Fail-open (Zhanjiang 12345 rules, art. 2: 7x24 human service): the dialplan queues a call
+# for any other value, for none, and whenever the FastAGI session failed.
+ACTION_HANGUP = "hangup"      # a restricted number (art. 9), after its announcement
+ACTION_QUEUE = "queue"        # to the agent queue
+ACTION_LINKAGE = "linkage"    # to the linked centres in HOTLINE_LINKAGE_TARGETS (art. 14)
+
+# HOTLINE_CAPTURE values
+CAPTURE_AUDIOSOCKET = "audiosocket"   # live: ChanSpy into the gateway's AudioSocket while queued
+CAPTURE_RECORD = "record"             # fallback: Asterisk records the caller (MixMonitor r())
+CAPTURE_DONE = "done"                 # back in the queue after a linkage offer: capture no more
+CAPTURE_MODES = frozenset({CAPTURE_AUDIOSOCKET, CAPTURE_RECORD})
+
+# -- dialplan contexts and events -----------------------------------------------------------------------------
+
+QUEUE_CONTEXT = "hotline-queue"
+LINKAGE_CONTEXT = "hotline-linkage"
+LINKAGE_CONFIRM_CONTEXT = "hotline-linkage-confirm"
+THREEWAY_CONTEXT = "hotline-threeway"
+THREEWAY_CENTRE_CONTEXT = "hotline-threeway-centre"
+DIALPLAN_CONTEXTS = frozenset({
+    "hotline-in", "hotline-agents", QUEUE_CONTEXT, LINKAGE_CONTEXT, LINKAGE_CONFIRM_CONTEXT,
+    "hotline-linkage-predial", "hotline-linkage-answered", THREEWAY_CONTEXT, THREEWAY_CENTRE_CONTEXT,
+})
+# UserEvent(HotlineLinkage, Call: ..., Handoff: ..., Target: ..., Stage: ...): one per hand-off stage.
+LINKAGE_EVENT = "HotlineLinkage"
+
+# -- request types (Zhanjiang 12345 rules, art. 7) ------------------------------------------------------------
+
+REQUEST_TYPES = ("consultation", "help", "complaint", "report", "suggestion")
+UNSPECIFIED_REQUEST = "unspecified"   # "straight to an agent": the agent decides the type
+
+# -- MQTT topics and users (art. 20: each agent reads only its own callers) -----------------------------------
+
+TOPIC_ROOT = "hotline"
+GATEWAY_USER = "gateway"
+CENTRE_PREFIX = "centre-"
+# An agent's or centre's name becomes an MQTT user, a topic level, a password-file key and a PJSIP endpoint:
+# no '/', '+', '#', ':' or spaces.
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def check_name(name: object, what: str) -> str:
+    """``name`` if it can be an MQTT user and topic level, else ValueError naming ``what`` it is."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"{what} name {name!r} cannot be an MQTT user or topic level (letters, digits, _ . -)")
+    return name
+
+
+def is_valid_name(name: object) -> bool:
+    """Whether ``name`` passes ``check_name``."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
+def agent_topic(agent: str) -> str:
+    """The topic filter an agent may read."""
+    return f"{TOPIC_ROOT}/agents/{check_name(agent, 'agent')}/#"
+
+
+def screenpop_topic(agent: str) -> str:
+    """Where the gateway publishes an agent's screen-pops."""
+    return f"{TOPIC_ROOT}/agents/{check_name(agent, 'agent')}/screenpop"
+
+
+def linkage_topic(centre: str) -> str:
+    """Where a linked centre reads the case data of its hand-offs."""
+    return f"{TOPIC_ROOT}/linkage/{check_name(centre, 'centre')}"
+
+
+def centre_user(centre: str) -> str:
+    """A linked centre's MQTT user."""
+    return CENTRE_PREFIX + check_name(centre, "centre")

@@ -1,0 +1,137 @@
+"""The MQTT broker's security: mosquitto.conf, password file and ACL (art. 20: no caller data to third parties).
+
+Users and what they may do:
+- ``gateway`` publishes and reads everything under ``hotline/``;
+- each agent (``agent1`` ...) reads only ``hotline/agents/<own name>/#``: a screen-pop carries the caller's full
+  number, so no agent may see another agent's calls;
+- each linked centre (``centre-119`` ...) reads only ``hotline/linkage/<centre>``.
+Nobody else connects (``allow_anonymous false``). Passwords are generated once per user into
+``{state_dir}/secrets/mqtt/<user>.secret`` (0600) and only their hashes reach the broker's password file.
+
+Sync on purpose: the stack CLI calls it before starting the broker; ``mosquitto_passwd`` runs as a subprocess.
+Topic and user names are the contract's (``gateway.contract``); passwords are ``gateway.mqtt.passwords``.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from gateway.contract import CENTRE_PREFIX, GATEWAY_USER, TOPIC_ROOT, centre_user, check_name, linkage_topic
+from gateway.mqtt.passwords import mqtt_password
+
+def broker_users(agents: Iterable[str], centres: Iterable[str]) -> list[str]:
+    agents, centres = list(agents), list(centres)
+    users = [GATEWAY_USER, *(check_name(a, "agent") for a in agents), *(centre_user(c) for c in centres)]
+    clashes = sorted({u for u in users if users.count(u) > 1})
+    if clashes:
+        raise ValueError(f"MQTT user names must be unique; repeated: {', '.join(clashes)}")
+    if any(a.startswith(CENTRE_PREFIX) for a in agents):
+        raise ValueError(f"agent names may not start with {CENTRE_PREFIX!r} (reserved for linked centres)")
+    return users
+
+
+def render_acl(*, agents: Iterable[str], centres: Iterable[str]) -> str:
+    broker_users(agents, centres)
+    lines = [
+        "# Rendered by hotline-gateway. Art. 20: an agent reads only its own topics; a centre only its own.",
+        f"user {GATEWAY_USER}",
+        f"topic readwrite {TOPIC_ROOT}/#",
+        "",
+    ]
+    for centre in centres:
+        lines += [f"user {centre_user(centre)}", f"topic read {linkage_topic(centre)}", ""]
+    # A pattern applies to every user; only agents are ever published to under hotline/agents/<name>.
+    lines += [f"pattern read {TOPIC_ROOT}/agents/%u/#", ""]
+    return "\n".join(lines)
+
+
+def render_mosquitto(
+    *,
+    host: str,
+    port: int,
+    ws_port: int,
+    password_file: Path,
+    acl_file: Path,
+    run_as: str | None = None,
+    persistence_dir: Path | None = None,
+) -> str:
+    """mosquitto.conf text. ``run_as``: the broker's user (default: whoever renders, who can read the files).
+
+    mosquitto started as root drops to user ``mosquitto`` before it reads the password and ACL files, and
+    that user cannot enter a private state dir: the broker runs as the user who wrote its files instead.
+    """
+    run_as = run_as or pwd.getpwuid(os.geteuid()).pw_name
+    lines = [
+        "# Rendered by hotline-gateway (gateway/mqtt/broker_config.py)",
+        "per_listener_settings false",
+        f"user {run_as}",
+        "allow_anonymous false",
+        f"password_file {password_file}",
+        f"acl_file {acl_file}",
+    ]
+    if persistence_dir is None:
+        # The screen-pop outbox lives in the gateway's store; nothing may depend on the broker's disk.
+        lines.append("persistence false")
+    else:
+        lines += ["persistence true", f"persistence_location {persistence_dir}/", "autosave_interval 1"]
+    lines += [
+        "log_dest stdout",
+        "log_type error", "log_type warning", "log_type notice",
+        f"listener {port} {host}",
+        # Agent consoles in the browser. mosquitto 2.0.11 binds websockets on all addresses whatever the host
+        # (fixed in 2.0.12); the password file and ACL still apply.
+        f"listener {ws_port} {host}",
+        "protocol websockets",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_password_file(path: Path, passwords: dict[str, str]) -> None:
+    """Hash ``passwords`` with mosquitto_passwd into ``path`` (replaced atomically, mode 0600)."""
+    tool = shutil.which("mosquitto_passwd")
+    if tool is None:
+        raise RuntimeError("mosquitto_passwd not found on PATH (Debian package mosquitto)")
+    fd, tmp = tempfile.mkstemp(prefix=".passwd.", dir=path.parent)
+    os.close(fd)
+    try:
+        for user, password in passwords.items():
+            subprocess.run([tool, "-b", tmp, user, password], check=True, capture_output=True, timeout=30)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(f"mosquitto_passwd failed for {path}: {exc.stderr.decode(errors='replace').strip()}")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_broker_config(
+    state_dir: Path, *, host: str, port: int, ws_port: int, agents: list[str], centres: list[str],
+    persistence_dir: Path | None = None,
+) -> Path:
+    """Write ``{state_dir}/mosquitto/{mosquitto.conf,passwd,acl}``; return the conf path for ``mosquitto -c``."""
+    state_dir = Path(state_dir)
+    users = broker_users(agents, centres)
+    base = state_dir / "mosquitto"
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    password_file, acl_file, conf = base / "passwd", base / "acl", base / "mosquitto.conf"
+    write_password_file(password_file, {user: mqtt_password(state_dir, user) for user in users})
+    _write_private(acl_file, render_acl(agents=agents, centres=centres))
+    _write_private(conf, render_mosquitto(host=host, port=port, ws_port=ws_port, password_file=password_file,
+                                          acl_file=acl_file, persistence_dir=persistence_dir))
+    return conf
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

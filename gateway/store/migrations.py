@@ -1,0 +1,201 @@
+"""Versioned schema of the gateway store. Append new (version, sql) pairs; never edit an applied one.
+
+Conventions: numbers are E.164 text; times are UTC ISO-8601 text with microseconds and "+00:00", a fixed width,
+so text order is time order and indexes on them serve range queries.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE restrictions (
+            id          INTEGER PRIMARY KEY,
+            number      TEXT NOT NULL CHECK (number GLOB '+[1-9]*'),
+            reason      TEXT NOT NULL,
+            operator    TEXT NOT NULL,
+            days        INTEGER NOT NULL CHECK (days BETWEEN 1 AND 365),
+            decided_at  TEXT NOT NULL,
+            until       TEXT NOT NULL CHECK (until > decided_at),
+            lifted_at   TEXT,
+            lifted_by   TEXT,
+            lift_reason TEXT,
+            CHECK ((lifted_at IS NULL) = (lifted_by IS NULL))
+        );
+        -- The call-entry check: latest decision for one number (rowid breaks ties on decided_at).
+        CREATE INDEX restrictions_number_decided ON restrictions (number, decided_at);
+
+        CREATE TABLE restriction_audit (
+            id             INTEGER PRIMARY KEY,
+            action         TEXT NOT NULL CHECK (action IN ('add', 'lift')),
+            restriction_id INTEGER NOT NULL REFERENCES restrictions (id),
+            number         TEXT NOT NULL,
+            operator       TEXT NOT NULL,
+            reason         TEXT NOT NULL,
+            at             TEXT NOT NULL,
+            days           INTEGER,
+            until          TEXT
+        );
+        CREATE INDEX restriction_audit_number ON restriction_audit (number, id);
+        -- Who restricted whom and why must stay provable (art. 9 measures can be contested).
+        CREATE TRIGGER restriction_audit_no_update BEFORE UPDATE ON restriction_audit
+        BEGIN
+            SELECT RAISE(ABORT, 'restriction_audit is append-only');
+        END;
+        CREATE TRIGGER restriction_audit_no_delete BEFORE DELETE ON restriction_audit
+        BEGIN
+            SELECT RAISE(ABORT, 'restriction_audit is append-only');
+        END;
+        """,
+    ),
+    (
+        2,
+        """
+        CREATE TABLE calls (
+            call_id      TEXT PRIMARY KEY,
+            number       TEXT,
+            channel      TEXT,
+            started_at   TEXT,
+            ivr_path     TEXT NOT NULL DEFAULT '[]',
+            request_type TEXT,
+            emergency    TEXT,
+            outcome      TEXT CHECK (outcome IS NULL OR outcome IN
+                             ('blocked', 'queued', 'answered', 'abandoned', 'ivr', 'failed')),
+            queued_at    TEXT,
+            answered_at  TEXT,
+            ended_at     TEXT,
+            agent        TEXT,
+            priority     INTEGER,
+            ticket_query TEXT
+        );
+        CREATE INDEX calls_started ON calls (started_at);
+
+        CREATE TABLE blocked_attempts (
+            id             INTEGER PRIMARY KEY,
+            call_id        TEXT NOT NULL,
+            number         TEXT,
+            restriction_id INTEGER NOT NULL REFERENCES restrictions (id),
+            at             TEXT NOT NULL
+        );
+        CREATE INDEX blocked_attempts_number ON blocked_attempts (number, at);
+
+        CREATE TABLE tickets (
+            ticket_no  TEXT PRIMARY KEY,
+            status     TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            call_id    TEXT
+        );
+        """,
+    ),
+    (
+        3,
+        """
+        -- Ticket drafts pre-filled by the IVR and the agent (art. 10, 11). The id is read to the caller over the
+        -- phone and keyed back in the IVR's progress query (art. 12): digits only, local date + daily sequence.
+        CREATE TABLE ticket_drafts (
+            ticket_id           TEXT PRIMARY KEY CHECK (ticket_id GLOB '[0-9]*' AND ticket_id NOT GLOB '*[^0-9]*'),
+            call_id             TEXT,
+            type                TEXT,
+            category            TEXT,
+            unit                TEXT,
+            address             TEXT,
+            callback_number     TEXT,
+            emergency           TEXT,
+            emergency_situation TEXT,
+            due                 TEXT,
+            summary             TEXT,
+            transcript          TEXT,
+            status              TEXT NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'saved')),
+            agent               TEXT,
+            created_at          TEXT NOT NULL,
+            updated_at          TEXT NOT NULL
+        );
+        CREATE INDEX ticket_drafts_call ON ticket_drafts (call_id, created_at);
+        CREATE INDEX ticket_drafts_callback ON ticket_drafts (callback_number, created_at);
+
+        -- Last sequence number handed out per local (Asia/Shanghai) day.
+        CREATE TABLE ticket_sequences (
+            day  TEXT PRIMARY KEY,
+            last INTEGER NOT NULL CHECK (last >= 1)
+        );
+
+        -- The caller history on a screen-pop looks calls up by number.
+        CREATE INDEX calls_number_started ON calls (number, started_at);
+
+        -- Durable outbox for MQTT (screen-pops): a row leaves only after the broker's PUBACK. AUTOINCREMENT so a
+        -- removed seq is never handed out again: publish order is seq order across restarts.
+        CREATE TABLE outbox (
+            seq             INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id      TEXT NOT NULL UNIQUE,
+            topic           TEXT NOT NULL,
+            payload         TEXT NOT NULL,
+            created_at      TEXT NOT NULL,
+            attempts        INTEGER NOT NULL DEFAULT 0,
+            last_error      TEXT,
+            last_attempt_at TEXT
+        );
+
+        -- Art. 9: an agent asks for a restriction, a supervisor confirms (-> restrictions + audit) or rejects it.
+        CREATE TABLE pending_restrictions (
+            id              INTEGER PRIMARY KEY,
+            number          TEXT NOT NULL CHECK (number GLOB '+[1-9]*'),
+            reason          TEXT NOT NULL,
+            requested_by    TEXT NOT NULL,
+            call_id         TEXT,
+            requested_at    TEXT NOT NULL,
+            status          TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'confirmed', 'rejected')),
+            decided_by      TEXT,
+            decided_at      TEXT,
+            decision_reason TEXT,
+            restriction_id  INTEGER REFERENCES restrictions (id),
+            CHECK ((status = 'pending') = (decided_by IS NULL)),
+            CHECK ((status = 'confirmed') = (restriction_id IS NOT NULL))
+        );
+        CREATE INDEX pending_restrictions_status ON pending_restrictions (status, requested_at);
+        CREATE INDEX pending_restrictions_number ON pending_restrictions (number, requested_at);
+        """,
+    ),
+    (
+        4,
+        """
+        -- Art. 14 linkage: every hand-off of a call to 110/119/120/122 or a utility, with its timings.
+        -- result is checked in gateway/store/rows.py (HANDOFF_RESULTS) so a new outcome needs no migration.
+        CREATE TABLE handoffs (
+            id           INTEGER PRIMARY KEY,
+            call_id      TEXT NOT NULL,
+            ticket_id    TEXT,
+            situation    TEXT,
+            centre       TEXT NOT NULL,
+            trigger      TEXT NOT NULL CHECK (trigger IN ('menu', 'speech', 'agent')),
+            mode         TEXT NOT NULL CHECK (mode IN ('blind', 'threeway')),
+            requested_at TEXT NOT NULL,
+            ring_at      TEXT,
+            answered_at  TEXT,
+            ended_at     TEXT,
+            result       TEXT,
+            detail       TEXT
+        );
+        CREATE INDEX handoffs_call ON handoffs (call_id, requested_at);
+        CREATE INDEX handoffs_requested ON handoffs (requested_at);
+
+        -- The case data sent with a hand-off. push_id is the message id on MQTT and the Idempotency-Key on HTTP.
+        CREATE TABLE pushes (
+            id         INTEGER PRIMARY KEY,
+            push_id    TEXT NOT NULL UNIQUE,
+            handoff_id INTEGER REFERENCES handoffs (id),
+            call_id    TEXT,
+            centre     TEXT NOT NULL,
+            adapter    TEXT NOT NULL CHECK (adapter IN ('mqtt', 'http', 'none')),
+            state      TEXT NOT NULL DEFAULT 'pending'
+                           CHECK (state IN ('pending', 'queued', 'sent', 'failed', 'skipped')),
+            attempts   INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX pushes_handoff ON pushes (handoff_id);
+        CREATE INDEX pushes_call ON pushes (call_id, created_at);
+        """,
+    ),
+]

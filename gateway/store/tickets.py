@@ -1,0 +1,210 @@
+"""Ticket drafts, ticket status, caller history (screen-pop) and pending restriction requests: a mixin of `Store`.
+
+The methods rely on what `Store` provides: `self._db` (the aiosqlite connection, for reads) and `self._write()`
+(the write lock and `BEGIN IMMEDIATE` transaction, for writes).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiosqlite
+
+from gateway.basics.phone import normalise_strict
+from gateway.basics.clock import SHANGHAI
+from gateway.restriction import Restriction, check_aware, check_days, effective
+from gateway.store.rows import (
+    PENDING_COLUMNS,
+    RESTRICTION_COLUMNS,
+    TICKET_COLUMNS,
+    DRAFT_PUBLIC_STATUS,
+    from_ts,
+    insert_restriction,
+    lookup_key,
+    pending_from_row,
+    restriction_from_row,
+    check_text,
+    ticket_from_row,
+    check_ticket_field,
+    to_ts,
+)
+
+
+class TicketsMixin:
+    """Ticket, caller-history and pending-restriction methods of `Store`; needs its `_db` and `_write()`."""
+
+    # -- tickets ----------------------------------------------------------------------------------------------
+
+    async def ticket_status(self, ticket_no: str) -> dict | None:
+        """The status the IVR progress query announces: the ticket system's, else 'received' for a draft."""
+        rows = await self._db.execute_fetchall(
+            "SELECT ticket_no, status, updated_at FROM tickets WHERE ticket_no = ?", (ticket_no,)
+        )
+        if rows:
+            return {**dict(rows[0]), "updated_at": from_ts(rows[0]["updated_at"])}
+        rows = await self._db.execute_fetchall(
+            "SELECT ticket_id, updated_at FROM ticket_drafts WHERE ticket_id = ?", (ticket_no,)
+        )
+        if not rows:
+            return None
+        return {"ticket_no": rows[0]["ticket_id"], "status": DRAFT_PUBLIC_STATUS, "updated_at": from_ts(rows[0]["updated_at"])}
+
+    async def create_ticket_draft(self, *, call_id: str, request_type: str | None, created_at: datetime) -> str:
+        """A new draft; its id is the local date and that day's sequence number: "2026112700042"."""
+        day = check_aware(created_at, "created_at").astimezone(SHANGHAI).date().strftime("%Y%m%d")
+        request_type = check_ticket_field("type", request_type)
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "INSERT INTO ticket_sequences (day, last) VALUES (?, 1)"
+                " ON CONFLICT (day) DO UPDATE SET last = last + 1 RETURNING last",
+                (day,),
+            )
+            ticket_id = f"{day}{rows[0][0]:05d}"
+            await db.execute(
+                "INSERT INTO ticket_drafts (ticket_id, call_id, type, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (ticket_id, check_text(call_id, "call_id"), request_type, to_ts(created_at), to_ts(created_at)),
+            )
+        return ticket_id
+
+    async def update_ticket_draft(self, ticket_id: str, *, at: datetime | None = None, **fields: Any) -> None:
+        """Set fields of a draft (see TICKET_FIELDS); unknown field or ticket -> ValueError / LookupError."""
+        values = {name: check_ticket_field(name, value) for name, value in fields.items()}
+        values["updated_at"] = to_ts(at or datetime.now(UTC))
+        assignments = ", ".join(f"{name} = :{name}" for name in values)
+        async with self._write() as db:
+            cursor = await db.execute(
+                f"UPDATE ticket_drafts SET {assignments} WHERE ticket_id = :ticket_id", {**values, "ticket_id": ticket_id}
+            )
+            if cursor.rowcount == 0:
+                raise LookupError(f"no ticket draft {ticket_id!r}")
+
+    async def get_ticket_draft(self, ticket_id: str) -> dict | None:
+        rows = await self._db.execute_fetchall(
+            f"SELECT {TICKET_COLUMNS} FROM ticket_drafts WHERE ticket_id = ?", (ticket_id,)
+        )
+        return ticket_from_row(rows[0]) if rows else None
+
+    async def ticket_draft_for_call(self, call_id: str) -> dict | None:
+        """The call's latest draft."""
+        rows = await self._db.execute_fetchall(
+            f"SELECT {TICKET_COLUMNS} FROM ticket_drafts WHERE call_id = ? ORDER BY created_at DESC, ticket_id DESC"
+            " LIMIT 1",
+            (call_id,),
+        )
+        return ticket_from_row(rows[0]) if rows else None
+
+    async def add_ticket(self, ticket_no: str, *, status: str, at: datetime, call_id: str | None = None) -> None:
+        """Insert, or record a new status for an existing ticket."""
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO tickets (ticket_no, status, updated_at, call_id) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (ticket_no) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,"
+                " call_id = COALESCE(excluded.call_id, tickets.call_id)",
+                (check_text(ticket_no, "ticket_no"), check_text(status, "status"), to_ts(at), call_id),
+            )
+
+    # -- caller history (screen-pop) --------------------------------------------------------------------------
+
+    async def caller_history(self, number_e164: str | None, *, now: datetime, days: int = 90) -> dict:
+        """What an agent should know about a caller: recent calls and tickets, every restriction decision."""
+        key = lookup_key(number_e164) if number_e164 else None
+        if key is None:
+            return {"calls": [], "tickets": [], "restrictions": []}
+        since, until = to_ts(now - timedelta(days=days)), to_ts(now)
+        calls = await self._db.execute_fetchall(
+            "SELECT call_id, started_at, request_type, outcome FROM calls"
+            " WHERE number = ? AND started_at >= ? AND started_at <= ? ORDER BY started_at DESC",
+            (key, since, until),
+        )
+        tickets = await self._db.execute_fetchall(
+            "SELECT ticket_id AS id, type, category, status, created_at FROM ticket_drafts"
+            " WHERE created_at >= :since AND created_at <= :until AND (callback_number = :n"
+            "   OR call_id IN (SELECT call_id FROM calls WHERE number = :n AND started_at >= :since))"
+            " ORDER BY created_at DESC, ticket_id DESC",
+            {"n": key, "since": since, "until": until},
+        )
+        decisions = [restriction_from_row(row) for row in await self._db.execute_fetchall(
+            f"SELECT {RESTRICTION_COLUMNS} FROM restrictions WHERE number = ? ORDER BY decided_at DESC, id DESC",
+            (key,),
+        )]
+        in_force = effective(decisions, now)
+        return {
+            "calls": [{**dict(row), "started_at": from_ts(row["started_at"])} for row in calls],
+            "tickets": [{**dict(row), "created_at": from_ts(row["created_at"])} for row in tickets],
+            "restrictions": [
+                {"id": r.id, "reason": r.reason, "operator": r.operator, "decided_at": r.decided_at,
+                 "until": r.until, "lifted_at": r.lifted_at, "lifted_by": r.lifted_by, "lift_reason": r.lift_reason,
+                 "active": in_force is not None and in_force.id == r.id}
+                for r in decisions
+            ],
+        }
+
+    # -- pending restrictions (art. 9: an agent asks, a supervisor decides) -----------------------------------
+
+    async def add_pending_restriction(
+        self, *, number: str, reason: str, requested_by: str, call_id: str | None, at: datetime
+    ) -> int:
+        number = normalise_strict(number)
+        async with self._write() as db:
+            cursor = await db.execute(
+                "INSERT INTO pending_restrictions (number, reason, requested_by, call_id, requested_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (number, check_text(reason, "reason"), check_text(requested_by, "requested_by"), call_id, to_ts(at)),
+            )
+        return int(cursor.lastrowid)
+
+    async def list_pending_restrictions(self, *, include_decided: bool = False) -> list[dict]:
+        """Oldest request first."""
+        where = "" if include_decided else " WHERE status = 'pending'"
+        rows = await self._db.execute_fetchall(
+            f"SELECT {PENDING_COLUMNS} FROM pending_restrictions{where} ORDER BY requested_at, id"
+        )
+        return [pending_from_row(row) for row in rows]
+
+    async def get_pending_restriction(self, pending_id: int) -> dict | None:
+        rows = await self._db.execute_fetchall(
+            f"SELECT {PENDING_COLUMNS} FROM pending_restrictions WHERE id = ?", (pending_id,)
+        )
+        return pending_from_row(rows[0]) if rows else None
+
+    async def confirm_pending_restriction(
+        self, pending_id: int, *, operator: str, at: datetime, days: int
+    ) -> Restriction:
+        """The supervisor's confirmation: the restriction and its audit entry, in one transaction with the
+        request's decision. Unknown id -> LookupError; already decided -> ValueError."""
+        operator = check_text(operator, "operator")
+        check_days(days)
+        async with self._write() as db:
+            request = await _undecided(db, pending_id)
+            reason = f"{request['reason']} (requested by {request['requested_by']}"
+            reason += f", call {request['call_id']})" if request["call_id"] else ")"
+            restriction = await insert_restriction(db, request["number"], reason=reason, operator=operator,
+                                                    days=days, decided_at=at)
+            await db.execute(
+                "UPDATE pending_restrictions SET status = 'confirmed', decided_by = ?, decided_at = ?,"
+                " restriction_id = ? WHERE id = ?",
+                (operator, to_ts(at), restriction.id, pending_id),
+            )
+        return restriction
+
+    async def reject_pending_restriction(self, pending_id: int, *, operator: str, reason: str, at: datetime) -> None:
+        operator, reason = check_text(operator, "operator"), check_text(reason, "reason")
+        async with self._write() as db:
+            await _undecided(db, pending_id)
+            await db.execute(
+                "UPDATE pending_restrictions SET status = 'rejected', decided_by = ?, decided_at = ?,"
+                " decision_reason = ? WHERE id = ?",
+                (operator, to_ts(at), reason, pending_id),
+            )
+
+
+async def _undecided(db: aiosqlite.Connection, pending_id: int) -> dict:
+    rows = await db.execute_fetchall(f"SELECT {PENDING_COLUMNS} FROM pending_restrictions WHERE id = ?", (pending_id,))
+    if not rows:
+        raise LookupError(f"no pending restriction request {pending_id}")
+    request = pending_from_row(rows[0])
+    if request["status"] != "pending":
+        raise ValueError(f"restriction request {pending_id} was already {request['status']} "
+                         f"by {request['decided_by']}")
+    return request

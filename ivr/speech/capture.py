@@ -1,0 +1,264 @@
+"""Speech capture while the caller waits in the queue (issue 3): ChanSpy into AudioSocket, VAD, vosk, triage.
+
+On ``QueueCallerJoin`` the gateway originates ``AudioSocket/host:port/UUID`` running ``ChanSpy(<caller>,qEuow)``:
+only the caller's own voice (o), the exact channel (u), no beep (q), ends with the caller (E), and what the
+gateway writes back is whispered to the caller (w), so the "please describe your matter" prompt plays while the
+queue keeps ringing agents (measured: heard from 0.17 s; Playback before Queue() would delay queue entry by the
+prompt's length). The caller never waits longer for a human because of this: an agent answering ends the capture
+at once, and what was said so far is recognised and filed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Mapping
+
+from ami_handlers.queue_events import channel_vars
+from ivr.speech.audiosocket import KIND_AUDIO, KIND_DTMF, AudioSocketConnection
+from ivr.speech.vad import VADSettings, VADState, step
+from recordings.files import recording_path, write_wav
+
+log = logging.getLogger("ivr.speech.capture")
+
+MAX_AUDIO_BYTES = 60 * 16000   # 60 s of 8 kHz 16-bit: the issue's cap
+PROMPT_FRAME_S = 0.02
+SPY_CONNECT_TIMEOUT_S = 3.0    # measured: the spy connects 0.10-0.13 s after QueueCallerJoin
+FALLBACK_FOR_S = 60.0          # after a spy that never connected, new calls are recorded instead for this long
+
+
+@dataclass
+class CaptureSession:
+    call_id: str
+    channel: str
+    uuid: uuid.UUID
+    started: float = field(default_factory=time.monotonic)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    ended_by: str | None = None
+    transcript: str = ""
+    audio_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    call_id: str
+    pcm: bytes
+    transcript: str
+    ended_by: str
+
+
+# What the service does with a finished capture (store the recording, triage, update the draft).
+ResultSink = Callable[[CaptureResult], Awaitable[None]]
+
+
+class SpeechCapture:
+    """Starts a spy per queued call, consumes its AudioSocket stream, hands the result to ``on_result``."""
+
+    def __init__(self, ami: Any, *, audiosocket_host: str, audiosocket_port: Callable[[], int],
+                 recogniser: Any | None, on_result: ResultSink, prompt_pcm: bytes = b"",
+                 vad: VADSettings = VADSettings(), forced_mode: str | None = None) -> None:
+        self.ami = ami
+        self.host = audiosocket_host
+        self.port = audiosocket_port
+        self.recogniser = recogniser
+        self.on_result = on_result
+        self.prompt_pcm = prompt_pcm
+        self.vad = vad
+        self._by_uuid: dict[uuid.UUID, CaptureSession] = {}
+        self._by_call: dict[str, CaptureSession] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._forced_mode = forced_mode
+        self._audiosocket_broken_until = 0.0
+
+    def mode(self) -> str:
+        """How the next call's description is captured: "audiosocket" (live) or "record" (the fallback)."""
+        if self._forced_mode == "record" or time.monotonic() < self._audiosocket_broken_until:
+            return "record"
+        return "audiosocket"
+
+    def use_recording_only(self) -> None:
+        """No AudioSocket at all (its port could not be bound): every call is recorded instead."""
+        self._forced_mode = "record"
+
+    def _audiosocket_failed(self, session: CaptureSession, reason: str) -> None:
+        self._audiosocket_broken_until = time.monotonic() + FALLBACK_FOR_S
+        log.warning("call=%s event=audiosocket_unusable reason=%s fallback=record for_s=%.0f", session.call_id,
+                    reason, FALLBACK_FOR_S)
+        self._forget(session)
+        session.ended_by = reason
+        session.done.set()
+
+    def attach(self, ami: Any) -> None:
+        ami.on_event("QueueCallerJoin", self.on_queue_join)
+        ami.on_event("DTMFEnd", self.on_dtmf)
+
+    # -- AMI side ---------------------------------------------------------------------------------------------------
+    async def on_queue_join(self, event: Mapping[str, Any]) -> None:
+        variables = channel_vars(event)
+        call_id = variables.get("HOTLINE_CALL_ID")
+        channel = event.get("Channel")
+        # "record": Asterisk records this call instead; "done": back in the queue after a linkage offer
+        if not call_id or not channel or call_id in self._by_call or variables.get("HOTLINE_CAPTURE") in {"record",
+                                                                                                        "done"}:
+            return
+        session = CaptureSession(call_id=call_id, channel=channel, uuid=uuid.uuid4())
+        self._by_uuid[session.uuid] = session
+        self._by_call[call_id] = session
+        # Async Originate answers "queued" at once; panoramisk-style waiting for OriginateResponse is not needed.
+        task = asyncio.create_task(self._originate(session))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _originate(self, session: CaptureSession) -> None:
+        try:
+            await self.ami.action({
+                "Action": "Originate",
+                "Channel": f"AudioSocket/{self.host}:{self.port()}/{session.uuid}",
+                "Application": "ChanSpy",
+                "Data": f"{session.channel},qEuow",
+                "Async": "true",
+            })
+            log.info("call=%s event=capture_originated", session.call_id)
+        except Exception as exc:  # noqa: BLE001 - no capture is a lost transcript, never a lost call
+            self._audiosocket_failed(session, f"originate_failed:{type(exc).__name__}")
+            return
+        # An async Originate that fails (no app_audiosocket, nothing listening) says so only in an event of a
+        # class we do not read; a spy that never connects tells the same.
+        try:
+            await asyncio.wait_for(session.connected.wait(), SPY_CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            if not session.done.is_set():
+                self._audiosocket_failed(session, "spy_never_connected")
+
+    async def on_dtmf(self, event: Mapping[str, Any]) -> None:
+        if event.get("Digit") != "#" or event.get("Direction", "Received") != "Received":
+            return
+        call_id = channel_vars(event).get("HOTLINE_CALL_ID")
+        session = self._by_call.get(call_id or "")
+        if session is not None:
+            session.ended_by = session.ended_by or "pound"
+            session.stop.set()
+
+    async def finish_for_call(self, call_id: str, *, timeout: float = 2.0) -> CaptureSession | None:
+        """An agent answered: end the capture at once and wait (bounded) until what was said is filed."""
+        session = self._by_call.get(call_id)
+        if session is None:
+            return None
+        session.ended_by = session.ended_by or "agent_answered"
+        session.stop.set()
+        try:
+            await asyncio.wait_for(session.done.wait(), timeout)
+        except TimeoutError:
+            log.warning("call=%s event=capture_finish_slow timeout_s=%s", call_id, timeout)
+        return session
+
+    def _forget(self, session: CaptureSession) -> None:
+        self._by_uuid.pop(session.uuid, None)
+        if self._by_call.get(session.call_id) is session:
+            del self._by_call[session.call_id]
+
+    # -- AudioSocket side -------------------------------------------------------------------------------------------
+    async def handle_connection(self, conn: AudioSocketConnection) -> None:
+        session = self._by_uuid.get(conn.uuid)
+        if session is None:
+            log.warning("event=audiosocket_unknown_uuid")
+            return
+        session.connected.set()
+        stream = self.recogniser.stream(call_id=session.call_id) if self.recogniser else None
+        prompt = asyncio.create_task(self._whisper_prompt(conn))
+        audio = bytearray()
+        try:
+            session.ended_by = await self._consume(conn, session, audio, stream) or session.ended_by
+        finally:
+            prompt.cancel()
+            await conn.close()
+            self._forget(session)
+        try:
+            transcript = await stream.finish() if stream is not None else ""
+            session.transcript = transcript
+            session.audio_seconds = len(audio) / 16000
+            log.info("call=%s event=capture_ended by=%s audio_s=%.1f transcript_chars=%d", session.call_id,
+                     session.ended_by, session.audio_seconds, len(transcript))
+            await self.on_result(CaptureResult(session.call_id, bytes(audio), transcript, session.ended_by or "eof"))
+        finally:
+            session.done.set()
+
+    async def _consume(self, conn: AudioSocketConnection, session: CaptureSession, audio: bytearray,
+                       stream: Any | None) -> str | None:
+        state = VADState()
+        frames = conn.frames()
+        deadline = session.started + self.vad.max_ms / 1000
+        no_speech_deadline = session.started + self.vad.no_speech_ms / 1000
+        stop_wait = asyncio.ensure_future(session.stop.wait())
+        # One read stays pending across timeouts: cancelling it would close the frame generator.
+        next_frame: asyncio.Future | None = None
+        try:
+            while True:
+                # A caller who sends no media (DTX, or a test caller without RTP) gives the spy no frames at all:
+                # wall-clock limits apply as well as the frame-counting VAD.
+                now = time.monotonic()
+                if now >= deadline:
+                    return "max_duration"
+                if not state.heard_speech and now >= no_speech_deadline:
+                    return "no_speech"
+                limit = (self.vad.end_silence_ms / 1000 if state.heard_speech
+                         else min(deadline, no_speech_deadline) - now)
+                if next_frame is None:
+                    next_frame = asyncio.ensure_future(anext(frames))
+                done, _ = await asyncio.wait({next_frame, stop_wait}, timeout=max(limit, 0.01),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if stop_wait in done:
+                    return session.ended_by
+                if next_frame not in done:
+                    if state.heard_speech:
+                        return "silence"
+                    continue
+                try:
+                    frame = next_frame.result()
+                except StopAsyncIteration:
+                    return "caller_gone"
+                finally:
+                    next_frame = None
+                if frame.kind == KIND_DTMF and frame.payload == b"#":
+                    return "pound"
+                if frame.kind != KIND_AUDIO:
+                    continue
+                if len(audio) < MAX_AUDIO_BYTES:
+                    audio += frame.payload[: MAX_AUDIO_BYTES - len(audio)]
+                if stream is not None:
+                    await stream.feed(frame.payload)
+                state = step(state, frame.payload, self.vad)
+                if state.ended:
+                    return state.ended
+        finally:
+            stop_wait.cancel()
+            if next_frame is not None:
+                next_frame.cancel()
+
+    async def _whisper_prompt(self, conn: AudioSocketConnection) -> None:
+        """Play the invitation to the caller through the spy's whisper, paced in real time."""
+        frame = 320
+        start = time.monotonic()
+        for i, offset in enumerate(range(0, len(self.prompt_pcm), frame)):
+            await conn.send_audio(self.prompt_pcm[offset:offset + frame])
+            delay = start + (i + 1) * PROMPT_FRAME_S - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+
+async def store_recording(base: Path, result: CaptureResult, at: datetime) -> Path | None:
+    """Keep the caller's description as a WAV file (in an executor: file I/O)."""
+    if not result.pcm:
+        return None
+    path = recording_path(base, result.call_id, at)
+    return await asyncio.get_running_loop().run_in_executor(None, write_wav, path, result.pcm)

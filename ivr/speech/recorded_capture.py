@@ -1,0 +1,73 @@
+"""Fallback speech capture: a file Asterisk recorded (MixMonitor r()) instead of a live AudioSocket stream.
+
+Used when the AudioSocket spy cannot be had. Asterisk records the caller's own audio from queue entry on; when an
+agent answers, the gateway takes what was said before the answer (AgentConnect's HoldTime), recognises it and
+deletes the files: the recording keeps running through the agent conversation, which is not ours to keep.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from pathlib import Path
+from typing import Any
+
+from ivr.speech.capture import MAX_AUDIO_BYTES, CaptureResult
+
+log = logging.getLogger("ivr.speech.recorded_capture")
+BYTES_PER_SECOND = 16000     # 8 kHz 16-bit mono, as MixMonitor writes .wav
+FEED_BYTES = 3200            # 0.1 s per recogniser call
+
+
+def read_pcm_prefix(path: Path, limit_bytes: int) -> bytes:
+    """The first ``limit_bytes`` of PCM in a WAV that may still be being written (its sizes not yet final).
+
+    Blocking: run it in an executor.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            raise ValueError(f"{path.name}: not a WAV file")
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return b""
+            kind, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if kind == b"data":
+                data = f.read(limit_bytes)
+                return data[: len(data) - len(data) % 2]
+            f.seek(size + (size & 1), 1)
+
+
+def recording_files(local_dir: Path, call_id: str) -> tuple[Path, Path]:
+    """(the caller's own audio, the whole call) for a call, as the gateway sees them."""
+    return local_dir / f"{call_id}.wav", local_dir / f"{call_id}-call.wav"
+
+
+async def transcribe_recording(local_dir: Path, call_id: str, *, hold_s: float, recogniser: Any | None,
+                               max_bytes: int = MAX_AUDIO_BYTES) -> CaptureResult | None:
+    """Recognise what the caller said while queued; None when there is no recording of this call."""
+    own, whole = recording_files(local_dir, call_id)
+    if not own.exists():
+        return None
+    limit = min(max_bytes, max(0, int(hold_s * BYTES_PER_SECOND)))
+    loop = asyncio.get_running_loop()
+    try:
+        pcm = await loop.run_in_executor(None, read_pcm_prefix, own, limit)
+    except (OSError, ValueError) as exc:
+        log.warning("call=%s event=recording_unreadable error=%s", call_id, exc)
+        pcm = b""
+    finally:
+        for path in (own, whole):
+            path.unlink(missing_ok=True)
+    transcript = ""
+    if recogniser is not None and pcm:
+        stream = recogniser.stream(call_id=call_id)
+        for i in range(0, len(pcm), FEED_BYTES):
+            await stream.feed(pcm[i:i + FEED_BYTES])
+            # a file arrives faster than real time: wait for the decoder instead of letting its backlog drop audio
+            await stream.drain()
+        transcript = await stream.finish()
+    log.info("call=%s event=recording_transcribed audio_s=%.1f transcript_chars=%d", call_id,
+             len(pcm) / BYTES_PER_SECOND, len(transcript))
+    return CaptureResult(call_id=call_id, pcm=pcm, transcript=transcript, ended_by="agent_answered")

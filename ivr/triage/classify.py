@@ -1,0 +1,165 @@
+"""Speech pre-fill: a recognised transcript becomes a ticket draft (type, category, unit, address, emergency,
+call-back number, due date). Pure and synchronous; the only I/O is loading the packaged data files once.
+
+vosk's Chinese models put spaces between words ("我 要 投诉 赤坎区 ..."): matching runs on the transcript with
+those spaces removed; the summary keeps a space only between two Latin words.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+
+from ivr.triage.address import find_address
+from ivr.triage.callback_number import find_callback_number
+from ivr.triage.deadline import DEFAULT_CALENDAR, WorkingDayCalendar, due_date
+from ivr.triage.units import UnitCatalogue, load_units
+from linkage.emergency_list import EmergencyList, load_emergency_list
+
+REQUEST_TYPES = ("consultation", "help", "complaint", "report", "suggestion")
+SUMMARY_CHARS = 120
+
+# Article 7's five request types. A caller usually names the request up front ("我要投诉..."), so an explicit verb
+# decides by position (the first one said): "我想咨询一下怎么投诉" is a consultation. Without one, cue phrases add
+# up per type (weight 1 hints, 2 clear cues, 3 near-explicit); a tie goes to the earlier type in REQUEST_PRECEDENCE:
+# an offence reported (偷排) over a nuisance (太吵) over a plea for help over a wish (希望 also closes many
+# complaints, hence below them) over a question.
+_EXPLICIT = (
+    ("report", ("举报", "检举", "揭发")),
+    ("complaint", ("投诉", "头诉", "投述")),
+    ("help", ("求助", "求救")),
+    ("suggestion", ("建议", "提个意见", "提意见", "提议")),
+    ("consultation", ("咨询", "资讯一下")),
+)
+REQUEST_PRECEDENCE = ("report", "complaint", "help", "suggestion", "consultation")
+_CUES: tuple[tuple[str, int, re.Pattern[str]], ...] = tuple(
+    (kind, weight, re.compile(pattern)) for kind, weight, pattern in (
+        ("report", 3, "偷排|非法|违法|违规|私自|偷偷|无证|黑作坊|违章建筑|违建|赌博|传销|偷倒|乱排"),
+        ("report", 2, "倾倒|直接排放|排放到"),
+        ("complaint", 3, "不满|扰民|乱收费|乱扣|态度差|态度很差|态度恶劣|不作为|没人管|不管|推诿|敷衍|坑人|欠薪|拖欠|"
+                         "不给退|不退|缺斤少两|短斤缺两|管一管"),
+        ("complaint", 2, "太吵|很吵|吵得|吵到|吵死|太[大小贵差慢少脏臭乱]|贵了|坏了|不亮|一直不|一直没|没人清理|"
+                         "臭死|占道|占满|乱停|不修|烧坏|老是|受不了|没拿到|不等|希望尽快|尽快处理|尽快解决|尽快修"),
+        ("complaint", 1, "好几天|很久了|一天了|一个星期了|一个月了|几个月了|危险|到处都是"),
+        ("help", 3, "帮帮|救助|救命|走投无路|快来|赶紧来|马上来|快点来|快派人|派人来|快叫"),
+        ("help", 2, "帮忙|困难|没钱|急需|怎么办(?!理)|挡住"),
+        ("suggestion", 3, "能不能.{0,12}增加|能否.{0,12}增加|可不可以.{0,12}增加|增设|多建|多设|加装|希望政府|"
+                          "应该增加|最好能|呼吁"),
+        ("suggestion", 1, "希望"),
+        ("consultation", 3, "请问|想了解|怎么办理|如何办理|想问|问一下|问下|问问|需要什么|要什么材料|怎么申请|如何申请|"
+                            "怎么补办"),
+        ("consultation", 2, "什么时候|在哪里|哪里|多少钱|能不能办|可以办|手续|流程|条件|补办|可以.{0,8}吗$|吗$"),
+        ("consultation", 1, "有没有|是不是|多久"),
+    ))
+_NEGATED = ("不是投诉", "不是要投诉", "不是举报", "不用投诉")
+_WHITESPACE_RUN = re.compile(r"\s+")
+_LATIN_WORDS = re.compile(r"(?<=[A-Za-z0-9])\s+(?=[A-Za-z])|(?<=[A-Za-z])\s+(?=[0-9])")
+
+
+@dataclass(frozen=True)
+class Triage:
+    type: str | None
+    category: str | None
+    unit: str | None
+    address: str | None
+    emergency: str | None
+    emergency_situation: str | None
+    callback_number: str | None
+    due: date | None
+    summary: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "type": self.type,
+            "category": self.category,
+            "unit": self.unit,
+            "address": self.address,
+            "emergency": self.emergency,
+            "emergency_situation": self.emergency_situation,
+            "callback_number": self.callback_number,
+            "due": self.due.isoformat() if self.due else None,
+            "summary": self.summary,
+        }
+
+
+def normalise(transcript: str) -> str:
+    """vosk spacing removed ('我 要 投诉' -> '我要投诉'); a space stays only between two Latin words."""
+    text = _WHITESPACE_RUN.sub(" ", transcript.strip())
+    kept = _LATIN_WORDS.sub("\x00", text)
+    return kept.replace(" ", "").replace("\x00", " ")
+
+
+def explicit_type(text: str) -> str | None:
+    """The type of the first explicit request verb (投诉, 举报, ...) in a normalised transcript."""
+    for phrase in _NEGATED:
+        text = text.replace(phrase, "")
+    first: tuple[int, str] | None = None
+    for kind, verbs in _EXPLICIT:
+        for verb in verbs:
+            at = text.find(verb)
+            if at >= 0 and (first is None or at < first[0]):
+                first = (at, kind)
+    return first[1] if first else None
+
+
+def request_type(text: str) -> str | None:
+    """The article 7 type a normalised transcript asks for, or None when the wording does not say."""
+    if explicit := explicit_type(text):
+        return explicit
+    for phrase in _NEGATED:
+        text = text.replace(phrase, "")
+    scores = dict.fromkeys(REQUEST_PRECEDENCE, 0)
+    for kind, weight, cue in _CUES:
+        if cue.search(text):
+            scores[kind] += weight
+    best = max(REQUEST_PRECEDENCE, key=lambda kind: scores[kind])    # max keeps the first of equal scores
+    return best if scores[best] > 0 else None
+
+
+def summarise(text: str, limit: int = SUMMARY_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@lru_cache(maxsize=1)
+def default_units() -> UnitCatalogue:
+    return load_units()
+
+
+@lru_cache(maxsize=1)
+def default_emergencies() -> EmergencyList:
+    return load_emergency_list()
+
+
+def triage(transcript: str, *, dtmf_type: str | None = None, received: datetime,
+           units: UnitCatalogue | None = None, emergencies: EmergencyList | None = None,
+           calendar: WorkingDayCalendar = DEFAULT_CALENDAR) -> Triage:
+    """A ticket draft from a transcript. A DTMF type choice (one of the five) overrides the spoken type."""
+    units = units if units is not None else default_units()
+    emergencies = emergencies if emergencies is not None else default_emergencies()
+    text = normalise(transcript)
+    match = emergencies.match(text)
+    if dtmf_type in REQUEST_TYPES:
+        kind = dtmf_type
+    elif match is not None:
+        # The IVR emergency menu files emergencies as help requests; only an explicit "我要投诉/举报" changes that.
+        kind = explicit_type(text) or "help"
+    else:
+        kind = request_type(text)
+    category = None
+    if match is not None and match.category is not None:
+        category = units.get(match.category)
+    if category is None:
+        category = units.classify(text)
+    return Triage(
+        type=kind,
+        category=category.name if category else None,
+        unit=category.unit if category else None,
+        address=find_address(text),
+        emergency=match.centre if match else None,
+        emergency_situation=match.situation if match else None,
+        callback_number=find_callback_number(text),
+        due=due_date(kind, received, calendar),
+        summary=summarise(text),
+    )

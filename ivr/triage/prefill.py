@@ -1,0 +1,60 @@
+"""From a finished capture to a filled ticket draft: keep the recording, triage the transcript, update the draft.
+
+Seed articles 10 and 11: the ticket carries type, unit, address and deadline before the agent says a word. A DTMF
+choice from the menu outranks the spoken type; the due date follows the type in working days.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from gateway.store.database import Store
+from ivr.speech.capture import CaptureResult, store_recording
+from ivr.triage.classify import triage
+from linkage.emergency_list import EmergencyList
+
+log = logging.getLogger("ivr.triage.prefill")
+_SPOKEN_TYPES = {"consultation", "help", "complaint", "report", "suggestion"}
+
+
+class TicketPrefill:
+    """The SpeechCapture result sink."""
+
+    def __init__(self, store: Store, *, recordings_dir: Path, clock: Callable[[], datetime],
+                 emergencies: Callable[[], EmergencyList] | None = None,
+                 on_emergency: Callable[..., Awaitable[object]] | None = None) -> None:
+        self.store = store
+        self.recordings_dir = recordings_dir
+        self.clock = clock
+        # issue 4: a spoken emergency is offered to the caller (LinkageHandoff.offer_from_speech)
+        self.on_emergency = on_emergency
+        self.emergencies = emergencies  # the emergency list in force (reloaded live); None: the packaged one
+
+    async def __call__(self, result: CaptureResult) -> None:
+        now = self.clock()
+        path = await store_recording(self.recordings_dir, result, now)
+        draft = await self.store.ticket_draft_for_call(result.call_id)
+        if draft is None:
+            log.warning("call=%s event=prefill_without_draft", result.call_id)
+            return
+        call = await self.store.get_call(result.call_id) or {}
+        dtmf_type = call.get("request_type")
+        received = call.get("started_at") or now
+        fields: dict = {"transcript": result.transcript or None}
+        t = None
+        if result.transcript:
+            t = triage(result.transcript, dtmf_type=dtmf_type if dtmf_type in _SPOKEN_TYPES else None,
+                       received=received, emergencies=self.emergencies() if self.emergencies else None)
+            fields.update(type=t.type, category=t.category, unit=t.unit, address=t.address,
+                          callback_number=t.callback_number, emergency=t.emergency,
+                          emergency_situation=t.emergency_situation, due=t.due, summary=t.summary)
+            # keep what the menu already established when speech says nothing about it
+            fields = {k: v for k, v in fields.items() if v is not None or k == "transcript"}
+        await self.store.update_ticket_draft(draft["ticket_id"], **fields)
+        if t is not None and t.emergency_situation and self.on_emergency is not None:
+            await self.on_emergency(call_id=result.call_id, ticket_id=draft["ticket_id"],
+                                    situation_id=t.emergency_situation)
+        log.info("call=%s event=ticket_prefilled ticket=%s recording=%s fields=%s", result.call_id, draft["ticket_id"],
+                 "yes" if path else "no", ",".join(sorted(k for k, v in fields.items() if v)))
