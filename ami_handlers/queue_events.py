@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+from gateway.contract import CALL_ID_VAR
 from gateway.basics.waiting import wait_for_condition
 
 log = logging.getLogger(__name__)
 
-CALL_ID_VAR = "HOTLINE_CALL_ID"
 QUEUE_EVENTS = ("QueueCallerJoin", "AgentConnect", "QueueCallerAbandon", "AgentComplete")
 
 

@@ -14,20 +14,18 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from ami_handlers.queue_events import CALL_ID_VAR, EventSource, agent_name, channel_vars
-from gateway.contract import screenpop_topic
+from ami_handlers.queue_events import EventSource, agent_name, channel_vars
+from gateway.contract import CALL_ID_VAR, LINKAGE_FAILED_VAR, TICKET_ID_VAR, screenpop_topic
 from gateway.store.outbox import new_message_id
 from gateway.basics.phone import mask, normalise
 from gateway.basics.waiting import wait_for_condition
 
 log = logging.getLogger(__name__)
 
-TICKET_ID_VAR = "HOTLINE_TICKET_ID"
 SCREENPOP_EVENT = "AgentConnect"
-LINKAGE_FAILED_VAR = "HOTLINE_LINKAGE_FAILED"
 LINKAGE_FAILED_REASON = "linkage_no_answer"
-# The draft fields an agent sees and edits (gateway.store.database.TICKET_FIELDS without the agent and transcript, which
-# travel at the top level).
+# The draft fields an agent sees and edits (gateway.store.rows.TICKET_FIELDS without the agent and transcript,
+# which travel at the top level).
 SCREENPOP_TICKET_FIELDS = (
     "type", "category", "unit", "address", "callback_number", "emergency", "emergency_situation",
     "due", "summary", "status",

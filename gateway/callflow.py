@@ -1,8 +1,11 @@
 """The 12345 call entry (FastAGI script ``entry``): restriction check, then the IVR, then the agent queue.
 
-Seed article 2 (7x24 human service): whatever goes wrong here, the caller ends up with an agent. The dialplan
-queues every call unless the gateway explicitly sets ``HOTLINE_ACTION=hangup``, which only a restricted number
-(seed article 9) gets, after hearing why and until when.
+Zhanjiang 12345 rules, art. 2 (7x24 human service): whatever goes wrong here, the caller ends up with an agent. The
+dialplan queues every call unless the gateway explicitly sets ``HOTLINE_ACTION=hangup``, which only a restricted
+number (art. 9) gets, after hearing why and until when.
+
+The caller's number is normalised once, at entry, and travels on as a value; the store sees a call twice: at entry
+(open the call and answer the restriction question) and at queueing (outcome, type, ticket draft with due date).
 """
 from __future__ import annotations
 
@@ -10,23 +13,40 @@ import asyncio
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Protocol
 
 from gateway.agi.replies import AGIError, AGIHangup
 from gateway.agi.session import AGISession
 from gateway.basics.phone import CallerNumber, normalise
+from gateway.contract import (
+    ACTION_HANGUP,
+    ACTION_QUEUE,
+    ACTION_VAR,
+    CALL_ID_VAR,
+    CAPTURE_VAR,
+    EMERGENCY_VAR,
+    PRIORITY_VAR,
+    REQUEST_TYPE_VAR,
+    REQUEST_TYPES,
+    TICKET_ID_VAR,
+    inherited,
+)
 from gateway.restriction import Restriction, last_day
 from gateway.store.database import Store
-from ivr.triage.deadline import due_date
 from ivr.menu import Menu
 from ivr.runner import MenuOutcome, announce_restriction, run_menu
-from linkage.handoff import LinkageHandoff
+from ivr.triage.deadline import due_date
 
 log = logging.getLogger("gateway.callflow")
 
-ACTION_VAR = "HOTLINE_ACTION"
 EMERGENCY_NODE = "emergency"
-REQUEST_TYPES = frozenset({"consultation", "help", "complaint", "report", "suggestion"})
+
+
+class MenuLinkage(Protocol):
+    """The linkage hand-off as the call flow uses it (``linkage.handoff.LinkageHandoff``)."""
+
+    async def from_menu(self, agi: AGISession, *, call_id: str, ticket_id: str | None, menu_key: str | None,
+                        caller_e164: str | None) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -44,7 +64,7 @@ class CallFlow:
     """Handles the ``entry`` FastAGI script for every call to the hotline."""
 
     def __init__(self, store: Store, menu: Menu, settings: CallFlowSettings,
-                 clock: Callable[[], datetime], linkage: LinkageHandoff | None = None) -> None:
+                 clock: Callable[[], datetime], linkage: MenuLinkage | None = None) -> None:
         self.linkage = linkage
         self.store = store
         self.menu = menu
@@ -75,67 +95,58 @@ class CallFlow:
             await self._queue_anyway(agi, call_id)
 
     async def _entry(self, agi: AGISession, call_id: str, caller: CallerNumber) -> None:
-        now = self.clock()
         # Inherited (__) so that the agent leg and the AMI queue events carry our call id.
-        await agi.set_variable("__HOTLINE_CALL_ID", call_id)
-        await self.store.open_call(call_id=call_id, number=caller.e164, channel=agi.env.get("agi_channel", ""),
-                                   started_at=now)
-        if caller.e164 and (restriction := await self.store.active_restriction(caller.e164, now)):
+        await agi.set_variable(inherited(CALL_ID_VAR), call_id)
+        if restriction := await self.store.enter_call(call_id=call_id, number=caller.e164,
+                                                      channel=agi.env.get("agi_channel", ""), at=self.clock()):
             return await self.refuse(agi, call_id, caller, restriction)
         outcome = await run_menu(agi, self.menu, prompt_dir=self.settings.prompt_dir,
                                  lookup_ticket=self.store.ticket_status)
-        await self.queue(agi, call_id, outcome, caller_e164=caller.e164)
+        await self.queue(agi, call_id, outcome, caller)
 
     async def refuse(self, agi: AGISession, call_id: str, caller: CallerNumber, restriction: Restriction) -> None:
-        """Seed article 9: a restricted number hears why and until when; nothing else of the call runs."""
-        now = self.clock()
-        # Recorded before the announcement, so a caller who hangs up during it is still on record.
-        await self.store.record_blocked_attempt(call_id=call_id, number=caller.e164,
-                                                restriction_id=restriction.id, at=now)
-        await self.store.update_call(call_id, outcome="blocked", ended_at=now)
+        """Zhanjiang 12345 rules, art. 9: a restricted number hears why and until when; nothing else of the call
+        runs, except that emergency help stays one key away (art. 14)."""
         until_day = last_day(restriction.until, self.settings.tz)
         log.info("call=%s event=blocked caller=%s restriction=%s until=%s", call_id, caller.masked,
                  restriction.id, until_day.isoformat())
         key = self.settings.restricted_emergency_key if self.linkage is not None else ""
         try:
             # Inside the try: a caller gone by now was still blocked, not "abandoned".
-            await agi.set_variable(ACTION_VAR, "hangup")
+            await agi.set_variable(ACTION_VAR, ACTION_HANGUP)
             pressed = await announce_restriction(agi, prompt_dir=self.settings.prompt_dir, last_day=until_day,
                                                  emergency_keys=key)
         except AGIHangup:
             log.info("call=%s event=caller_hung_up_during_announcement", call_id)
             return
         if pressed:
-            # Issue 4: a restriction never keeps a caller from emergency help.
             log.info("call=%s event=restricted_caller_asks_for_emergency_help", call_id)
             outcome = await run_menu(agi, replace(self.menu, start=EMERGENCY_NODE), prompt_dir=self.settings.prompt_dir,
                                      lookup_ticket=self.store.ticket_status)
             await self.queue(agi, call_id, replace(outcome, ivr_path=[pressed, *outcome.ivr_path], priority=10),
-                             caller_e164=caller.e164)
+                             caller)
 
-    async def queue(self, agi: AGISession, call_id: str, outcome: MenuOutcome, *,
-                    caller_e164: str | None = None) -> None:
-        await self.store.update_call(call_id, ivr_path=list(outcome.ivr_path), request_type=outcome.request_type,
-                                     emergency=outcome.emergency, priority=outcome.priority,
-                                     ticket_query=outcome.ticket_query, outcome="ivr")
-        # Seed articles 10-11: the ticket exists before an agent answers; speech fills it while the caller waits.
+    async def queue(self, agi: AGISession, call_id: str, outcome: MenuOutcome, caller: CallerNumber) -> None:
+        """The IVR's outcome and the ticket draft in one store operation, then the channel variables the queue and
+        the screen-pop read (art. 10, 11: the ticket exists before an agent answers; speech fills it meanwhile)."""
         now = self.clock()
         known_type = outcome.request_type if outcome.request_type in REQUEST_TYPES else None
-        ticket_id = await self.store.create_ticket_draft(call_id=call_id, request_type=known_type, created_at=now)
-        await self.store.update_ticket_draft(ticket_id, emergency=outcome.emergency,
-                                             due=due_date(known_type, now) if known_type else None)
-        await agi.set_variable("__HOTLINE_TICKET_ID", ticket_id)
+        ticket_id = await self.store.queue_call(
+            call_id, ivr_path=list(outcome.ivr_path), request_type=outcome.request_type, emergency=outcome.emergency,
+            priority=outcome.priority, ticket_query=outcome.ticket_query, ticket_type=known_type,
+            due=due_date(known_type, now) if known_type else None, at=now)
+        await agi.set_variable(inherited(TICKET_ID_VAR), ticket_id)
         if capture := self.settings.capture_mode():
-            await agi.set_variable("HOTLINE_CAPTURE", capture)
+            await agi.set_variable(CAPTURE_VAR, capture)
         if outcome.emergency and self.linkage is not None and await self.linkage.from_menu(
                 agi, call_id=call_id, ticket_id=ticket_id, menu_key=outcome.ivr_path[-1] if outcome.ivr_path else None,
-                caller_e164=caller_e164):
+                caller_e164=caller.e164):
             return
-        await agi.set_variable("__HOTLINE_REQUEST_TYPE", outcome.request_type)
-        await agi.set_variable("__HOTLINE_PRIORITY", str(outcome.priority))
+        await agi.set_variable(inherited(REQUEST_TYPE_VAR), outcome.request_type)
+        await agi.set_variable(inherited(PRIORITY_VAR), str(outcome.priority))
         if outcome.emergency:
-            await agi.set_variable("__HOTLINE_EMERGENCY", outcome.emergency)
-        await agi.set_variable(ACTION_VAR, "queue")
+            await agi.set_variable(inherited(EMERGENCY_VAR), outcome.emergency)
+        await agi.set_variable(ACTION_VAR, ACTION_QUEUE)
         log.info("call=%s event=to_queue type=%s priority=%s emergency=%s reason=%s path=%s", call_id,
                  outcome.request_type, outcome.priority, outcome.emergency or "-", outcome.reason,
                  "/".join(outcome.ivr_path))
@@ -156,7 +167,7 @@ class CallFlow:
         if agi.hungup:
             return
         try:
-            await agi.set_variable(ACTION_VAR, "queue")
+            await agi.set_variable(ACTION_VAR, ACTION_QUEUE)
         except AGIError:
             pass  # the dialplan queues a call without HOTLINE_ACTION anyway
 

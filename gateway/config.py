@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gateway.contract import CAPTURE_MODES
+
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 CONFIG_ENV = "HOTLINE_CONFIG"
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
@@ -400,7 +402,7 @@ def _build(data: dict[str, Any], source: str) -> Config:
                               reason="must be 1-60 (issue 3: at most 60 s)"),
             end_silence_ms=r.get("speech.end_silence_ms", int, **positive),
             no_speech_ms=r.get("speech.no_speech_ms", int, **positive),
-            capture=r.get("speech.capture", str, check=lambda v: v in {"audiosocket", "record"},
+            capture=r.get("speech.capture", str, check=lambda v: v in CAPTURE_MODES,
                           reason='must be "audiosocket" or "record"'),
             asterisk_recording_dir=(ast_rec := r.get("speech.asterisk_recording_dir", str,
                                                      check=lambda v: v.startswith("/") and " " not in v,

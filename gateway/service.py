@@ -11,6 +11,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.contract import CALL_ID_VAR
 from ami_handlers.client.connection import AMIConnection
 from ami_handlers.queue_events import QueueEventRecorder
 from gateway.callflow import CallFlow, CallFlowSettings
@@ -153,7 +154,7 @@ class GatewayService:
 
     async def _on_agent_connect(self, event) -> None:
         """An agent answered: end the caller's description at once and file it, then pop the ticket."""
-        call_id = channel_vars(event).get("HOTLINE_CALL_ID")
+        call_id = channel_vars(event).get(CALL_ID_VAR)
         if not call_id:
             return
         session = await self.capture.finish_for_call(call_id) if self.capture is not None else None

@@ -13,12 +13,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Literal, TypeAlias
 
+from gateway.contract import REQUEST_TYPES, UNSPECIFIED_REQUEST
 from gateway.basics.data_errors import DataFileError
 
 DEFAULT_MENU_PATH = Path(__file__).with_name("menu.toml")
 
 DTMF_KEYS = "0123456789*#"
-REQUEST_TYPES = frozenset({"consultation", "help", "complaint", "report", "suggestion", "unspecified"})
+# What a queue node may file a call as: a request type of art. 7, or "unspecified" (the agent decides).
+QUEUE_REQUEST_TYPES = frozenset({*REQUEST_TYPES, UNSPECIFIED_REQUEST})
 EMERGENCIES = frozenset({"110", "119", "120", "122", "water", "power", "gas"})
 PRIORITY_NORMAL = 0
 PRIORITY_EMERGENCY = 10
@@ -247,7 +249,7 @@ class _Parser:
             if "priority" in self._ACTION_FIELDS[kind] else PRIORITY_NORMAL
         if kind == "queue":
             request_type = self.string(raw, at, "request_type")
-            if request_type not in REQUEST_TYPES:
+            if request_type not in QUEUE_REQUEST_TYPES:
                 raise self.fail(at, "request_type", f"unknown request type {request_type!r}")
             emergency = raw.get("emergency")
             if emergency is not None and emergency not in EMERGENCIES:

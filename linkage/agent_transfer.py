@@ -25,6 +25,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gateway.contract import (
+    CALL_ID_VAR,
+    CONF_USER_VAR,
+    CONF_VAR,
+    HANDOFF_ID_VAR,
+    LINKAGE_CONTEXT,
+    LINKAGE_TARGETS_VAR,
+    THREEWAY_CENTRE_CONTEXT,
+    THREEWAY_CONTEXT,
+    inherited,
+)
 from ami_handlers.client.errors import AMIError
 from ami_handlers.queue_events import agent_name, call_id_of
 from linkage.emergency_list import Centre, EmergencyList
@@ -33,11 +44,6 @@ from linkage.handoff import dial_targets
 log = logging.getLogger("linkage.agent_transfer")
 
 MODES = ("blind", "threeway")
-LINKAGE_CONTEXT = "hotline-linkage"
-THREEWAY_CONTEXT = "hotline-threeway"
-THREEWAY_CENTRE_CONTEXT = "hotline-threeway-centre"
-CONF_VAR = "HOTLINE_CONF"
-CONF_USER_VAR = "HOTLINE_CONF_USER"
 BRIDGE_PROFILE = "hotline_bridge"
 USER_PROFILE = "hotline_user"
 # Calls remembered at once; AgentComplete forgets a call, this only bounds what missed events (an AMI reconnect
@@ -183,8 +189,8 @@ class AgentTransfer:
         return handoff_id
 
     async def _blind(self, call: _Call, centre: Centre, handoff_id: int) -> None:
-        await self._setvar(call.caller_channel, "__HOTLINE_HANDOFF_ID", str(handoff_id))
-        await self._setvar(call.caller_channel, "HOTLINE_LINKAGE_TARGETS", dial_targets([centre]))
+        await self._setvar(call.caller_channel, inherited(HANDOFF_ID_VAR), str(handoff_id))
+        await self._setvar(call.caller_channel, LINKAGE_TARGETS_VAR, dial_targets([centre]))
         await self.ami.action({"Action": "Redirect", "Channel": call.caller_channel,
                                "Context": LINKAGE_CONTEXT, "Exten": "s", "Priority": "1"})
 
@@ -192,7 +198,7 @@ class AgentTransfer:
         conf = conference_name(call_id)
         await self._setvar(call.caller_channel, CONF_VAR, conf)
         await self._setvar(call.caller_channel, CONF_USER_VAR, self.caller_profile)
-        await self._setvar(call.caller_channel, "__HOTLINE_HANDOFF_ID", str(handoff_id))
+        await self._setvar(call.caller_channel, inherited(HANDOFF_ID_VAR), str(handoff_id))
         await self._setvar(call.agent_channel, CONF_VAR, conf)
         await self._setvar(call.agent_channel, CONF_USER_VAR, self.user_profile)
         await self.ami.action({"Action": "Redirect", "Channel": call.caller_channel, "ExtraChannel": call.agent_channel,
@@ -212,8 +218,8 @@ class AgentTransfer:
                 # does not, to spare itself every call event) and its "failed" extension the failure.
                 "Context": THREEWAY_CENTRE_CONTEXT, "Exten": "s", "Priority": "1",
                 "Async": "true", "Timeout": str(int(round(centre.answer_timeout_s * 1000))),
-                "Variable": f"HOTLINE_CALL_ID={call_id},HOTLINE_HANDOFF_ID={handoff_id},HOTLINE_CONF={conf},"
-                            f"HOTLINE_CONF_USER={self.user_profile}",
+                "Variable": f"{CALL_ID_VAR}={call_id},{HANDOFF_ID_VAR}={handoff_id},{CONF_VAR}={conf},"
+                            f"{CONF_USER_VAR}={self.user_profile}",
             })
         except AMIError:
             self._originates.pop(action_id, None)

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.contract import is_valid_name
 from gateway.basics.data_errors import DataFileError
 
 DEFAULT_EMERGENCY_PATH = Path(__file__).with_name("emergency.toml")
@@ -28,9 +29,6 @@ _WHITESPACE = re.compile(r"\s+")
 _FIELDS = {"id", "name", "centres", "menu_key", "category", "keywords", "cancel", "confirm"}
 _CENTRE_FIELDS = {"name", "dial", "answer_timeout_s", "push", "http_url", "http_timeout_s", "http_retries",
                   "http_token_env"}
-# A centre's name becomes an MQTT user (centre-<name>) and a topic level (hotline/linkage/<name>): the same rule
-# as gateway/mosquitto_conf.check_name, repeated so this module stays free of the broker's I/O.
-_CENTRE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 # One or more TECH/resource targets joined by '&' (Dial rings them all). ',' would end Dial's first argument.
 _DIAL_TARGET = re.compile(r"[A-Za-z][A-Za-z0-9]*/[^\s,&|;()\\\"']+")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -222,7 +220,7 @@ def _parse_centres(table: object, fail) -> tuple[Centre, ...]:
     out: list[Centre] = []
     for name, item in table.items():
         at = f"centres.{name}"
-        if not _CENTRE_NAME.fullmatch(name):
+        if not is_valid_name(name):  # it becomes an MQTT user (centre-<name>) and a topic level
             raise fail(at, "centre name must be letters, digits, '_', '.' or '-' (it becomes an MQTT user and topic)")
         if not isinstance(item, Mapping):
             raise fail(at, "must be a table")

@@ -12,11 +12,22 @@ import logging
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 
+from gateway.contract import (
+    ACTION_LINKAGE,
+    ACTION_VAR,
+    CAPTURE_DONE,
+    CAPTURE_VAR,
+    HANDOFF_ID_VAR,
+    LINKAGE_CONFIRM_CONTEXT,
+    LINKAGE_CONTEXT,
+    LINKAGE_EVENT,
+    LINKAGE_TARGETS_VAR,
+    inherited,
+)
 from linkage.emergency_list import Centre, EmergencyList, Situation
 
 log = logging.getLogger("linkage.handoff")
 
-ACTION_VAR = "HOTLINE_ACTION"
 # What Dial() reports for a centre that did not take the call.
 _NOT_ANSWERED = {"NOANSWER": "no_answer", "BUSY": "busy", "CONGESTION": "failed", "CHANUNAVAIL": "failed",
                  "CANCEL": "caller_hangup", "DONTCALL": "failed", "TORTURE": "failed", "INVALIDARGS": "failed"}
@@ -58,9 +69,9 @@ class LinkageHandoff:
         handoff_id = await self.store.add_handoff(call_id=call_id, centre=centres[0].name, trigger="menu",
                                                   mode="blind", requested_at=now, ticket_id=ticket_id,
                                                   situation=situation.id)
-        await agi.set_variable("__HOTLINE_HANDOFF_ID", str(handoff_id))
-        await agi.set_variable("HOTLINE_LINKAGE_TARGETS", dial_targets(centres))
-        await agi.set_variable(ACTION_VAR, "linkage")
+        await agi.set_variable(inherited(HANDOFF_ID_VAR), str(handoff_id))
+        await agi.set_variable(LINKAGE_TARGETS_VAR, dial_targets(centres))
+        await agi.set_variable(ACTION_VAR, ACTION_LINKAGE)
         await self._push(handoff_id, centres[0], situation)
         log.info("call=%s event=linkage_requested handoff=%s situation=%s centres=%s trigger=menu", call_id,
                  handoff_id, situation.id, ">".join(c.name for c in centres))
@@ -83,11 +94,11 @@ class LinkageHandoff:
                                                   mode="blind", requested_at=self.clock(), ticket_id=ticket_id,
                                                   situation=situation.id)
         try:
-            for name, value in (("__HOTLINE_HANDOFF_ID", str(handoff_id)),
-                                ("HOTLINE_LINKAGE_TARGETS", dial_targets(centres)),
-                                ("HOTLINE_CAPTURE", "done")):
+            for name, value in ((inherited(HANDOFF_ID_VAR), str(handoff_id)),
+                                (LINKAGE_TARGETS_VAR, dial_targets(centres)),
+                                (CAPTURE_VAR, CAPTURE_DONE)):
                 await self.ami.action({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})
-            context = "hotline-linkage-confirm" if situation.confirm else "hotline-linkage"
+            context = LINKAGE_CONFIRM_CONTEXT if situation.confirm else LINKAGE_CONTEXT
             await self.ami.action({"Action": "Redirect", "Channel": channel, "Context": context, "Exten": "s",
                                    "Priority": "1"})
         except Exception as exc:  # noqa: BLE001 - the caller simply stays in the queue
@@ -114,7 +125,7 @@ class LinkageHandoff:
 
     async def on_event(self, event: Mapping[str, Any]) -> None:
         """``UserEvent: HotlineLinkage`` from the dialplan: ring, answered, a Dial status, or fallback."""
-        if str(event.get("UserEvent", "")).lower() != "hotlinelinkage":
+        if str(event.get("UserEvent", "")).lower() != LINKAGE_EVENT.lower():
             return
         try:
             handoff_id = int(event.get("Handoff") or "")

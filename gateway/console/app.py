@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from gateway.mqtt.passwords import mqtt_password
-from gateway.contract import screenpop_topic
+from gateway.contract import REQUEST_TYPES, is_valid_name, screenpop_topic
 from gateway.basics.phone import mask, normalise_strict
 from linkage.agent_transfer import MODES as TRANSFER_MODES
 from linkage.agent_transfer import TransferError
@@ -44,15 +44,12 @@ SESSION_TTL = timedelta(hours=12)
 # A failed sign-in costs the guesser this long; the same for unknown agents, so timing names no agent.
 LOGIN_FAILURE_DELAY_S = 0.5
 MAX_BODY_BYTES = 64 * 1024
-TICKET_TYPES = ("consultation", "help", "complaint", "report", "suggestion")
 # Bounds for the fields an agent edits; generous for real tickets, small enough that nothing abuses the store.
 _TEXT_LIMITS = {"category": 64, "unit": 128, "address": 256, "summary": 4000}
 _CALLBACK_LIMIT = 32
 _REASON_LIMIT = 500
 _AGENT_LIMIT = 64
 _PASSWORD_LIMIT = 256
-# A centre's name as linkage/emergency_list.py allows it (also keeps the log line clean).
-_CENTRE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 TransferFunction = Callable[..., Awaitable[int]]
 
@@ -292,7 +289,7 @@ async def _transfer(request: web.Request) -> web.Response:
         return _error(503, "transfer", "transfers to linked centres are not available on this console")
     body = await _json_body(request)
     centre, mode = body.get("centre"), body.get("mode")
-    if not isinstance(centre, str) or not _CENTRE_NAME.fullmatch(centre):
+    if not is_valid_name(centre):  # as the emergency list allows it (also keeps the log line clean)
         return _error(400, "centre", "choose a linked centre")
     if mode not in TRANSFER_MODES:
         return _error(400, "mode", f"must be one of {', '.join(TRANSFER_MODES)}")
@@ -333,8 +330,8 @@ def validate_ticket_fields(body: dict[str, Any]) -> dict[str, Any]:
         if name not in editable:
             raise FieldError(name, "not an editable field")
         if name == "type":
-            if value not in TICKET_TYPES:
-                raise FieldError(name, f"must be one of {', '.join(TICKET_TYPES)}")
+            if value not in REQUEST_TYPES:
+                raise FieldError(name, f"must be one of {', '.join(REQUEST_TYPES)}")
             fields[name] = value
         elif name == "due":
             fields[name] = _iso_date(value)

@@ -9,10 +9,10 @@ a lock upgrade; busy_timeout makes the loser wait instead of failing.
 Numbers are E.164 text. Datetimes go in as aware datetimes, are stored as UTC text and come back aware in
 Asia/Shanghai (the hotline's civil time).
 
-Layout: this module keeps the connection, the schema and the transaction (`_write`) plus restrictions and call
-records; `store_tickets.TicketsMixin` adds ticket drafts and status, caller history and pending restrictions;
-`store_delivery.DeliveryMixin` adds the outbox, hand-offs and pushes; `store_rows` holds the row conversions,
-field validators and value sets, re-exported here.
+Layout: this module keeps the connection, the schema and the transaction (`_write`) plus restrictions;
+`calls.CallsMixin` adds call records, call entry and queueing; `tickets.TicketsMixin` ticket drafts and status,
+caller history and pending restrictions; `delivery.DeliveryMixin` the outbox, hand-offs and pushes; `rows` holds
+the row conversions, field validators and value sets.
 """
 
 from __future__ import annotations
@@ -23,24 +23,22 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import aiosqlite
 
 from gateway.store import migrations
 from gateway.basics.phone import normalise_strict
-from gateway.restriction import Restriction, check_days, effective
+from gateway.restriction import Restriction, check_days
+from gateway.store.calls import CallsMixin
 from gateway.store.delivery import DeliveryMixin
 from gateway.store.rows import (
-    CALL_COLUMNS,
     RESTRICTION_COLUMNS,
-    call_from_row,
-    check_call_field,
     from_ts,
     insert_restriction,
     lookup_key,
     prepare_bulk,
     restriction_from_row,
+    restriction_in_force,
     check_text,
     to_ts,
 )
@@ -49,7 +47,7 @@ from gateway.store.tickets import TicketsMixin
 BUSY_TIMEOUT_MS = 5000
 
 
-class Store(TicketsMixin, DeliveryMixin):
+class Store(CallsMixin, TicketsMixin, DeliveryMixin):
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self._db = db
         self.path = path
@@ -162,25 +160,13 @@ class Store(TicketsMixin, DeliveryMixin):
     async def active_restriction(self, number: str | None, now: datetime) -> Restriction | None:
         """The restriction in force for `number` at `now`: one indexed lookup of the latest decision."""
         key = lookup_key(number)
-        if key is None:
-            return None
-        rows = await self._db.execute_fetchall(
-            f"SELECT {RESTRICTION_COLUMNS} FROM restrictions WHERE number = ? AND decided_at <= ?"
-            " ORDER BY decided_at DESC, id DESC LIMIT 1",
-            (key, to_ts(now)),
-        )
-        return effective((restriction_from_row(row) for row in rows), now)
+        return None if key is None else await restriction_in_force(self._db, key, now)
 
     async def lift_restriction(self, number: str, *, operator: str, reason: str, at: datetime) -> Restriction | None:
         number = normalise_strict(number)
         operator, reason = check_text(operator, "operator"), check_text(reason, "reason")
         async with self._write() as db:
-            rows = await db.execute_fetchall(
-                f"SELECT {RESTRICTION_COLUMNS} FROM restrictions WHERE number = ? AND decided_at <= ?"
-                " ORDER BY decided_at DESC, id DESC LIMIT 1",
-                (number, to_ts(at)),
-            )
-            active = effective((restriction_from_row(row) for row in rows), at)
+            active = await restriction_in_force(db, number, at)
             if active is None:
                 return None
             await db.execute(
@@ -224,58 +210,6 @@ class Store(TicketsMixin, DeliveryMixin):
             params = (normalise_strict(number),)
         rows = await self._db.execute_fetchall(sql + " ORDER BY id", params)
         return [{**dict(row), "at": from_ts(row["at"]), "until": from_ts(row["until"])} for row in rows]
-
-    # -- calls ------------------------------------------------------------------------------------------------
-
-    async def record_blocked_attempt(
-        self, *, call_id: str, number: str | None, restriction_id: int, at: datetime
-    ) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO blocked_attempts (call_id, number, restriction_id, at) VALUES (?, ?, ?, ?)",
-                (check_text(call_id, "call_id"), number, restriction_id, to_ts(at)),
-            )
-
-    async def blocked_attempts(self, number: str | None = None) -> list[dict]:
-        sql = "SELECT id, call_id, number, restriction_id, at FROM blocked_attempts"
-        params: tuple = ()
-        if number is not None:
-            sql += " WHERE number = ?"
-            params = (lookup_key(number),)
-        rows = await self._db.execute_fetchall(sql + " ORDER BY at, id", params)
-        return [{**dict(row), "at": from_ts(row["at"])} for row in rows]
-
-    async def open_call(self, *, call_id: str, number: str | None, channel: str, started_at: datetime) -> None:
-        """Idempotent: a repeat keeps the first values; a row created early by update_call gets them filled in."""
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO calls (call_id, number, channel, started_at) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (call_id) DO UPDATE SET number = COALESCE(calls.number, excluded.number),"
-                " channel = COALESCE(calls.channel, excluded.channel),"
-                " started_at = COALESCE(calls.started_at, excluded.started_at)",
-                (check_text(call_id, "call_id"), number, channel, to_ts(started_at)),
-            )
-
-    async def update_call(self, call_id: str, **fields: Any) -> None:
-        values = {name: check_call_field(name, value) for name, value in fields.items()}
-        async with self._write() as db:
-            # AMI events can overtake the FastAGI entry that opens the call: create the row if needed.
-            await db.execute("INSERT OR IGNORE INTO calls (call_id) VALUES (?)", (check_text(call_id, "call_id"),))
-            if values:
-                assignments = ", ".join(f"{name} = :{name}" for name in values)
-                await db.execute(
-                    f"UPDATE calls SET {assignments} WHERE call_id = :call_id", {**values, "call_id": call_id}
-                )
-
-    async def get_call(self, call_id: str) -> dict | None:
-        rows = await self._db.execute_fetchall(f"SELECT {CALL_COLUMNS} FROM calls WHERE call_id = ?", (call_id,))
-        return call_from_row(rows[0]) if rows else None
-
-    async def list_calls(self, *, limit: int = 50) -> list[dict]:
-        rows = await self._db.execute_fetchall(
-            f"SELECT {CALL_COLUMNS} FROM calls ORDER BY started_at DESC, rowid DESC LIMIT ?", (max(0, limit),)
-        )
-        return [call_from_row(row) for row in rows]
 
 
 async def _enable_wal(db: aiosqlite.Connection) -> None:

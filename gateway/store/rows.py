@@ -18,7 +18,7 @@ import aiosqlite
 
 from gateway.basics.phone import normalise, normalise_strict
 from gateway.basics.clock import SHANGHAI
-from gateway.restriction import Restriction, check_aware, check_days, restriction_end
+from gateway.restriction import Restriction, check_aware, check_days, effective, restriction_end
 
 CALL_OUTCOMES = frozenset({"blocked", "queued", "answered", "abandoned", "ivr", "failed"})
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -74,6 +74,16 @@ async def insert_restriction(
     )
     rows = await db.execute_fetchall(f"SELECT {RESTRICTION_COLUMNS} FROM restrictions WHERE id = ?", (restriction_id,))
     return restriction_from_row(rows[0])
+
+
+async def restriction_in_force(db: aiosqlite.Connection, number: str, now: datetime) -> Restriction | None:
+    """The restriction in force for an E.164 ``number`` at ``now``: one indexed lookup of the latest decision."""
+    rows = await db.execute_fetchall(
+        f"SELECT {RESTRICTION_COLUMNS} FROM restrictions WHERE number = ? AND decided_at <= ?"
+        " ORDER BY decided_at DESC, id DESC LIMIT 1",
+        (number, to_ts(now)),
+    )
+    return effective((restriction_from_row(row) for row in rows), now)
 
 
 def prepare_bulk(rows: list[tuple[str, str, str, int, datetime]]) -> list[tuple]:

@@ -52,20 +52,9 @@ class TicketsMixin:
 
     async def create_ticket_draft(self, *, call_id: str, request_type: str | None, created_at: datetime) -> str:
         """A new draft; its id is the local date and that day's sequence number: "2026112700042"."""
-        day = check_aware(created_at, "created_at").astimezone(SHANGHAI).date().strftime("%Y%m%d")
         request_type = check_ticket_field("type", request_type)
         async with self._write() as db:
-            rows = await db.execute_fetchall(
-                "INSERT INTO ticket_sequences (day, last) VALUES (?, 1)"
-                " ON CONFLICT (day) DO UPDATE SET last = last + 1 RETURNING last",
-                (day,),
-            )
-            ticket_id = f"{day}{rows[0][0]:05d}"
-            await db.execute(
-                "INSERT INTO ticket_drafts (ticket_id, call_id, type, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (ticket_id, check_text(call_id, "call_id"), request_type, to_ts(created_at), to_ts(created_at)),
-            )
-        return ticket_id
+            return await insert_ticket_draft(db, call_id=call_id, request_type=request_type, created_at=created_at)
 
     async def update_ticket_draft(self, ticket_id: str, *, at: datetime | None = None, **fields: Any) -> None:
         """Set fields of a draft (see TICKET_FIELDS); unknown field or ticket -> ValueError / LookupError."""
@@ -208,3 +197,23 @@ async def _undecided(db: aiosqlite.Connection, pending_id: int) -> dict:
         raise ValueError(f"restriction request {pending_id} was already {request['status']} "
                          f"by {request['decided_by']}")
     return request
+
+
+async def insert_ticket_draft(db: aiosqlite.Connection, *, call_id: str, request_type: str | None,
+                              created_at: datetime, emergency: str | None = None, due: Any = None) -> str:
+    """A new draft inside the caller's transaction; its id is the local date and that day's sequence number
+    ("2026112700042"). Fields must have been checked (``check_ticket_field``)."""
+    day = check_aware(created_at, "created_at").astimezone(SHANGHAI).date().strftime("%Y%m%d")
+    rows = await db.execute_fetchall(
+        "INSERT INTO ticket_sequences (day, last) VALUES (?, 1)"
+        " ON CONFLICT (day) DO UPDATE SET last = last + 1 RETURNING last",
+        (day,),
+    )
+    ticket_id = f"{day}{rows[0][0]:05d}"
+    await db.execute(
+        "INSERT INTO ticket_drafts (ticket_id, call_id, type, emergency, due, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (ticket_id, check_text(call_id, "call_id"), request_type, emergency, due, to_ts(created_at),
+         to_ts(created_at)),
+    )
+    return ticket_id

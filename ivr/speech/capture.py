@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
+from gateway.contract import CALL_ID_VAR, CAPTURE_AUDIOSOCKET, CAPTURE_DONE, CAPTURE_RECORD, CAPTURE_VAR
 from ami_handlers.queue_events import channel_vars
 from ivr.speech.audiosocket import KIND_AUDIO, KIND_DTMF, AudioSocketConnection
 from ivr.speech.vad import VADSettings, VADState, step
@@ -77,14 +78,14 @@ class SpeechCapture:
         self._audiosocket_broken_until = 0.0
 
     def mode(self) -> str:
-        """How the next call's description is captured: "audiosocket" (live) or "record" (the fallback)."""
-        if self._forced_mode == "record" or time.monotonic() < self._audiosocket_broken_until:
-            return "record"
-        return "audiosocket"
+        """How the next call's description is captured: live over AudioSocket, or recorded (the fallback)."""
+        if self._forced_mode == CAPTURE_RECORD or time.monotonic() < self._audiosocket_broken_until:
+            return CAPTURE_RECORD
+        return CAPTURE_AUDIOSOCKET
 
     def use_recording_only(self) -> None:
         """No AudioSocket at all (its port could not be bound): every call is recorded instead."""
-        self._forced_mode = "record"
+        self._forced_mode = CAPTURE_RECORD
 
     def _audiosocket_failed(self, session: CaptureSession, reason: str) -> None:
         self._audiosocket_broken_until = time.monotonic() + FALLBACK_FOR_S
@@ -101,11 +102,11 @@ class SpeechCapture:
     # -- AMI side ---------------------------------------------------------------------------------------------------
     async def on_queue_join(self, event: Mapping[str, Any]) -> None:
         variables = channel_vars(event)
-        call_id = variables.get("HOTLINE_CALL_ID")
+        call_id = variables.get(CALL_ID_VAR)
         channel = event.get("Channel")
-        # "record": Asterisk records this call instead; "done": back in the queue after a linkage offer
-        if not call_id or not channel or call_id in self._by_call or variables.get("HOTLINE_CAPTURE") in {"record",
-                                                                                                        "done"}:
+        # recorded by Asterisk instead, or back in the queue after a linkage offer
+        if (not call_id or not channel or call_id in self._by_call
+                or variables.get(CAPTURE_VAR) in {CAPTURE_RECORD, CAPTURE_DONE}):
             return
         session = CaptureSession(call_id=call_id, channel=channel, uuid=uuid.uuid4())
         self._by_uuid[session.uuid] = session
@@ -139,7 +140,7 @@ class SpeechCapture:
     async def on_dtmf(self, event: Mapping[str, Any]) -> None:
         if event.get("Digit") != "#" or event.get("Direction", "Received") != "Received":
             return
-        call_id = channel_vars(event).get("HOTLINE_CALL_ID")
+        call_id = channel_vars(event).get(CALL_ID_VAR)
         session = self._by_call.get(call_id or "")
         if session is not None:
             session.ended_by = session.ended_by or "pound"

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 
+from gateway.contract import REQUEST_TYPES
 from ivr.triage.address import find_address
 from ivr.triage.callback_number import find_callback_number
 from ivr.triage.deadline import DEFAULT_CALENDAR, WorkingDayCalendar, due_date
 from ivr.triage.units import UnitCatalogue, load_units
 from linkage.emergency_list import EmergencyList, load_emergency_list
 
-REQUEST_TYPES = ("consultation", "help", "complaint", "report", "suggestion")
 SUMMARY_CHARS = 120
 
 # Article 7's five request types. A caller usually names the request up front ("我要投诉..."), so an explicit verb

@@ -10,13 +10,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Awaitable, Callable
 
+from gateway.contract import REQUEST_TYPES
 from gateway.store.database import Store
 from ivr.speech.capture import CaptureResult, store_recording
 from ivr.triage.classify import triage
 from linkage.emergency_list import EmergencyList
 
 log = logging.getLogger("ivr.triage.prefill")
-_SPOKEN_TYPES = {"consultation", "help", "complaint", "report", "suggestion"}
 
 
 class TicketPrefill:
@@ -45,7 +45,7 @@ class TicketPrefill:
         fields: dict = {"transcript": result.transcript or None}
         t = None
         if result.transcript:
-            t = triage(result.transcript, dtmf_type=dtmf_type if dtmf_type in _SPOKEN_TYPES else None,
+            t = triage(result.transcript, dtmf_type=dtmf_type if dtmf_type in REQUEST_TYPES else None,
                        received=received, emergencies=self.emergencies() if self.emergencies else None)
             fields.update(type=t.type, category=t.category, unit=t.unit, address=t.address,
                           callback_number=t.callback_number, emergency=t.emergency,

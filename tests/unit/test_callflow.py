@@ -7,6 +7,7 @@ import pytest
 
 from gateway.callflow import CallFlow, CallFlowSettings
 from gateway.agi.replies import AGIHangup, AGIReply
+from gateway.store import calls as store_calls
 from gateway.store.database import Store
 from ivr.menu import load_menu
 
@@ -247,10 +248,11 @@ async def test_store_that_fails_still_sends_the_caller_to_the_queue(store, caplo
 
 
 async def test_restriction_lookup_failure_queues_the_caller_and_records_the_failure(store, monkeypatch):
-    async def broken(number, now):
+    async def broken(db, number, now):
         raise RuntimeError("disk I/O error")
 
-    monkeypatch.setattr(store, "active_restriction", broken)
+    # the lookup inside the call-entry transaction
+    monkeypatch.setattr(store_calls, "restriction_in_force", broken)
     agi = FakeAGI(MOBILE)
     await flow(store).entry(agi)
     assert agi.variables["HOTLINE_ACTION"] == "queue"
@@ -268,11 +270,11 @@ async def test_call_past_its_deadline_is_queued_anyway(store):
 async def test_fault_after_the_caller_hung_up_sets_nothing(store, monkeypatch):
     agi = FakeAGI(MOBILE)
 
-    async def broken(number, now):
+    async def broken(db, number, now):
         agi.hungup = True
         raise RuntimeError("fault while the channel went away")
 
-    monkeypatch.setattr(store, "active_restriction", broken)
+    monkeypatch.setattr(store_calls, "restriction_in_force", broken)
     await flow(store).entry(agi)
     assert "HOTLINE_ACTION" not in agi.variables
 

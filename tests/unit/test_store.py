@@ -381,3 +381,53 @@ async def test_a_restriction_added_by_the_cli_is_seen_by_the_running_gateway(tmp
     finally:
         await gateway.close()
         await cli.close()
+
+
+# -- call entry and queueing: one transaction each ------------------------------------------------------------------
+
+
+async def test_entry_of_a_restricted_caller_opens_the_call_records_the_attempt_and_closes_it_blocked(store):
+    r = await restrict(store)
+    at = sh(2026, 3, 2, 9)
+    found = await store.enter_call(call_id="c1", number=NUMBER, channel="PJSIP/trunk-1", at=at)
+    assert found is not None and found.id == r.id
+    call = await store.get_call("c1")
+    assert (call["number"], call["channel"], call["started_at"]) == (NUMBER, "PJSIP/trunk-1", at)
+    assert (call["outcome"], call["ended_at"]) == ("blocked", at)
+    assert [(a["call_id"], a["restriction_id"], a["at"]) for a in await store.blocked_attempts(NUMBER)] == [
+        ("c1", r.id, at)]
+
+
+async def test_entry_of_a_free_or_anonymous_caller_opens_the_call_only(store):
+    await restrict(store, "+867592345678")
+    assert await store.enter_call(call_id="c1", number=NUMBER, channel="PJSIP/t", at=sh(2026, 3, 2, 9)) is None
+    assert await store.enter_call(call_id="c2", number=None, channel="PJSIP/t", at=sh(2026, 3, 2, 9)) is None
+    assert [c["outcome"] for c in await store.list_calls()] == [None, None]
+    assert await store.blocked_attempts() == []
+
+
+async def test_entry_after_the_restriction_ends_lets_the_caller_in(store):
+    await restrict(store, days=1)
+    assert await store.enter_call(call_id="c1", number=NUMBER, channel="PJSIP/t", at=sh(2026, 3, 4, 0, 0)) is None
+
+
+async def test_queueing_files_the_outcome_and_the_draft_together(store):
+    await store.enter_call(call_id="c1", number=NUMBER, channel="PJSIP/t", at=sh(2026, 3, 2, 9))
+    ticket_id = await store.queue_call("c1", ivr_path=["3"], request_type="complaint", emergency=None, priority=0,
+                                       ticket_query=None, ticket_type="complaint", due=date(2026, 3, 23),
+                                       at=sh(2026, 3, 2, 9, 1))
+    call = await store.get_call("c1")
+    assert (call["outcome"], call["ivr_path"], call["request_type"], call["priority"]) == ("ivr", ["3"], "complaint", 0)
+    draft = await store.get_ticket_draft(ticket_id)
+    assert (draft["call_id"], draft["type"], draft["due"], draft["status"]) == ("c1", "complaint", date(2026, 3, 23),
+                                                                                 "draft")
+    assert ticket_id.startswith("20260302")
+
+
+async def test_queueing_with_a_bad_field_changes_nothing(store):
+    await store.enter_call(call_id="c1", number=NUMBER, channel="PJSIP/t", at=sh(2026, 3, 2, 9))
+    with pytest.raises(ValueError):
+        await store.queue_call("c1", ivr_path=["3"], request_type="complaint", emergency=None, priority=0,
+                               ticket_query=None, ticket_type="complaint", due="2026-03-23", at=sh(2026, 3, 2, 9, 1))
+    assert (await store.get_call("c1"))["outcome"] is None
+    assert await store.ticket_draft_for_call("c1") is None
