@@ -147,7 +147,7 @@ class ScreenPopper:
         payload = build_screenpop(
             message_id=message_id, agent=agent, call=call, ticket=ticket, history=history,
             transcript=ticket.get("transcript") if ticket else None, created_at=now,
-            # the caller came back from a linked centre that did not answer (issue 4): the agent must know
+            # the caller came back from a linked centre that did not answer: the agent must know
             reason=LINKAGE_FAILED_REASON if event_var(event, LINKAGE_FAILED_VAR) else None,
         )
         seq = await self._outbox.put(topic, payload, message_id=message_id)

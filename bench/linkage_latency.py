@@ -1,4 +1,4 @@
-"""Benchmark: from the caller's confirming key to the INVITE at the centre (issue 4), p50/p99 over 50 transfers.
+"""Benchmark: from the caller's confirming key to the INVITE at the linked centre, p50/p99 over 50 transfers.
 
 sipp callers key 9 then 2 (fire) through the real stack; the clock starts at Asterisk's DTMFEnd event for the 2
 (AMI, stamped on arrival at this process) and stops when the INVITE reaches a minimal SIP centre on 119's address

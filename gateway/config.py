@@ -399,7 +399,7 @@ def _build(data: dict[str, Any], source: str) -> Config:
             audiosocket_port=r.get("speech.audiosocket_port", int, **port),
             recordings_dir=Path(rec) if (rec := r.get("speech.recordings_dir", str)) else state / "recordings",
             max_seconds=r.get("speech.max_seconds", int, check=lambda v: 1 <= v <= 60,
-                              reason="must be 1-60 (issue 3: at most 60 s)"),
+                              reason="must be 1-60 (the capture keeps at most 60 s of audio)"),
             end_silence_ms=r.get("speech.end_silence_ms", int, **positive),
             no_speech_ms=r.get("speech.no_speech_ms", int, **positive),
             capture=r.get("speech.capture", str, check=lambda v: v in CAPTURE_MODES,

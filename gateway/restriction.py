@@ -1,9 +1,9 @@
 """Article 9 restrictions: who is restricted, from when, until when. Pure decisions, no I/O.
 
-Regulation art. 9: a number that disrupts the hotline or harasses, insults or threatens its staff is restricted for
-30 natural days. Counting follows Civil Code art. 201: a period counted in days starts on the day after the
-decision, and the last day runs to its end (24:00). Days are local (Asia/Shanghai) calendar days, so a decision
-taken at 01:00 on 1 March Beijing time (still 28 February in UTC) counts from 2 March.
+Zhanjiang 12345 rules, art. 9: a number that disrupts the hotline or harasses, insults or threatens its staff is
+restricted for 30 natural days. Counting follows Civil Code art. 201: a period counted in days starts on the day
+after the decision, and the last day runs to its end (24:00). Days are local (Asia/Shanghai) calendar days, so a
+decision taken at 01:00 on 1 March Beijing time (still 28 February in UTC) counts from 2 March.
 """
 
 from __future__ import annotations

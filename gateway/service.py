@@ -1,4 +1,9 @@
-"""`hotline run`: one asyncio process serving FastAGI and holding the AMI connection."""
+"""`hotline run`: one asyncio process serving FastAGI and holding the AMI connection.
+
+The wiring: `GatewayService.running` starts each part in the order it depends on the ones before (store, AMI,
+MQTT publisher, emergency list and linkage, speech capture, FastAGI, console) and registers its close on an
+`AsyncExitStack`, so shutdown runs in exactly the reverse order.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -6,12 +11,15 @@ import json
 import logging
 import os
 import signal
-from datetime import datetime, timezone
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
 
-from gateway.contract import CALL_ID_VAR
+from gateway.basics.clock import utc_now
+from gateway.contract import CALL_ID_VAR, GATEWAY_USER
 from ami_handlers.client.connection import AMIConnection
 from ami_handlers.queue_events import QueueEventRecorder
 from gateway.callflow import CallFlow, CallFlowSettings
@@ -30,136 +38,123 @@ from ivr.menu import load_menu, validate_prompts
 from ivr.triage.prefill import TicketPrefill
 from ivr.speech.recorded_capture import transcribe_recording
 from ivr.prompts import load_catalogue
-from ivr.speech.recogniser import recogniser_from_config
+from ivr.speech.recogniser import Recogniser, recogniser_from_config
 from ivr.speech.vad import VADSettings
 from linkage.agent_transfer import AgentTransfer, centre_choices
 from linkage.handoff import LinkageHandoff
 from linkage.push import HTTPPush, Pusher
+from linkage.emergency_list import EmergencyList
 from linkage.reloader import EmergencyListHolder
 
 log = logging.getLogger("gateway.service")
 STATUS_INTERVAL_S = 0.5
 
 
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+@dataclass(frozen=True)
+class SpeechParts:
+    """Speech capture and pre-fill, when ``speech.enabled``."""
+    capture: SpeechCapture
+    prefill: TicketPrefill
+    recogniser: Recogniser | None
+    audiosocket: AudioSocketServer | None   # None: its port could not be had; Asterisk records the callers instead
 
 
 class GatewayService:
-    """Wires store, AMI, call flow and FastAGI together; reports readiness in a status file."""
+    """The running gateway: every part started. Made by ``GatewayService.running``, which starts the parts in one
+    sequence and closes them in the reverse order (``AsyncExitStack``) when the block ends."""
 
-    def __init__(self, config: Config, *, status_file: Path | None = None) -> None:
+    def __init__(self, config: Config, *, status_file: Path, store: Store, ami: AMIConnection,
+                 publisher: MQTTPublisher, screenpopper: ScreenPopper, fastagi: FastAGIServer,
+                 speech: SpeechParts | None, background: set[asyncio.Task]) -> None:
         self.config = config
-        self.status_file = status_file or config.state_dir / "run" / "gateway.status.json"
-        self.store: Store | None = None
-        self.ami: AMIConnection | None = None
-        self.fastagi: FastAGIServer | None = None
-        self.audiosocket: AudioSocketServer | None = None
-        self.capture: SpeechCapture | None = None
-        self.console: web.AppRunner | None = None
-        self.publisher: MQTTPublisher | None = None
-        self.screenpopper: ScreenPopper | None = None
-        self.recogniser = None
-        self.prefill: TicketPrefill | None = None
-        self._background: set[asyncio.Task] = set()
-        self.emergencies: EmergencyListHolder | None = None
-        self.pusher: Pusher | None = None
-        self.linkage: LinkageHandoff | None = None
-        self.agent_transfer: AgentTransfer | None = None
+        self.status_file = status_file
+        self.store = store
+        self.ami = ami
+        self.publisher = publisher
+        self.screenpopper = screenpopper
+        self.fastagi = fastagi
+        self.speech = speech
+        self._background = background
         self._stopping = asyncio.Event()
 
-    async def start(self) -> None:
-        cfg = self.config
+    @classmethod
+    @asynccontextmanager
+    async def running(cls, config: Config, *, status_file: Path | None = None) -> AsyncIterator[GatewayService]:
+        cfg = config
+        status_file = status_file or cfg.state_dir / "run" / "gateway.status.json"
         menu = load_menu(cfg.ivr.menu)
         validate_prompts(menu, load_catalogue(cfg.ivr.prompt_catalogue))
-        self.store = await Store.open(cfg.store.path)
-        self.ami = AMIConnection(host=cfg.ami.host, port=cfg.ami.port, username=cfg.ami.username,
-                                 secret=cfg.ami_secret(), reconnect_min=cfg.ami.reconnect_min_s,
-                                 reconnect_max=cfg.ami.reconnect_max_s)
-        QueueEventRecorder(self.store, clock=utc_now).attach(self.ami)
-        outbox = Outbox(self.store, clock=utc_now)
-        self.publisher = MQTTPublisher(self.store, host=cfg.mqtt.host, port=cfg.mqtt.port, username="gateway",
-                                       password=mqtt_password(cfg.state_dir, "gateway"))
-        outbox.on_added(self.publisher.wake)
-        await self.publisher.start()
-        self.screenpopper = ScreenPopper(self.store, outbox, clock=utc_now)
-        self.emergencies = EmergencyListHolder(cfg.linkage.emergency_list)
-        await self.emergencies.start()
-        self.pusher = Pusher(self.store, outbox=outbox, http=HTTPPush())
-        self.linkage = LinkageHandoff(self.store, self._emergency_list, self.pusher, clock=utc_now,
-                                      ami=self.ami)
-        self.ami.on_event("UserEvent", self.linkage.on_event)
-        self.agent_transfer = AgentTransfer(self.ami, self.store, self._emergency_list, self.pusher,
-                                            clock=utc_now, caller_profile="hotline_caller")
-        self.agent_transfer.attach(self.ami)
-        if cfg.speech.enabled:
-            await self._start_capture()
-        self.ami.on_event("AgentConnect", self._on_agent_connect)
-        await self.ami.connect()
-        flow = CallFlow(self.store, menu, CallFlowSettings(
-            prompt_dir=cfg.ivr.asterisk_prompt_dir, deadline_s=cfg.gateway.call_deadline_s, tz=cfg.gateway.tz,
-            capture_mode=self.capture.mode if self.capture else (lambda: None),
-            restricted_emergency_key=cfg.restriction.emergency_key), clock=utc_now, linkage=self.linkage)
-        self.fastagi = FastAGIServer({"entry": flow.entry}, host=cfg.fastagi.host, port=cfg.fastagi.port,
-                                     command_timeout=cfg.fastagi.command_timeout_s,
-                                     header_timeout=cfg.fastagi.header_timeout_s)
-        await self.fastagi.start()
-        await self._start_console()
-        log.info("event=started fastagi=%s:%s ami=%s:%s store=%s", cfg.fastagi.host, self.fastagi.port,
-                 cfg.ami.host, cfg.ami.port, cfg.store.path)
+        async with AsyncExitStack() as stack:
+            log.info("event=starting")
+            stack.callback(log.info, "event=stopped")
+            stack.callback(status_file.unlink, missing_ok=True)
+            store = await Store.open(cfg.store.path)
+            stack.push_async_callback(store.close)
 
-    def _emergency_list(self):
-        """The emergency list in force (the holder swaps in a new one when the file changes)."""
-        return self.emergencies.current
+            ami = AMIConnection(host=cfg.ami.host, port=cfg.ami.port, username=cfg.ami.username,
+                                secret=cfg.ami_secret(), reconnect_min=cfg.ami.reconnect_min_s,
+                                reconnect_max=cfg.ami.reconnect_max_s)
+            stack.push_async_callback(ami.close)
+            QueueEventRecorder(store, clock=utc_now).attach(ami)
 
-    async def _start_capture(self) -> None:
-        cfg = self.config
-        recogniser = recogniser_from_config(str(cfg.speech.model) if cfg.speech.model else None)
-        if recogniser is not None:
-            await recogniser.load()
-        self.recogniser = recogniser
-        self.prefill = TicketPrefill(self.store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now,
-                                     emergencies=self._emergency_list,
-                                     on_emergency=self.linkage.offer_from_speech)
-        vad = VADSettings(end_silence_ms=cfg.speech.end_silence_ms, no_speech_ms=cfg.speech.no_speech_ms,
-                          max_ms=cfg.speech.max_seconds * 1000)
-        self.capture = SpeechCapture(
-            self.ami, audiosocket_host=cfg.speech.audiosocket_host, audiosocket_port=lambda: self.audiosocket.port,
-            recogniser=recogniser, vad=vad, prompt_pcm=await asyncio.to_thread(_prompt_pcm, cfg, "describe_matter"),
-            on_result=self.prefill, forced_mode=cfg.speech.capture)
-        self.audiosocket = AudioSocketServer(self.capture.handle_connection, host=cfg.speech.audiosocket_host,
-                                             port=cfg.speech.audiosocket_port)
-        self.capture.attach(self.ami)
-        try:
-            await self.audiosocket.start()
-        except OSError as exc:
-            # e.g. the port is taken: Asterisk records the callers instead (the fallback); nothing is lost
-            log.error("event=audiosocket_unavailable error=%r fallback=record", str(exc))
-            self.capture.use_recording_only()
-            self.audiosocket = None
-            return
-        log.info("event=speech_capture_ready audiosocket=%s:%s model=%s mode=%s", cfg.speech.audiosocket_host,
-                 self.audiosocket.port, "yes" if recogniser else "none", self.capture.mode())
+            outbox = Outbox(store, clock=utc_now)
+            publisher = MQTTPublisher(store, host=cfg.mqtt.host, port=cfg.mqtt.port, username=GATEWAY_USER,
+                                      password=mqtt_password(cfg.state_dir, GATEWAY_USER))
+            outbox.on_added(publisher.wake)
+            await publisher.start()
+            stack.push_async_callback(publisher.close)
+            screenpopper = ScreenPopper(store, outbox, clock=utc_now)
 
-    async def _start_console(self) -> None:
-        cfg = self.config
-        app = create_console_app(store=self.store, state_dir=cfg.state_dir, agents=[a.name for a in cfg.agents],
-                                 ws_url=f"ws://{cfg.mqtt.host}:{cfg.mqtt.ws_port}/mqtt", clock=utc_now,
-                                 transfer=self.agent_transfer.transfer,
-                                 centres=centre_choices(self._emergency_list))
-        self.console = web.AppRunner(app, access_log=None)
-        await self.console.setup()
-        await web.TCPSite(self.console, cfg.console.host, cfg.console.port, backlog=128).start()
-        log.info("event=console_ready url=http://%s:%s/", cfg.console.host, cfg.console.port)
+            emergencies = EmergencyListHolder(cfg.linkage.emergency_list)
+            await emergencies.start()
+            stack.push_async_callback(emergencies.close)
+
+            def emergency_list() -> EmergencyList:
+                """The emergency list in force (the holder swaps in a new one when the file changes)."""
+                return emergencies.current
+
+            pusher = Pusher(store, outbox=outbox, http=HTTPPush())
+            stack.push_async_callback(pusher.close)
+            linkage = LinkageHandoff(store, emergency_list, pusher, clock=utc_now, ami=ami)
+            ami.on_event("UserEvent", linkage.on_event)
+            agent_transfer = AgentTransfer(ami, store, emergency_list, pusher, clock=utc_now,
+                                           caller_profile="hotline_caller")
+            agent_transfer.attach(ami)
+
+            speech = await _start_speech(cfg, stack, ami, store, linkage, emergency_list) if cfg.speech.enabled \
+                else None
+            background: set[asyncio.Task] = set()
+            stack.push_async_callback(_cancel_all, background)
+
+            flow = CallFlow(store, menu, CallFlowSettings(
+                prompt_dir=cfg.ivr.asterisk_prompt_dir, deadline_s=cfg.gateway.call_deadline_s, tz=cfg.gateway.tz,
+                capture_mode=speech.capture.mode if speech else (lambda: None),
+                restricted_emergency_key=cfg.restriction.emergency_key), clock=utc_now, linkage=linkage)
+            fastagi = FastAGIServer({"entry": flow.entry}, host=cfg.fastagi.host, port=cfg.fastagi.port,
+                                    command_timeout=cfg.fastagi.command_timeout_s,
+                                    header_timeout=cfg.fastagi.header_timeout_s)
+            service = cls(cfg, status_file=status_file, store=store, ami=ami, publisher=publisher,
+                          screenpopper=screenpopper, fastagi=fastagi, speech=speech, background=background)
+            ami.on_event("AgentConnect", service._on_agent_connect)
+            await ami.connect()
+            await fastagi.start()
+            stack.push_async_callback(fastagi.close)
+            console = await _start_console(cfg, store, agent_transfer.transfer, centre_choices(emergency_list))
+            stack.push_async_callback(console.cleanup)
+            log.info("event=started fastagi=%s:%s ami=%s:%s store=%s", cfg.fastagi.host, fastagi.port,
+                     cfg.ami.host, cfg.ami.port, cfg.store.path)
+            yield service
+            log.info("event=stopping")
 
     async def _on_agent_connect(self, event) -> None:
         """An agent answered: end the caller's description at once and file it, then pop the ticket."""
         call_id = channel_vars(event).get(CALL_ID_VAR)
         if not call_id:
             return
-        session = await self.capture.finish_for_call(call_id) if self.capture is not None else None
+        capture = self.speech.capture if self.speech else None
+        session = await capture.finish_for_call(call_id) if capture is not None else None
         await self.screenpopper.handle(event)
-        if self.capture is not None and session is None:
+        if capture is not None and session is None:
             # No live capture: Asterisk may have recorded the caller instead. Recognising the file takes longer
             # than an agent should wait, so the pop went first and an updated pop follows.
             task = asyncio.create_task(self._recorded_capture(call_id, event))
@@ -173,10 +168,10 @@ class GatewayService:
             hold_s = float(self.config.speech.max_seconds)
         try:
             result = await transcribe_recording(self.config.speech.local_recording_dir, call_id, hold_s=hold_s,
-                                                recogniser=self.recogniser)
+                                                recogniser=self.speech.recogniser)
             if result is None:
                 return
-            await self.prefill(result)
+            await self.speech.prefill(result)
             await self.screenpopper.handle(event)
         except Exception:  # noqa: BLE001 - a lost transcript, not a lost call
             log.exception("call=%s event=recorded_capture_failed", call_id)
@@ -184,13 +179,13 @@ class GatewayService:
     def status(self) -> dict:
         return {
             "pid": os.getpid(),
-            "fastagi_listening": self.fastagi is not None,
-            "fastagi_port": self.fastagi.port if self.fastagi else None,
-            "active_sessions": self.fastagi.active_sessions if self.fastagi else 0,
-            "ami_ready": bool(self.ami and self.ami.ready),
-            "ami_reconnects": self.ami.reconnects if self.ami else 0,
-            "mqtt_connected": bool(self.publisher and self.publisher.connected),
-            "console_listening": self.console is not None,
+            "fastagi_listening": True,
+            "fastagi_port": self.fastagi.port,
+            "active_sessions": self.fastagi.active_sessions,
+            "ami_ready": self.ami.ready,
+            "ami_reconnects": self.ami.reconnects,
+            "mqtt_connected": self.publisher.connected,
+            "console_listening": True,
             "updated_at": utc_now().isoformat(timespec="seconds"),
         }
 
@@ -205,7 +200,8 @@ class GatewayService:
             tmp.replace(path)
         await asyncio.to_thread(write)
 
-    async def run_forever(self) -> None:
+    async def run_until_stopped(self) -> None:
+        """Serve until SIGTERM or SIGINT, keeping the status file current."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
@@ -222,27 +218,60 @@ class GatewayService:
             except TimeoutError:
                 pass
 
-    async def close(self) -> None:
-        log.info("event=stopping")
-        if self.fastagi:
-            await self.fastagi.close()
-        if self.console:
-            await self.console.cleanup()
-        if self.pusher:
-            await self.pusher.close()
-        if self.emergencies:
-            await self.emergencies.close()
-        if self.publisher:
-            await self.publisher.close()
-        if self.capture:
-            await self.capture.close()
-        if self.audiosocket:
-            await self.audiosocket.close()
-        if self.ami:
-            await self.ami.close()
-        if self.store:
-            await self.store.close()
-        self.status_file.unlink(missing_ok=True)
+
+async def _start_speech(cfg: Config, stack: AsyncExitStack, ami: AMIConnection, store: Store,
+                        linkage: LinkageHandoff, emergency_list: Callable[[], EmergencyList]) -> SpeechParts:
+    """Recogniser, pre-fill, capture and its AudioSocket server; their closes go on ``stack``."""
+    recogniser = recogniser_from_config(str(cfg.speech.model) if cfg.speech.model else None)
+    if recogniser is not None:
+        await recogniser.load()
+    prefill = TicketPrefill(store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now,
+                            emergencies=emergency_list, on_emergency=linkage.offer_from_speech)
+    vad = VADSettings(end_silence_ms=cfg.speech.end_silence_ms, no_speech_ms=cfg.speech.no_speech_ms,
+                      max_ms=cfg.speech.max_seconds * 1000)
+    server: list[AudioSocketServer] = []   # filled below: the capture asks for the port only once it runs
+    capture = SpeechCapture(
+        ami, audiosocket_host=cfg.speech.audiosocket_host, audiosocket_port=lambda: server[0].port,
+        recogniser=recogniser, vad=vad, prompt_pcm=await asyncio.to_thread(_prompt_pcm, cfg, "describe_matter"),
+        on_result=prefill, forced_mode=cfg.speech.capture)
+    stack.push_async_callback(capture.close)
+    audiosocket = AudioSocketServer(capture.handle_connection, host=cfg.speech.audiosocket_host,
+                                    port=cfg.speech.audiosocket_port)
+    capture.attach(ami)
+    try:
+        await audiosocket.start()
+    except OSError as exc:
+        # e.g. the port is taken: Asterisk records the callers instead (the fallback); nothing is lost
+        log.error("event=audiosocket_unavailable error=%r fallback=record", str(exc))
+        capture.use_recording_only()
+        return SpeechParts(capture, prefill, recogniser, None)
+    server.append(audiosocket)
+    stack.push_async_callback(audiosocket.close)
+    log.info("event=speech_capture_ready audiosocket=%s:%s model=%s mode=%s", cfg.speech.audiosocket_host,
+             audiosocket.port, "yes" if recogniser else "none", capture.mode())
+    return SpeechParts(capture, prefill, recogniser, audiosocket)
+
+
+async def _start_console(cfg: Config, store: Store, transfer, centres) -> web.AppRunner:
+    app = create_console_app(store=store, state_dir=cfg.state_dir, agents=[a.name for a in cfg.agents],
+                             ws_url=f"ws://{cfg.mqtt.host}:{cfg.mqtt.ws_port}/mqtt", clock=utc_now,
+                             transfer=transfer, centres=centres)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, cfg.console.host, cfg.console.port, backlog=128).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    log.info("event=console_ready url=http://%s:%s/", cfg.console.host, cfg.console.port)
+    return runner
+
+
+async def _cancel_all(tasks: set[asyncio.Task]) -> None:
+    """Background work still running at shutdown (recognising a recorded capture) is cancelled and awaited."""
+    for task in list(tasks):
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _prompt_pcm(config: Config, name: str) -> bytes:
@@ -257,10 +286,7 @@ def _prompt_pcm(config: Config, name: str) -> bytes:
 
 
 async def serve(config: Config) -> int:
-    service = GatewayService(config)
-    try:
-        await service.start()
-        await service.run_forever()
-    finally:
-        await service.close()
+    """``hotline run``: start the gateway, serve until signalled, close everything in reverse order."""
+    async with GatewayService.running(config) as service:
+        await service.run_until_stopped()
     return 0

@@ -232,7 +232,7 @@ class _Parser:
         if raw is None:
             raise MenuError(self.source, at, "missing")
         action = self.action(at, raw)
-        # Article 3 (7x24 human service): when the caller gives up on the keypad, the next voice is an agent's.
+        # Article 2 (7x24 human service): when the caller gives up on the keypad, the next voice is an agent's.
         if not isinstance(action, QueueAction | AgentAction):
             raise MenuError(self.source, f"{at}.action", "must be 'queue' or 'agent' (every dead end ends at an agent)")
         return action

@@ -1,1 +1,1 @@
-"""Adapters to the emergency (110/119/120/122) and utility centres (from the linkage issue on)."""
+"""Adapters to the emergency (110/119/120/122) and utility centres (Zhanjiang 12345 rules, art. 14)."""

@@ -1,7 +1,7 @@
-"""The agent console's one-key transfer of a caller to a linked centre (seed article 14): blind or three-way.
+"""The agent console's one-key transfer to a linked centre (Zhanjiang 12345 rules, art. 14): blind or three-way.
 
 Once an agent has the caller, the call is no longer in the gateway's hands (the caller sits in ``Queue()``,
-bridged to the agent), so the hand-off is done over AMI (rig: /work/shared/RIG_NOTES.md, "Transfers"):
+bridged to the agent), so the hand-off is done over AMI, whose ``Redirect`` moves a channel even while bridged:
 
 - **blind**: ``Setvar`` the hand-off id and the centre to ring on the caller channel, then ``Redirect`` it to
   ``[hotline-linkage]``; Asterisk hangs up the agent leg. From there the menu path's dialplan takes over: it rings

@@ -1,4 +1,4 @@
-"""Voice hand-off to the linked centres (seed article 14), and its log.
+"""Voice hand-off to the linked centres (Zhanjiang 12345 rules, art. 14), and its log.
 
 From the IVR's emergency sub-menu the call is still in the gateway's hands (FastAGI), so the hand-off is a
 dialplan jump: the gateway sets the centres to try, in order, and ``HOTLINE_ACTION=linkage``; the dialplan
@@ -151,7 +151,8 @@ class LinkageHandoff:
             elif stage == "fallback":
                 await self.store.update_handoff(handoff_id, result="fallback_queue", ended_at=now)
             elif stage == "confirmed":
-                # only now does the centre get the caller's data (seed article 20: nothing to third parties unasked)
+                # only now does the centre get the caller's data (Zhanjiang 12345 rules, art. 20: nothing to third
+                # parties unasked)
                 emergencies = self.emergencies()
                 situation = emergencies.get(handoff.get("situation") or "")
                 centres = emergencies.targets(situation.id) if situation else ()

@@ -1,1 +1,1 @@
-"""Recording files, conversion and retention (from the speech issue on)."""
+"""Recording files, conversion and retention (the callers' spoken descriptions behind the ticket pre-fill)."""

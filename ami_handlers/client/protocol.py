@@ -5,8 +5,7 @@ and the reconnect delays. No I/O and no logging; ``connection.AMIConnection`` is
 from __future__ import annotations
 
 import codecs
-import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ami_handlers.client.errors import AMIProtocolError

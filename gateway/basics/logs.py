@@ -8,10 +8,10 @@ import sys
 import time
 
 # A safety net under the rule that code logs only masked numbers: seven or more digits in a row, or digit groups
-# in a phone layout ("+86 138 0013 8000", "0759-2345678"), keep their first 3 and last 4 digits (seed article 20).
-# Dates (2026-03-31), times and uniqueids (1764222222.12) are left alone. The boundaries are ASCII letters (ids such
-# as hex tokens) and digit-dot/colon-digit (uniqueids, fractions, host:port), not Python's Unicode \w or any '.' or
-# ':': "号码13800138000", "sip:13800138000@..." and "... 13800138000." are masked too.
+# in a phone layout ("+86 138 0013 8000", "0759-2345678"), keep their first 3 and last 4 digits (Zhanjiang 12345
+# rules, art. 20). Dates (2026-03-31), times and uniqueids (1764222222.12) are left alone. The boundaries are
+# ASCII letters (ids such as hex tokens) and digit-dot/colon-digit (uniqueids, fractions, host:port), not Python's
+# Unicode \w or any '.' or ':': "号码13800138000", "sip:13800138000@..." and "... 13800138000." are masked too.
 _NUMBER = re.compile(r"(?<![A-Za-z_\d])(?<!\d[.:])(?:\+?\d{7,}|\+?\d{2,4}(?:[ -]\d{3,8}){1,3})"
                      r"(?![A-Za-z_\d])(?![.:]\d)")
 

@@ -4,7 +4,7 @@ Pure: no I/O. Restrictions are keyed by E.164, so every spelling of a number (+8
 with or without dashes, SIP URI, channel-style "Name <number>") has to land on the same string, and anything
 that is not a number has to come out as "no number" rather than an exception at call entry.
 
-Article 20 of the regulation forbids passing a caller's identity on; logs therefore only ever see `masked`.
+Article 20 of the Zhanjiang 12345 rules forbids passing a caller's identity on; logs therefore only ever see `masked`.
 """
 
 from __future__ import annotations

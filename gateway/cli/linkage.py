@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import unicodedata
 from datetime import datetime
 from pathlib import Path
 from typing import Any

@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from gateway.cli.output import fail, iso, print_table, shown
-from gateway.basics.phone import mask, normalise_strict
+from gateway.basics.phone import normalise_strict
 from gateway.basics.clock import SHANGHAI
 from gateway.restriction import Restriction, check_days, effective, last_day
 from gateway.store.database import Store

@@ -2,9 +2,9 @@
 
 The page gets screen-pops straight from the broker (MQTT over websockets, the agent's own broker account and
 ACL), so this app only serves the page and a small JSON API: sign-in, read and save a ticket draft, and ask for
-a caller to be restricted (seed article 9). That request is only *pending*: a supervisor confirms it with the
-CLI, so a single agent's click never blocks a number by itself. The agent may also hand the caller to a linked
-centre with one key (seed article 14), blind or three-way (`linkage.agent_transfer.AgentTransfer.transfer`).
+a caller to be restricted (Zhanjiang 12345 rules, art. 9). That request is only *pending*: a supervisor confirms
+it with the CLI, so a single agent's click never blocks a number by itself. The agent may also hand the caller to
+a linked centre with one key (art. 14), blind or three-way (`linkage.agent_transfer.AgentTransfer.transfer`).
 
 Sign-in uses the agent's broker password (`mosquitto_conf.mqtt_password`): one secret per agent, and the page
 needs it anyway to open the broker connection (it keeps it in memory only). The session is a random token in an
@@ -19,7 +19,6 @@ import asyncio
 import hmac
 import json
 import logging
-import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass

@@ -1,6 +1,6 @@
 """The durable outbox: what the gateway publishes over MQTT is written to the store first.
 
-A screen-pop must survive a broker outage or a gateway restart (ARCHITECTURE step 4: "a broker outage loses
+A screen-pop must survive a broker outage or a gateway restart (docs/architecture.md, step 4: "a broker outage loses
 nothing"), so producers never publish directly: they add a row here and wake the publisher, which sends rows in
 seq order and deletes each only after the broker's PUBACK. Delivery is at-least-once; every copy of a message
 carries the same ``id`` so consumers can drop repeats.

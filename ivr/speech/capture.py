@@ -1,4 +1,4 @@
-"""Speech capture while the caller waits in the queue (issue 3): ChanSpy into AudioSocket, VAD, vosk, triage.
+"""Speech capture while the caller waits in the queue: ChanSpy into AudioSocket, VAD, vosk, triage.
 
 On ``QueueCallerJoin`` the gateway originates ``AudioSocket/host:port/UUID`` running ``ChanSpy(<caller>,qEuow)``:
 only the caller's own voice (o), the exact channel (u), no beep (q), ends with the caller (E), and what the
@@ -26,7 +26,7 @@ from recordings.files import recording_path, write_wav
 
 log = logging.getLogger("ivr.speech.capture")
 
-MAX_AUDIO_BYTES = 60 * 16000   # 60 s of 8 kHz 16-bit: the issue's cap
+MAX_AUDIO_BYTES = 60 * 16000   # 60 s of 8 kHz 16-bit: the longest description kept
 PROMPT_FRAME_S = 0.02
 SPY_CONNECT_TIMEOUT_S = 3.0    # measured: the spy connects 0.10-0.13 s after QueueCallerJoin
 FALLBACK_FOR_S = 60.0          # after a spy that never connected, new calls are recorded instead for this long

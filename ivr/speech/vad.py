@@ -20,7 +20,7 @@ class VADSettings:
     start_frames: int = 3             # voiced frames in a row that start speech (60 ms)
     end_silence_ms: int = 1500        # silence after speech that ends it
     no_speech_ms: int = 10_000        # nothing said at all: give up
-    max_ms: int = 60_000              # issue 3: at most 60 s
+    max_ms: int = 60_000              # the longest description: 60 s (capture.MAX_AUDIO_BYTES)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """From a finished capture to a filled ticket draft: keep the recording, triage the transcript, update the draft.
 
-Seed articles 10 and 11: the ticket carries type, unit, address and deadline before the agent says a word. A DTMF
-choice from the menu outranks the spoken type; the due date follows the type in working days.
+Zhanjiang 12345 rules, art. 10 and 11: the ticket carries type, unit, address and deadline before the agent says
+a word. A DTMF choice from the menu outranks the spoken type; the due date follows the type in working days.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class TicketPrefill:
         self.store = store
         self.recordings_dir = recordings_dir
         self.clock = clock
-        # issue 4: a spoken emergency is offered to the caller (LinkageHandoff.offer_from_speech)
+        # art. 14 linkage: a spoken emergency is offered to the caller (LinkageHandoff.offer_from_speech)
         self.on_emergency = on_emergency
         self.emergencies = emergencies  # the emergency list in force (reloaded live); None: the packaged one
 

@@ -1,4 +1,4 @@
-"""Issue 3 point 7 end to end: a sipp caller keys 3 and speaks, a sipp agent answers, and the agent console in
+"""Speech pre-fill, end to end: a sipp caller keys 3 and speaks, a sipp agent answers, and the agent console in
 headless Chromium (Debian's) shows the filled ticket, live over MQTT-over-websockets from the stack's broker."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 4 on the real stack: the emergency sub-menu hands the caller to a sipp UAS as the 119 centre."""
+"""Linkage on the real stack: the emergency sub-menu hands the caller to a sipp UAS as the 119 centre."""
 from __future__ import annotations
 
 import asyncio

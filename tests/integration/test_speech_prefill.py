@@ -1,4 +1,4 @@
-"""Issue 3 on the real stack: the caller speaks while queued; the answering agent gets the filled ticket."""
+"""Speech pre-fill on the real stack: the caller speaks while queued; the answering agent gets the filled ticket."""
 from __future__ import annotations
 
 import asyncio

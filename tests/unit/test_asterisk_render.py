@@ -290,7 +290,7 @@ def test_only_hotline_action_hangup_ends_the_call_and_every_other_path_reaches_t
             # the refusal is reached through exactly one decision: HOTLINE_ACTION is "hangup"
             assert [cond for cond, taken in decisions if taken] == [ENTRY_IS_HANGUP], decisions
         elif where == "hotline-linkage,s,1":
-            # issue 4: the gateway chose a linked centre; that context falls back to the queue itself
+            # linkage: the gateway chose a linked centre; that context falls back to the queue itself
             assert any(taken and '"${HOTLINE_ACTION}" = "linkage"' in cond for cond, taken in decisions), decisions
         else:
             assert (kind, where) == ("Goto", "hotline-queue,s,1"), decisions

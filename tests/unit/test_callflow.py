@@ -328,7 +328,7 @@ async def test_a_queued_caller_has_a_ticket_draft_with_type_and_due_date_on_the_
     assert agi.set_order.index("__HOTLINE_TICKET_ID") < agi.set_order.index("HOTLINE_ACTION")
     draft = await store.get_ticket_draft(ticket_id)
     assert draft["call_id"] == CALL_ID and draft["type"] == "complaint"
-    # complaint: 15 working days (seed article 11), counted from the day after receipt
+    # complaint: 15 working days (Zhanjiang 12345 rules, art. 11), counted from the day after receipt
     from ivr.triage.deadline import due_date
     assert draft["due"] == due_date("complaint", NOW)
     assert (NOW.date() < draft["due"])

@@ -1,4 +1,4 @@
-"""Issue 4 (1): the emergency list's confirmation flag and centres table, validated with file, field and reason."""
+"""The emergency list's confirmation flag and centres table, validated with file, field and reason."""
 
 import pytest
 

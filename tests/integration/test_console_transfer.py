@@ -175,7 +175,7 @@ def test_the_page_has_the_transfer_row_with_stable_ids():
 def transfer_server(tmp_path, broker, monkeypatch):
     import functools
 
-    import test_console_browser as b
+    from tests.integration import test_console_browser as b
     refusals = {"120": "this call is not connected to an agent"}
     calls: list[dict] = []
 
@@ -194,15 +194,15 @@ def transfer_server(tmp_path, broker, monkeypatch):
 
 
 try:  # the browser test's fixtures and its skip condition (Debian chromium, chromedriver, mosquitto)
-    from test_console_browser import broker, browser, publish  # noqa: F401
-    from test_console_browser import pytestmark as _needs_browser
+    from tests.integration.test_console_browser import broker, browser, publish  # noqa: F401
+    from tests.integration.test_console_browser import pytestmark as _needs_browser
 except pytest.skip.Exception:  # no selenium
     _needs_browser = pytest.mark.skip(reason="needs selenium")
 
 
 @_needs_browser
 def test_the_agent_transfers_from_the_page_and_sees_the_outcome(transfer_server, broker, publish, browser):
-    import test_console_browser as b
+    from tests.integration import test_console_browser as b
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 

@@ -14,7 +14,6 @@ from ami_handlers.client.connection import AMIConnection
 from ami_handlers.client.errors import AMIError, AMIProtocolError, AMITimeout
 from gateway.basics.backoff import backoff_delays
 from ami_handlers.client.protocol import AMIFrameDecoder, encode_action
-from gateway.basics.backoff import backoff_delays
 
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
 SECRET = "s3cret-never-logged"

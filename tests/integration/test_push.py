@@ -1,4 +1,4 @@
-"""Issue 4 (4): the case goes to the centre with the call, through MQTT (broker ACL) or HTTP, and is recorded."""
+"""Linkage data push: the case goes to the centre with the call, through MQTT (broker ACL) or HTTP, and is recorded."""
 
 import asyncio
 import json

@@ -1,0 +1,34 @@
+"""Unit tests are pure: they open no socket, start no process and no browser (those are in tests/integration).
+
+The guard below turns any attempt into a test failure that names what was tried, so a test that needs real I/O
+cannot land here by accident. asyncio's own self-pipe (socket.socketpair) stays allowed.
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+
+import pytest
+
+
+class RealIOInUnitTest(AssertionError):
+    pass
+
+
+def _refuse(what: str):
+    def refuse(*args, **kwargs):
+        raise RealIOInUnitTest(f"a unit test tried to {what}; real I/O belongs in tests/integration")
+    return refuse
+
+
+@pytest.fixture(autouse=True)
+def no_real_io(monkeypatch):
+    monkeypatch.setattr(socket.socket, "bind", _refuse("bind a socket"))
+    monkeypatch.setattr(socket.socket, "connect", _refuse("connect a socket"))
+    monkeypatch.setattr(socket.socket, "connect_ex", _refuse("connect a socket"))
+    monkeypatch.setattr(socket, "create_connection", _refuse("open a connection"))
+    monkeypatch.setattr(subprocess.Popen, "__init__", _refuse("start a process"))
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", _refuse("start a process"))
+    monkeypatch.setattr(asyncio, "create_subprocess_shell", _refuse("start a process"))
+    yield
