@@ -15,8 +15,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from ami_handlers.queue_events import EventSource, agent_name, channel_vars
-from gateway.contract import CALL_ID_VAR, LINKAGE_FAILED_VAR, TICKET_ID_VAR, screenpop_topic
-from gateway.store.outbox import new_message_id
+from gateway.contract import CALL_ID_VAR, LINKAGE_FAILED_VAR, TICKET_ID_VAR, new_message_id, screenpop_topic
 from gateway.basics.phone import mask, normalise
 from gateway.basics.waiting import wait_for_condition
 

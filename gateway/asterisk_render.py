@@ -10,6 +10,7 @@ import string
 from pathlib import Path
 
 from gateway.config import Config, Endpoint
+from gateway.contract import AMI_CHANNEL_VARS, CENTRE_PREFIX
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "asterisk_conf"
 CONF_FILES = ("asterisk.conf", "modules.conf", "logger.conf", "pjsip.conf", "extensions.conf", "queues.conf",
@@ -29,7 +30,7 @@ class _AtTemplate(string.Template):
 
 
 def _endpoint_block(ep: Endpoint, *, kind: str) -> str:
-    name = ep.name if kind == "agent" else f"centre-{ep.name}"
+    name = ep.name if kind == "agent" else f"{CENTRE_PREFIX}{ep.name}"
     return "\n".join([
         f"; {kind} {ep.name}",
         f"[{name}]", "type = endpoint", "transport = transport-udp", "context = hotline-agents",
@@ -67,6 +68,7 @@ def render_values(config: Config, ami_secret: str) -> dict[str, str]:
         "ami_secret": ami_secret,
         "ami_read": AMI_READ,
         "ami_write": AMI_WRITE,
+        "ami_channel_vars": ",".join(AMI_CHANNEL_VARS),
     }
 
 

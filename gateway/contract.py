@@ -11,6 +11,7 @@ Imports nothing of the project: it sits on the ground floor beside ``gateway.bas
 from __future__ import annotations
 
 import re
+import uuid
 
 __all__ = [
     "ACTION_HANGUP", "ACTION_LINKAGE", "ACTION_QUEUE", "ACTION_VAR", "AMI_CHANNEL_VARS", "CALL_ID_VAR",
@@ -19,7 +20,8 @@ __all__ = [
     "HANDOFF_ID_VAR", "LINKAGE_CONFIRM_CONTEXT", "LINKAGE_CONTEXT", "LINKAGE_EVENT", "LINKAGE_FAILED_VAR",
     "LINKAGE_TARGETS_VAR", "PRIORITY_VAR", "QUEUE_CONTEXT", "REQUEST_TYPES", "REQUEST_TYPE_VAR",
     "THREEWAY_CENTRE_CONTEXT", "THREEWAY_CONTEXT", "TICKET_ID_VAR", "TOPIC_ROOT", "UNSPECIFIED_REQUEST",
-    "agent_topic", "centre_user", "check_name", "inherited", "is_valid_name", "linkage_topic", "screenpop_topic",
+    "agent_topic", "centre_user", "check_name", "inherited", "is_valid_name", "linkage_topic", "new_message_id",
+    "screenpop_topic",
 ]
 
 # -- channel variables ----------------------------------------------------------------------------------------
@@ -122,3 +124,8 @@ def linkage_topic(centre: str) -> str:
 def centre_user(centre: str) -> str:
     """A linked centre's MQTT user."""
     return CENTRE_PREFIX + check_name(centre, "centre")
+
+
+def new_message_id() -> str:
+    """The id every copy of one broker message carries (delivery is at least once: consumers drop repeats)."""
+    return uuid.uuid4().hex

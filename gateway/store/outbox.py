@@ -9,10 +9,10 @@ carries the same ``id`` so consumers can drop repeats.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
+
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +22,6 @@ class OutboxStore(Protocol):
     async def outbox_pending(self, limit: int = 100) -> list[dict]: ...
     async def outbox_remove(self, seq: int) -> None: ...
     async def outbox_mark_attempt(self, seq: int, error: str | None) -> None: ...
-
-
-def new_message_id() -> str:
-    return uuid.uuid4().hex
 
 
 class Outbox:

@@ -8,10 +8,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 from gateway.contract import REQUEST_TYPES
-from gateway.store.database import Store
 from ivr.speech.capture import CaptureResult, store_recording
 from ivr.triage.classify import triage
 from linkage.emergency_list import EmergencyList
@@ -19,10 +18,20 @@ from linkage.emergency_list import EmergencyList
 log = logging.getLogger("ivr.triage.prefill")
 
 
+class DraftStore(Protocol):
+    """What the pre-fill needs of the store (``gateway.store.database.Store``): it receives one, never imports it."""
+
+    async def ticket_draft_for_call(self, call_id: str) -> dict | None: ...
+
+    async def get_call(self, call_id: str) -> dict | None: ...
+
+    async def update_ticket_draft(self, ticket_id: str, **fields: Any) -> None: ...
+
+
 class TicketPrefill:
     """The SpeechCapture result sink."""
 
-    def __init__(self, store: Store, *, recordings_dir: Path, clock: Callable[[], datetime],
+    def __init__(self, store: DraftStore, *, recordings_dir: Path, clock: Callable[[], datetime],
                  emergencies: Callable[[], EmergencyList] | None = None,
                  on_emergency: Callable[..., Awaitable[object]] | None = None) -> None:
         self.store = store

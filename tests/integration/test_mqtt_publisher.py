@@ -12,7 +12,8 @@ from gateway.sandbox.broker import LocalBroker, free_port
 from gateway.mqtt.passwords import mqtt_password
 from gateway.contract import screenpop_topic
 from gateway.mqtt.publisher import MQTTPublisher
-from gateway.store.outbox import Outbox, new_message_id
+from gateway.store.outbox import Outbox
+from gateway.contract import new_message_id
 from gateway.basics.clock import SHANGHAI
 from gateway.store.database import Store
 

@@ -4,7 +4,8 @@ from datetime import datetime
 
 import pytest
 
-from gateway.store.outbox import Outbox, new_message_id
+from gateway.store.outbox import Outbox
+from gateway.contract import new_message_id
 from gateway.basics.clock import SHANGHAI
 from gateway.store.database import Store
 

@@ -11,7 +11,8 @@ from gateway.cli import classify as cli_classify
 from ivr.triage import classify as triage_module
 from gateway.basics.clock import SHANGHAI
 from ivr.triage.deadline import due_date
-from ivr.triage.classify import REQUEST_TYPES, Triage, normalise, request_type, triage
+from ivr.triage.classify import Triage, normalise, request_type, triage
+from gateway.contract import REQUEST_TYPES
 from ivr.triage.units import UnitCatalogue, UnitCatalogueError, load_units, parse_units
 
 DATA = Path(__file__).parents[1] / "data" / "transcripts.jsonl"
