@@ -1,1 +1,1 @@
-"""AMI connection (panoramisk, wrapped) and the handlers of queue and agent events."""
+"""The handlers of AMI events (queue events into call records, screen-pops); the AMI client is `ami_handlers.client`."""

@@ -1,1 +1,2 @@
-"""hotline-gateway: the 12345 hotline's call-entry gateway (service, config, store, FastAGI, CLI)."""
+"""hotline-gateway: the service (wiring, call flow, config, contract) and, in sub-packages, its FastAGI layer,
+store, CLI, agent console, MQTT, the ground-floor basics and the sandbox tooling. See docs/architecture.md."""

@@ -143,8 +143,10 @@ class GatewayService:
             stack.push_async_callback(console.cleanup)
             log.info("event=started fastagi=%s:%s ami=%s:%s store=%s", cfg.fastagi.host, fastagi.port,
                      cfg.ami.host, cfg.ami.port, cfg.store.path)
-            yield service
-            log.info("event=stopping")
+            try:
+                yield service
+            finally:
+                log.info("event=stopping")
 
     async def _on_agent_connect(self, event) -> None:
         """An agent answered: end the caller's description at once and file it, then pop the ticket."""

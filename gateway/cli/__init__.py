@@ -1,0 +1,1 @@
+"""`hotline`: the command line, one module per verb group."""

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from gateway.cli import linkage as cli_linkage
 from gateway.cli import model as cli_model
 from gateway.cli import pending as cli_pending
 from gateway.cli import restrict as cli_restrict
+from gateway.cli import sandbox as cli_sandbox
 from gateway.config import CONFIG_ENV, ConfigError, load_config
 from gateway.basics.logs import setup_logging
 
@@ -30,17 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_sub.add_parser("check", help="validate the config file; name each bad field and why")
     check.set_defaults(func=cmd_config_check, needs_config=False)
 
-    stack = sub.add_parser("stack", help="the sandbox stack: Asterisk, mosquitto, gateway")
-    stack_sub = stack.add_subparsers(dest="stack_command", metavar="COMMAND", required=True)
-    up = stack_sub.add_parser("up", help="start everything in the background; return when all are ready")
-    up.add_argument("--simulated-agents", action="store_true", default=None,
-                    help="also start sipp answering machines as the agents")
-    up.set_defaults(func=cmd_stack_up)
-    stack_sub.add_parser("down", help="stop everything").set_defaults(func=cmd_stack_down)
-    status = stack_sub.add_parser("status", help="what runs and whether it is ready")
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(func=cmd_stack_status)
-
     prompts = sub.add_parser("prompts", help="Mandarin prompts")
     prompts_sub = prompts.add_subparsers(dest="prompts_command", metavar="COMMAND", required=True)
     build = prompts_sub.add_parser("build", help="generate the prompt WAVs (espeak-ng, 8 kHz) from the catalogue")
@@ -48,21 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--out", help="output directory (default: STATE_DIR/prompts/zh)")
     build.set_defaults(func=cmd_prompts_build)
 
-    call = sub.add_parser("call", help="place a scripted test call into the sandbox (sipp)")
-    call.add_argument("--from", dest="from_number", required=True, help="caller number")
-    call.add_argument("--dtmf", default="", help="keys to press; ',' waits 2.5 s (e.g. '7,8' or '6,12345#')")
-    call.add_argument("--hold", type=float, default=8.0, help="seconds to stay on the line after the last key")
-    call.add_argument("--say", help="8 kHz 16-bit mono WAV the caller speaks after the keys")
-    call.add_argument("--json", action="store_true")
-    call.add_argument("--full", action="store_true", help="show the full number in the output")
-    call.set_defaults(func=cmd_call)
-
     asterisk = sub.add_parser("asterisk", help="Asterisk configuration")
     ast_sub = asterisk.add_subparsers(dest="asterisk_command", metavar="COMMAND", required=True)
     render = ast_sub.add_parser("render", help="write the rendered asterisk_conf/ files into DIR")
     render.add_argument("dir")
     render.set_defaults(func=cmd_asterisk_render)
 
+    cli_sandbox.register(sub)
     cli_restrict.register(sub)
     cli_pending.register(sub)
     cli_classify.register(sub)
@@ -107,36 +88,12 @@ def cmd_config_check(args: argparse.Namespace, config: Any) -> int:
     return 0
 
 
-def _stack(args: argparse.Namespace, config: Any):
-    from gateway.sandbox.stack import Stack
-    return Stack(config, args.config or None)
 
 
-def cmd_stack_up(args: argparse.Namespace, config: Any) -> int:
-    from gateway.sandbox.stack import StackError
-    from gateway.sandbox.asterisk_root import AsteriskRootError
-    try:
-        _stack(args, config).up(simulated_agents=args.simulated_agents)
-    except (StackError, AsteriskRootError) as exc:
-        print(f"stack up failed: {exc}", file=sys.stderr)
-        return 1
-    return 0
 
 
-def cmd_stack_down(args: argparse.Namespace, config: Any) -> int:
-    _stack(args, config).down()
-    return 0
 
 
-def cmd_stack_status(args: argparse.Namespace, config: Any) -> int:
-    status = _stack(args, config).status()
-    if args.json:
-        print(json.dumps(status, indent=2))
-    else:
-        for part, info in status.items():
-            print(f"{part:17} " + " ".join(f"{k}={v}" for k, v in (info.items() if isinstance(info, dict) else [])))
-    running = status["asterisk"]["running"] and status["gateway"]["running"] and status["mosquitto"]["running"]
-    return 0 if running else 3
 
 
 def cmd_prompts_build(args: argparse.Namespace, config: Any) -> int:
@@ -152,32 +109,6 @@ def cmd_prompts_build(args: argparse.Namespace, config: Any) -> int:
     return 0
 
 
-def cmd_call(args: argparse.Namespace, config: Any) -> int:
-    from gateway.sandbox.sipp_scenario import parse_dtmf_script, sip_user
-    from gateway.sandbox.testcall import place_call
-    try:
-        parse_dtmf_script(args.dtmf)
-        sip_user(args.from_number)
-    except ValueError as exc:
-        print(f"hotline call: {exc}", file=sys.stderr)
-        return 2
-    say = Path(args.say) if args.say else None
-    if say is not None:
-        import wave
-        from gateway.sandbox.voice_pcap import read_pcm_8k
-        try:
-            read_pcm_8k(say)
-        except (OSError, EOFError, ValueError, wave.Error) as exc:
-            print(f"hotline call: --say: {exc}", file=sys.stderr)
-            return 2
-    result = asyncio.run(place_call(config, args.from_number, args.dtmf, hold_s=args.hold, full=args.full,
-                                    say=say))
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
-    else:
-        for key, value in result.items():
-            print(f"{key:12} {value}")
-    return 0 if result["sipp_ok"] else 1
 
 
 def cmd_asterisk_render(args: argparse.Namespace, config: Any) -> int:

@@ -1,0 +1,1 @@
+"""MQTT: the outbox publisher, the users' passwords and the broker's configuration (ACL, listeners)."""
