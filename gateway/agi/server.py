@@ -102,7 +102,8 @@ class FastAGIServer:
             self._serve, self._host, self._port, backlog=self._backlog,
             limit=max(MAX_LINE_BYTES, self._max_header_bytes),
         )
-        log_event(log, logging.INFO, "listening", host=self._host, port=self.port, routes=",".join(sorted(self._routes)))
+        log_event(log, logging.INFO, "listening", host=self._host, port=self.port,
+                  routes=",".join(sorted(self._routes)))
 
     @property
     def port(self) -> int:
@@ -163,7 +164,8 @@ class FastAGIServer:
         handler = self._routes.get(session.script)
         if handler is None:
             # Asterisk sets AGISTATUS=FAILURE; the dialplan sends the caller to an agent.
-            log_event(log, logging.WARNING, "unknown_script", call=session.call_id, script=session.script, peer=peer_text)
+            log_event(log, logging.WARNING, "unknown_script", call=session.call_id, script=session.script,
+                      peer=peer_text)
             await session.close()
             return
 

@@ -1,7 +1,7 @@
 """sipp scenarios for scripted hotline callers (pure: text in, XML text out).
 
-The caller sends RFC 2833/4733 DTMF by replaying pcaps (gateway.sandbox.dtmf_pcap writes one per key press). Every wait in the
-scenario is a ``recv BYE`` with a timeout, so a server hang-up at any moment (a restricted number after its
+The caller sends RFC 2833/4733 DTMF by replaying pcaps (gateway.sandbox.dtmf_pcap writes one per key press). Every wait
+in the scenario is a ``recv BYE`` with a timeout, so a server hang-up at any moment (a restricted number after its
 announcement) ends the call cleanly instead of counting as an unexpected message.
 """
 from __future__ import annotations

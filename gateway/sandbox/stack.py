@@ -57,7 +57,8 @@ class Stack:
             self.asterisk.start(self.root.command_argv())
             log(f"asterisk: starting in {self.root.root}")
         if not wait_until(self.root.fully_booted, READY_TIMEOUT_S, 0.3):
-            raise StackError(f"asterisk did not finish booting in {READY_TIMEOUT_S:.0f} s; see {self.asterisk.log_file}")
+            raise StackError(f"asterisk did not finish booting in {READY_TIMEOUT_S:.0f} s;"
+                             f" see {self.asterisk.log_file}")
         if not wait_until(lambda: tcp_port_open(cfg.ami.host, cfg.ami.port), 10):
             raise StackError(f"asterisk: AMI is not listening on {cfg.ami.host}:{cfg.ami.port}")
         log(f"asterisk: ready (SIP udp {cfg.sip.bind}:{cfg.sip.port}, AMI {cfg.ami.host}:{cfg.ami.port})")
@@ -66,7 +67,8 @@ class Stack:
             conf = self._mosquitto_conf()
             self.mosquitto.start(["mosquitto", "-c", str(conf)])
         if not wait_until(lambda: tcp_port_open(cfg.mqtt.host, cfg.mqtt.port), 15):
-            raise StackError(f"mosquitto did not listen on {cfg.mqtt.host}:{cfg.mqtt.port}; see {self.mosquitto.log_file}")
+            raise StackError(f"mosquitto did not listen on {cfg.mqtt.host}:{cfg.mqtt.port};"
+                             f" see {self.mosquitto.log_file}")
         log(f"mosquitto: ready ({cfg.mqtt.host}:{cfg.mqtt.port})")
 
         if self.gateway.pid() is None:

@@ -68,7 +68,8 @@ class DeliveryMixin:
         values = {"call_id": check_text(call_id, "call_id"), "centre": check_text(centre, "centre"),
                   "trigger": check_handoff_field("trigger", trigger), "mode": check_handoff_field("mode", mode),
                   "requested_at": to_ts(requested_at), "ticket_id": check_handoff_field("ticket_id", ticket_id),
-                  "situation": check_handoff_field("situation", situation), "detail": check_handoff_field("detail", detail)}
+                  "situation": check_handoff_field("situation", situation),
+                  "detail": check_handoff_field("detail", detail)}
         async with self._write() as db:
             cursor = await db.execute(
                 f"INSERT INTO handoffs ({', '.join(values)}) VALUES ({', '.join(':' + k for k in values)})", values
@@ -110,7 +111,8 @@ class DeliveryMixin:
             await db.execute(
                 "INSERT INTO pushes (push_id, handoff_id, call_id, centre, adapter, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (push_id) DO NOTHING",
-                (check_text(push_id, "push_id"), handoff_id, call_id, check_text(centre, "centre"), adapter, to_ts(at), to_ts(at)),
+                (check_text(push_id, "push_id"), handoff_id, call_id, check_text(centre, "centre"), adapter, to_ts(at),
+                 to_ts(at)),
             )
             rows = await db.execute_fetchall("SELECT id FROM pushes WHERE push_id = ?", (push_id,))
         return int(rows[0][0])

@@ -48,7 +48,8 @@ class TicketsMixin:
         )
         if not rows:
             return None
-        return {"ticket_no": rows[0]["ticket_id"], "status": DRAFT_PUBLIC_STATUS, "updated_at": from_ts(rows[0]["updated_at"])}
+        return {"ticket_no": rows[0]["ticket_id"], "status": DRAFT_PUBLIC_STATUS,
+                "updated_at": from_ts(rows[0]["updated_at"])}
 
     async def create_ticket_draft(self, *, call_id: str, request_type: str | None, created_at: datetime) -> str:
         """A new draft; its id is the local date and that day's sequence number: "2026112700042"."""
