@@ -96,7 +96,7 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 def check_name(name: object, what: str) -> str:
     """``name`` if it can be an MQTT user and topic level, else ValueError naming ``what`` it is."""
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
+    if not is_valid_name(name):
         raise ValueError(f"{what} name {name!r} cannot be an MQTT user or topic level (letters, digits, _ . -)")
     return name
 

@@ -61,15 +61,6 @@ class CallsMixin:
             return await insert_ticket_draft(db, call_id=call_id, request_type=draft["type"], created_at=at,
                                              emergency=draft["emergency"], due=draft["due"])
 
-    async def record_blocked_attempt(
-        self, *, call_id: str, number: str | None, restriction_id: int, at: datetime
-    ) -> None:
-        async with self._write() as db:
-            await db.execute(
-                "INSERT INTO blocked_attempts (call_id, number, restriction_id, at) VALUES (?, ?, ?, ?)",
-                (check_text(call_id, "call_id"), number, restriction_id, to_ts(at)),
-            )
-
     async def blocked_attempts(self, number: str | None = None) -> list[dict]:
         sql = "SELECT id, call_id, number, restriction_id, at FROM blocked_attempts"
         params: tuple = ()

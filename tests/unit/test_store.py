@@ -279,9 +279,10 @@ async def test_the_check_uses_the_index(store):
 
 
 async def test_blocked_attempts_are_recorded(store):
-    r = await restrict(store)
-    await store.record_blocked_attempt(call_id="c1", number=NUMBER, restriction_id=r.id, at=sh(2026, 3, 2, 9))
-    await store.record_blocked_attempt(call_id="c2", number="+867592345678", restriction_id=r.id, at=sh(2026, 3, 2, 8))
+    await restrict(store)
+    await restrict(store, "+867592345678")
+    assert await store.enter_call(call_id="c1", number=NUMBER, channel="PJSIP/t", at=sh(2026, 3, 2, 9))
+    assert await store.enter_call(call_id="c2", number="+867592345678", channel="PJSIP/t", at=sh(2026, 3, 2, 8))
     assert [(a["call_id"], a["at"]) for a in await store.blocked_attempts(NUMBER)] == [("c1", sh(2026, 3, 2, 9))]
     assert [a["call_id"] for a in await store.blocked_attempts()] == ["c2", "c1"]
 
