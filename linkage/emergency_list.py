@@ -19,6 +19,8 @@ from pathlib import Path
 
 from gateway.contract import is_valid_name
 from gateway.basics.data_errors import DataFileError
+from ivr.triage.lexicon import Lexicon, LexiconError, default_lexicon
+from linkage.situation_match import SituationMatcher
 
 DEFAULT_EMERGENCY_PATH = Path(__file__).with_name("emergency.toml")
 # The centres the IVR menu and the ticket know (ivr/menu.py EMERGENCIES); the linkage config may widen this.
@@ -26,7 +28,10 @@ KNOWN_CENTRES = frozenset({"110", "119", "120", "122", "water", "power", "gas"})
 DTMF_KEYS = "0123456789*#"
 _ID = re.compile(r"[a-z][a-z0-9_]*")
 _WHITESPACE = re.compile(r"\s+")
-_FIELDS = {"id", "name", "centres", "menu_key", "category", "keywords", "cancel", "confirm"}
+_FIELDS = {"id", "name", "centres", "menu_key", "category", "keywords", "frame", "cancel", "override", "confirm"}
+_FRAME_FIELDS = {"name", "event", "what", "cue", "near"}
+DEFAULT_NEAR = 12
+MAX_NEAR = 60
 _CENTRE_FIELDS = {"name", "dial", "answer_timeout_s", "push", "http_url", "http_timeout_s", "http_retries",
                   "http_token_env"}
 # One or more TECH/resource targets joined by '&' (Dial rings them all). ',' would end Dial's first argument.
@@ -46,6 +51,17 @@ class EmergencyListError(DataFileError):
 
 
 @dataclass(frozen=True)
+class Frame:
+    """A situation told by what happens rather than by its name: an event phrase, with (optionally) who or what
+    it happens to within `near` characters, and (optionally) a danger cue anywhere in the transcript."""
+    name: str
+    event: tuple[str, ...]
+    what: tuple[str, ...] = ()
+    cue: tuple[str, ...] = ()
+    near: int = DEFAULT_NEAR
+
+
+@dataclass(frozen=True)
 class Situation:
     id: str
     name: str
@@ -55,6 +71,8 @@ class Situation:
     cancel: tuple[str, ...]
     category: str | None = None     # ticket category in the unit catalogue
     confirm: bool = True            # the caller confirms ("press 1 to be put through") before the transfer
+    frames: tuple[Frame, ...] = ()
+    override: tuple[str, ...] = ()  # "it is happening now" phrases that a cancelling context does not hold against
 
     @property
     def centre(self) -> str:
@@ -77,19 +95,11 @@ class Centre:
 
 
 @dataclass(frozen=True)
-class Match:
-    situation: str                  # id of the winning situation
-    centre: str                     # its primary centre
-    keyword: str                    # the phrase that matched
-    also: tuple[str, ...] = ()      # ids of further matching situations, in list order
-    category: str | None = None     # the situation's ticket category
-
-
-@dataclass(frozen=True)
 class EmergencyList:
     situations: tuple[Situation, ...]
     source: str = "<emergency list>"
     centres: tuple[Centre, ...] = ()    # the [centres.<name>] tables, in file order
+    lexicon: Lexicon = Lexicon()        # colloquial variants, applied to transcripts before matching
 
     def get_centre(self, name: str) -> Centre | None:
         return next((c for c in self.centres if c.name == name), None)
@@ -112,22 +122,21 @@ class EmergencyList:
         return tuple(s for s in self.situations if s.menu_key == key)
 
     def match(self, text: str) -> Match | None:
-        """The first listed situation whose keyword occurs in `text` and none of whose cancel phrases do."""
-        joined = _WHITESPACE.sub("", text)
-        hits: list[tuple[Situation, str]] = []
-        for situation in self.situations:
-            keyword = next((k for k in situation.keywords if k in joined), None)
-            if keyword is None or any(c in joined for c in situation.cancel):
-                continue
-            hits.append((situation, keyword))
-        if not hits:
-            return None
-        first, keyword = hits[0]
-        return Match(first.id, first.centre, keyword, tuple(s.id for s, _ in hits[1:]), first.category)
+        """The situation a normalised transcript describes now (linkage/situation_match.py), or None."""
+        return self.matcher().match(text)
+
+    def matcher(self) -> SituationMatcher:
+        """The compiled matcher for this list, built on first use."""
+        compiled = self.__dict__.get("_matcher")
+        if compiled is None:
+            compiled = SituationMatcher(self)
+            object.__setattr__(self, "_matcher", compiled)
+        return compiled
 
 
 def load_emergency_list(path: str | Path = DEFAULT_EMERGENCY_PATH, *,
-                        centres: Iterable[str] = KNOWN_CENTRES, require_centres: bool = False) -> EmergencyList:
+                        centres: Iterable[str] = KNOWN_CENTRES, require_centres: bool = False,
+                        lexicon: Lexicon | None = None) -> EmergencyList:
     file = str(path)
     try:
         with open(path, "rb") as f:
@@ -136,16 +145,31 @@ def load_emergency_list(path: str | Path = DEFAULT_EMERGENCY_PATH, *,
         raise EmergencyListError(file, "<file>", f"cannot read: {e.strerror or e}") from e
     except tomllib.TOMLDecodeError as e:
         raise EmergencyListError(file, "<file>", f"not valid TOML: {e}") from e
-    return parse_emergency_list(raw, source=file, centres=centres, require_centres=require_centres)
+    return parse_emergency_list(raw, source=file, centres=centres, require_centres=require_centres,
+                                lexicon=lexicon)
 
 
 def parse_emergency_list(raw: Mapping[str, object], *, source: str = "<emergency list>",
-                         centres: Iterable[str] = KNOWN_CENTRES, require_centres: bool = False) -> EmergencyList:
+                         centres: Iterable[str] = KNOWN_CENTRES, require_centres: bool = False,
+                         lexicon: Lexicon | None = None) -> EmergencyList:
     """Validate a parsed file. With `[centres.<name>]` tables, those are the known centres; without them,
-    `centres` names the known ones and the list has no way to reach them (refused if `require_centres`)."""
+    `centres` names the known ones and the list has no way to reach them (refused if `require_centres`).
+    "@set" phrases refer to the lexicon's sets (default: the packaged ivr/triage/lexicon.toml)."""
 
     def fail(at: str, reason: str) -> EmergencyListError:
         return EmergencyListError(source, at, reason)
+
+    if lexicon is None:
+        try:
+            lexicon = default_lexicon()
+        except LexiconError as e:
+            raise fail("<lexicon>", str(e)) from e
+
+    def phrases(value: object, at: str, *, allow_empty: bool = False) -> tuple[str, ...]:
+        try:
+            return lexicon.expand(_strings(value, at, fail, allow_empty=allow_empty), source=source, at=at)
+        except LexiconError as e:
+            raise fail(at, e.reason) from e
 
     extra = set(raw) - {"version", "situation", "centres"}
     if extra:
@@ -201,17 +225,42 @@ def parse_emergency_list(raw: Mapping[str, object], *, source: str = "<emergency
         category = item.get("category")
         if category is not None and (not isinstance(category, str) or not category.strip()):
             raise fail(f"{at}.category", "must be a non-empty string (a category name in the unit catalogue)")
-        keywords = _strings(item.get("keywords"), f"{at}.keywords", fail)
-        cancel = _strings(item.get("cancel", []), f"{at}.cancel", fail, allow_empty=True)
+        keywords = phrases(item.get("keywords"), f"{at}.keywords")
+        cancel = phrases(item.get("cancel", []), f"{at}.cancel", allow_empty=True)
+        override = phrases(item.get("override", []), f"{at}.override", allow_empty=True)
         for j, phrase in enumerate(cancel):
             if phrase in keywords:
                 raise fail(f"{at}.cancel[{j}]", f"{phrase!r} is also a keyword; the situation could never match")
+        frames = _parse_frames(item.get("frame", []), f"{at}.frame", fail, phrases)
         confirm = item.get("confirm", True)
         if not isinstance(confirm, bool):
             raise fail(f"{at}.confirm", "must be true or false (whether the caller confirms before the transfer)")
         situations.append(Situation(sid, name.strip(), situation_centres, key, keywords, cancel,
-                                    category.strip() if category else None, confirm))
-    return EmergencyList(tuple(situations), source, configured)
+                                    category.strip() if category else None, confirm, frames, override))
+    return EmergencyList(tuple(situations), source, configured, lexicon)
+
+
+def _parse_frames(value: object, at: str, fail, phrases) -> tuple[Frame, ...]:
+    if not isinstance(value, list):
+        raise fail(at, "must be [[situation.frame]] tables")
+    frames: list[Frame] = []
+    for j, item in enumerate(value):
+        here = f"{at}[{j}]"
+        if not isinstance(item, Mapping):
+            raise fail(here, "must be a table")
+        unknown = set(item) - _FRAME_FIELDS
+        if unknown:
+            raise fail(f"{here}.{sorted(unknown)[0]}", f"unknown field (expected {', '.join(sorted(_FRAME_FIELDS))})")
+        name = item.get("name", f"frame {j}")
+        if not isinstance(name, str) or not name.strip():
+            raise fail(f"{here}.name", "must be a non-empty string")
+        near = item.get("near", DEFAULT_NEAR)
+        if isinstance(near, bool) or not isinstance(near, int) or not 0 <= near <= MAX_NEAR:
+            raise fail(f"{here}.near", f"must be a whole number of characters 0-{MAX_NEAR}, got {near!r}")
+        frames.append(Frame(name.strip(), phrases(item.get("event"), f"{here}.event"),
+                            phrases(item.get("what", []), f"{here}.what", allow_empty=True),
+                            phrases(item.get("cue", []), f"{here}.cue", allow_empty=True), near))
+    return tuple(frames)
 
 
 def _parse_centres(table: object, fail) -> tuple[Centre, ...]:

@@ -1,14 +1,18 @@
 """Speech pre-fill: a recognised transcript becomes a ticket draft (type, category, unit, address, emergency,
-call-back number, due date). Pure and synchronous; the only I/O is loading the packaged data files once.
+call-back number, due date), each field with a confidence score. Pure and synchronous; the only I/O is loading
+the packaged data files once.
 
 vosk's Chinese models put spaces between words ("我 要 投诉 赤坎区 ..."): matching runs on the transcript with
-those spaces removed; the summary keeps a space only between two Latin words.
+those spaces removed and the lexicon's colloquial variants standardised; the summary keeps a space only between
+two Latin words. The rules (the emergency list, the unit catalogue, the request-type cues) come first and stay
+the safety net for emergencies; a trained model (ivr/triage/model.py), when given, weighs in on type and
+category and may add an emergency candidate the rules missed, which the caller then confirms, as for any other.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 
@@ -16,44 +20,23 @@ from gateway.contract import REQUEST_TYPES
 from ivr.triage.address import find_address
 from ivr.triage.callback_number import find_callback_number
 from ivr.triage.deadline import DEFAULT_CALENDAR, WorkingDayCalendar, due_date
-from ivr.triage.units import UnitCatalogue, load_units
+from ivr.triage.model import NO_EMERGENCY, TriageModel
+from ivr.triage.request_type import REQUEST_PRECEDENCE, cue_scores, explicit_type
+from ivr.triage.units import Ranked, UnitCatalogue, load_units
 from linkage.emergency_list import EmergencyList, load_emergency_list
+from linkage.situation_match import Match
 
 SUMMARY_CHARS = 120
-
-# Article 7's five request types. A caller usually names the request up front ("我要投诉..."), so an explicit verb
-# decides by position (the first one said): "我想咨询一下怎么投诉" is a consultation. Without one, cue phrases add
-# up per type (weight 1 hints, 2 clear cues, 3 near-explicit); a tie goes to the earlier type in REQUEST_PRECEDENCE:
-# an offence reported (偷排) over a nuisance (太吵) over a plea for help over a wish (希望 also closes many
-# complaints, hence below them) over a question.
-_EXPLICIT = (
-    ("report", ("举报", "检举", "揭发")),
-    ("complaint", ("投诉", "头诉", "投述")),
-    ("help", ("求助", "求救")),
-    ("suggestion", ("建议", "提个意见", "提意见", "提议")),
-    ("consultation", ("咨询", "资讯一下")),
-)
-REQUEST_PRECEDENCE = ("report", "complaint", "help", "suggestion", "consultation")
-_CUES: tuple[tuple[str, int, re.Pattern[str]], ...] = tuple(
-    (kind, weight, re.compile(pattern)) for kind, weight, pattern in (
-        ("report", 3, "偷排|非法|违法|违规|私自|偷偷|无证|黑作坊|违章建筑|违建|赌博|传销|偷倒|乱排"),
-        ("report", 2, "倾倒|直接排放|排放到"),
-        ("complaint", 3, "不满|扰民|乱收费|乱扣|态度差|态度很差|态度恶劣|不作为|没人管|不管|推诿|敷衍|坑人|欠薪|拖欠|"
-                         "不给退|不退|缺斤少两|短斤缺两|管一管"),
-        ("complaint", 2, "太吵|很吵|吵得|吵到|吵死|太[大小贵差慢少脏臭乱]|贵了|坏了|不亮|一直不|一直没|没人清理|"
-                         "臭死|占道|占满|乱停|不修|烧坏|老是|受不了|没拿到|不等|希望尽快|尽快处理|尽快解决|尽快修"),
-        ("complaint", 1, "好几天|很久了|一天了|一个星期了|一个月了|几个月了|危险|到处都是"),
-        ("help", 3, "帮帮|救助|救命|走投无路|快来|赶紧来|马上来|快点来|快派人|派人来|快叫"),
-        ("help", 2, "帮忙|困难|没钱|急需|怎么办(?!理)|挡住"),
-        ("suggestion", 3, "能不能.{0,12}增加|能否.{0,12}增加|可不可以.{0,12}增加|增设|多建|多设|加装|希望政府|"
-                          "应该增加|最好能|呼吁"),
-        ("suggestion", 1, "希望"),
-        ("consultation", 3, "请问|想了解|怎么办理|如何办理|想问|问一下|问下|问问|需要什么|要什么材料|怎么申请|如何申请|"
-                            "怎么补办"),
-        ("consultation", 2, "什么时候|在哪里|哪里|多少钱|能不能办|可以办|手续|流程|条件|补办|可以.{0,8}吗$|吗$"),
-        ("consultation", 1, "有没有|是不是|多久"),
-    ))
-_NEGATED = ("不是投诉", "不是要投诉", "不是举报", "不用投诉")
+# Fields scored below this are marked on the screen-pop for the agent to check.
+LOW_CONFIDENCE = 0.6
+# How much the rules' own distribution counts beside a model's probabilities (tuned on the tuning split).
+RULE_WEIGHT_TYPE = 0.35
+RULE_WEIGHT_CATEGORY = 0.5
+# A model's emergency candidate needs this probability; the caller still confirms before any transfer.
+MODEL_EMERGENCY_MIN = 0.6
+EXPLICIT_SCORE = 0.95
+ADDRESS_SCORE = 0.8
+CALLBACK_SCORE = 0.9
 _WHITESPACE_RUN = re.compile(r"\s+")
 _LATIN_WORDS = re.compile(r"(?<=[A-Za-z0-9])\s+(?=[A-Za-z])|(?<=[A-Za-z])\s+(?=[0-9])")
 
@@ -69,6 +52,12 @@ class Triage:
     callback_number: str | None
     due: date | None
     summary: str
+    # per field: {"score": 0-1} and for type and category also "runner_up" and "runner_up_score"
+    # (compare=False: two drafts are equal when their fields are; how sure and why is not part of the draft)
+    scores: dict[str, dict[str, object]] = field(default_factory=dict, compare=False)
+    match: Match | None = field(default=None, compare=False)
+    reasons: dict[str, str] = field(default_factory=dict, compare=False)    # why type and category, for --explain
+    categories: tuple[Ranked, ...] = field(default=(), compare=False)       # the rules' ranking, best first
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -81,7 +70,24 @@ class Triage:
             "callback_number": self.callback_number,
             "due": self.due.isoformat() if self.due else None,
             "summary": self.summary,
+            "scores": self.scores,
         }
+
+    def low_confidence(self) -> list[str]:
+        """The filled fields scored below LOW_CONFIDENCE."""
+        return [name for name, s in self.scores.items()
+                if getattr(self, name, None) is not None and float(s.get("score", 0)) < LOW_CONFIDENCE]
+
+    def explain(self) -> dict[str, object]:
+        """Which phrase, frame or model decided each field, and what was heard but set aside."""
+        m = self.match
+        emergency = None if m is None else {
+            "situation": m.situation, "centre": m.centre, "how": m.how, "heard": list(m.evidence),
+            "score": m.score, "also": list(m.also)}
+        return {"type": self.reasons.get("type"), "category": self.reasons.get("category"),
+                "categories_heard": [{"category": r.category.name, "score": round(r.score, 2), "heard": list(r.heard)}
+                                     for r in self.categories[:3]],
+                "emergency": emergency, "cancelled": list(m.cancelled) if m else self.reasons.get("cancelled", [])}
 
 
 def normalise(transcript: str) -> str:
@@ -89,33 +95,6 @@ def normalise(transcript: str) -> str:
     text = _WHITESPACE_RUN.sub(" ", transcript.strip())
     kept = _LATIN_WORDS.sub("\x00", text)
     return kept.replace(" ", "").replace("\x00", " ")
-
-
-def explicit_type(text: str) -> str | None:
-    """The type of the first explicit request verb (投诉, 举报, ...) in a normalised transcript."""
-    for phrase in _NEGATED:
-        text = text.replace(phrase, "")
-    first: tuple[int, str] | None = None
-    for kind, verbs in _EXPLICIT:
-        for verb in verbs:
-            at = text.find(verb)
-            if at >= 0 and (first is None or at < first[0]):
-                first = (at, kind)
-    return first[1] if first else None
-
-
-def request_type(text: str) -> str | None:
-    """The article 7 type a normalised transcript asks for, or None when the wording does not say."""
-    if explicit := explicit_type(text):
-        return explicit
-    for phrase in _NEGATED:
-        text = text.replace(phrase, "")
-    scores = dict.fromkeys(REQUEST_PRECEDENCE, 0)
-    for kind, weight, cue in _CUES:
-        if cue.search(text):
-            scores[kind] += weight
-    best = max(REQUEST_PRECEDENCE, key=lambda kind: scores[kind])    # max keeps the first of equal scores
-    return best if scores[best] > 0 else None
 
 
 def summarise(text: str, limit: int = SUMMARY_CHARS) -> str:
@@ -132,34 +111,132 @@ def default_emergencies() -> EmergencyList:
     return load_emergency_list()
 
 
+def _distribution(scores: dict[str, float]) -> dict[str, float]:
+    total = sum(scores.values())
+    return {k: v / total for k, v in scores.items()} if total > 0 else {}
+
+
+def _ranked(blend: dict[str, float]) -> list[tuple[str, float]]:
+    return sorted(blend.items(), key=lambda kv: -kv[1])
+
+
+def _score(value: str | None, score: float, ranking: list[tuple[str, float]]) -> dict[str, object]:
+    out: dict[str, object] = {"score": round(score, 3)}
+    runner = next(((k, s) for k, s in ranking if k != value and s > 0), None)
+    if runner is not None:
+        out["runner_up"], out["runner_up_score"] = runner[0], round(runner[1], 3)
+    return out
+
+
+def _blend(model: dict[str, float] | None, rules: dict[str, float], rule_weight: float) -> dict[str, float]:
+    """A model's probabilities mixed with the rules' normalised scores (rules alone without a model)."""
+    if model is None:
+        return rules
+    if not rules:
+        return dict(model)
+    keys = set(model) | set(rules)
+    return {k: (1 - rule_weight) * model.get(k, 0.0) + rule_weight * rules.get(k, 0.0) for k in keys}
+
+
+def decide_type(text: str, model: dict[str, float] | None) -> tuple[str | None, dict[str, object], str]:
+    """Type, its score entry and the reason. An explicit request verb said by the caller decides."""
+    cues = cue_scores(text)
+    rules = _distribution({k: float(v) for k, v in cues.items() if v > 0})
+    if (explicit := explicit_type(text)) is not None:
+        ranking = _ranked(_blend(model, rules, RULE_WEIGHT_TYPE))
+        return explicit, _score(explicit, EXPLICIT_SCORE, ranking), "the caller said it (request verb)"
+    if not rules and model is None:
+        return None, {"score": 0.0}, "no request verb or cue heard"
+    # Without a model, equal cue scores go to the earlier type of REQUEST_PRECEDENCE (python's sort is stable).
+    blend = _blend(model, rules, RULE_WEIGHT_TYPE)
+    ranking = sorted(blend.items(), key=lambda kv: (-kv[1], REQUEST_PRECEDENCE.index(kv[0])
+                                                    if kv[0] in REQUEST_PRECEDENCE else 99))
+    kind, score = ranking[0]
+    if model is None:       # a cue-only score: how far the winner is ahead of the rest
+        score = 0.4 + 0.5 * score
+    heard = ", ".join(f"{k} {v}" for k, v in cues.items() if v) or "none"
+    reason = f"cues: {heard}" + ("; model: " + ", ".join(f"{k} {p:.2f}" for k, p in _ranked(model)[:2])
+                                 if model else "")
+    return kind, _score(kind, score, ranking), reason
+
+
 def triage(transcript: str, *, dtmf_type: str | None = None, received: datetime,
            units: UnitCatalogue | None = None, emergencies: EmergencyList | None = None,
-           calendar: WorkingDayCalendar = DEFAULT_CALENDAR) -> Triage:
+           calendar: WorkingDayCalendar = DEFAULT_CALENDAR, model: TriageModel | None = None) -> Triage:
     """A ticket draft from a transcript. A DTMF type choice (one of the five) overrides the spoken type."""
     units = units if units is not None else default_units()
     emergencies = emergencies if emergencies is not None else default_emergencies()
     text = normalise(transcript)
-    match = emergencies.match(text)
+    matcher = emergencies.matcher()
+    prepared = matcher.prepare(text)
+    predicted = model.predict(prepared.text) if model is not None else {}
+    match = matcher.match(prepared)
+    if match is None and "emergency" in predicted:
+        match = _model_emergency(emergencies, predicted["emergency"])
+    scores: dict[str, dict[str, object]] = {}
+    reasons: dict[str, str] = {}
     if dtmf_type in REQUEST_TYPES:
-        kind = dtmf_type
+        kind, scores["type"], reasons["type"] = dtmf_type, {"score": 1.0}, "keyed in the menu"
     elif match is not None:
         # The IVR emergency menu files emergencies as help requests; only an explicit "我要投诉/举报" changes that.
-        kind = explicit_type(text) or "help"
+        kind = explicit_type(prepared.text) or "help"
+        scores["type"], reasons["type"] = {"score": match.score}, f"emergency {match.situation}"
     else:
-        kind = request_type(text)
-    category = None
-    if match is not None and match.category is not None:
-        category = units.get(match.category)
-    if category is None:
-        category = units.classify(text)
+        kind, scores["type"], reasons["type"] = decide_type(prepared.text, predicted.get("type"))
+    ranked = units.rank(prepared if units.lexicon is emergencies.lexicon else text)
+    category = units.get(match.category) if match is not None and match.category else None
+    if category is not None:
+        scores["category"], reasons["category"] = {"score": match.score}, f"emergency {match.situation}"
+    else:
+        rules = _distribution({r.category.name: r.score for r in ranked})
+        blend = _blend(predicted.get("category"), rules, RULE_WEIGHT_CATEGORY)
+        ranking = _ranked(blend)
+        if ranking:
+            name, score = ranking[0]
+            category = units.get(name)
+            if model is None:
+                score = 0.4 + 0.5 * score
+            scores["category"] = _score(name, score, ranking)
+            reasons["category"] = ("keywords: " + ", ".join(ranked[0].heard) if ranked and ranked[0].category
+                                   is category else "model") + (" and model" if predicted.get("category") else "")
+    if category is not None:
+        scores["unit"] = {"score": scores["category"]["score"]}
+    if match is not None:
+        scores["emergency"] = {"score": match.score}
+    address = find_address(text)
+    if address:
+        scores["address"] = {"score": ADDRESS_SCORE}
+    callback = find_callback_number(text)
+    if callback:
+        scores["callback_number"] = {"score": CALLBACK_SCORE}
+    due = due_date(kind, received, calendar)
+    if due is not None:
+        scores["due"] = {"score": scores["type"]["score"]}
     return Triage(
         type=kind,
         category=category.name if category else None,
         unit=category.unit if category else None,
-        address=find_address(text),
+        address=address,
         emergency=match.centre if match else None,
         emergency_situation=match.situation if match else None,
-        callback_number=find_callback_number(text),
-        due=due_date(kind, received, calendar),
+        callback_number=callback,
+        due=due,
         summary=summarise(text),
+        scores=scores,
+        match=match,
+        reasons=reasons,
+        categories=tuple(ranked[:3]),
     )
+
+
+def _model_emergency(emergencies: EmergencyList, probabilities: dict[str, float]) -> Match | None:
+    """The model's emergency candidate: the first listed situation of the likeliest centre, if likely enough."""
+    centre, p = max(((c, p) for c, p in probabilities.items() if c != NO_EMERGENCY), key=lambda cp: cp[1],
+                    default=(None, 0.0))
+    if centre is None or p < MODEL_EMERGENCY_MIN:
+        return None
+    situation = next((s for s in emergencies.situations if s.centre == centre), None)
+    if situation is None:
+        return None
+    return Match(situation.id, centre, "", (), situation.category, "model", (f"model: {centre} {p:.2f}",),
+                 round(p, 3))

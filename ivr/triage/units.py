@@ -1,6 +1,8 @@
 """The unit catalogue (`ivr/triage/units.toml`): ticket categories, their keywords and the responsible unit (art. 10).
 
-Loading validates the file and names the file, the field and the reason on bad data; `classify` is pure.
+Loading validates the file and names the file, the field and the reason on bad data; `classify` is pure. Keywords
+are looked up as written, by sound and with a dropped character (ivr/triage/phrases.py) after the lexicon's
+colloquial variants are rewritten; a keyword heard by sound counts for less than one heard as written.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.basics.data_errors import DataFileError
+from ivr.triage.lexicon import Lexicon, LexiconError, default_lexicon
+from ivr.triage.phrases import Hit, PhraseIndex, Prepared
 
 DEFAULT_UNITS_PATH = Path(__file__).with_name("units.toml")
 _WHITESPACE = re.compile(r"\s+")
@@ -29,37 +33,61 @@ class Category:
     keywords: tuple[str, ...]
     exclude: tuple[str, ...] = ()
 
-    def score(self, text: str) -> int:
-        if any(phrase in text for phrase in self.exclude):
-            return 0
-        found = [k for k in self.keywords if k in text]
-        return sum(len(k) for k in found if not any(k != other and k in other for other in found))
+    def score(self, hits: dict[str, Hit]) -> float:
+        """Summed length of the keywords heard (one inside a longer heard one not counted again), each weighted
+        by how it was heard; 0 when an exclude phrase was heard as written."""
+        if any(p in hits and hits[p].firm for p in self.exclude):
+            return 0.0
+        found = [k for k in self.keywords if k in hits]
+        return sum(len(k) * hits[k].weight for k in found if not any(k != o and k in o for o in found))
+
+
+@dataclass(frozen=True)
+class Ranked:
+    category: Category
+    score: float
+    heard: tuple[str, ...]      # the keywords heard and how, for `--explain`
 
 
 @dataclass(frozen=True)
 class UnitCatalogue:
     categories: tuple[Category, ...]
     source: str = "<unit catalogue>"
+    lexicon: Lexicon = Lexicon()
+
+    def __post_init__(self) -> None:
+        phrases = {p for c in self.categories for p in c.keywords + c.exclude}
+        object.__setattr__(self, "index", PhraseIndex(phrases))
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_UNITS_PATH) -> UnitCatalogue:
         return load_units(path)
 
-    def classify(self, text: str) -> Category | None:
-        """The best-scoring category for a transcript; ties go to the one listed first; None without a hit."""
-        joined = _WHITESPACE.sub("", text)
-        best, best_score = None, 0
+    def prepare(self, text: str) -> Prepared:
+        return Prepared.of(self.lexicon.standardise(_WHITESPACE.sub("", text)))
+
+    def rank(self, text: str | Prepared) -> list[Ranked]:
+        """Categories with a score above 0, best first; ties keep the catalogue's order."""
+        prepared = text if isinstance(text, Prepared) else self.prepare(text)
+        hits = self.index.find(prepared)      # type: ignore[attr-defined]
+        ranked = []
         for category in self.categories:
-            score = category.score(joined)
-            if score > best_score:
-                best, best_score = category, score
-        return best
+            score = category.score(hits)
+            if score > 0:
+                heard = tuple(hits[k].describe(prepared.text) for k in category.keywords if k in hits)
+                ranked.append(Ranked(category, score, heard))
+        return sorted(ranked, key=lambda r: -r.score)
+
+    def classify(self, text: str | Prepared) -> Category | None:
+        """The best-scoring category for a transcript; ties go to the one listed first; None without a hit."""
+        ranked = self.rank(text)
+        return ranked[0].category if ranked else None
 
     def get(self, name: str) -> Category | None:
         return next((c for c in self.categories if c.name == name), None)
 
 
-def load_units(path: str | Path = DEFAULT_UNITS_PATH) -> UnitCatalogue:
+def load_units(path: str | Path = DEFAULT_UNITS_PATH, *, lexicon: Lexicon | None = None) -> UnitCatalogue:
     file = str(path)
     try:
         with open(path, "rb") as f:
@@ -68,12 +96,26 @@ def load_units(path: str | Path = DEFAULT_UNITS_PATH) -> UnitCatalogue:
         raise UnitCatalogueError(file, "<file>", f"cannot read: {e.strerror or e}") from e
     except tomllib.TOMLDecodeError as e:
         raise UnitCatalogueError(file, "<file>", f"not valid TOML: {e}") from e
-    return parse_units(raw, source=file)
+    return parse_units(raw, source=file, lexicon=lexicon)
 
 
-def parse_units(raw: Mapping[str, object], *, source: str = "<unit catalogue>") -> UnitCatalogue:
+def parse_units(raw: Mapping[str, object], *, source: str = "<unit catalogue>",
+                lexicon: Lexicon | None = None) -> UnitCatalogue:
+    """Validate a parsed catalogue; "@set" keywords refer to the lexicon (default: the packaged one)."""
     def fail(at: str, reason: str) -> UnitCatalogueError:
         return UnitCatalogueError(source, at, reason)
+
+    if lexicon is None:
+        try:
+            lexicon = default_lexicon()
+        except LexiconError as e:
+            raise fail("<lexicon>", str(e)) from e
+
+    def expand(phrases: tuple[str, ...], at: str) -> tuple[str, ...]:
+        try:
+            return lexicon.expand(phrases, source=source, at=at)
+        except LexiconError as e:
+            raise fail(at, e.reason) from e
 
     extra = set(raw) - {"version", "category"}
     if extra:
@@ -96,10 +138,12 @@ def parse_units(raw: Mapping[str, object], *, source: str = "<unit catalogue>") 
         if any(c.name == name for c in categories):
             raise fail(f"{at}.name", "duplicate category name")
         unit = _text(item.get("unit"), f"{at}.unit", fail)
-        keywords = _phrases(item.get("keywords"), f"{at}.keywords", fail, allow_empty=False)
-        exclude = _phrases(item.get("exclude", []), f"{at}.exclude", fail, allow_empty=True)
+        keywords = expand(_phrases(item.get("keywords"), f"{at}.keywords", fail, allow_empty=False),
+                          f"{at}.keywords")
+        exclude = expand(_phrases(item.get("exclude", []), f"{at}.exclude", fail, allow_empty=True),
+                         f"{at}.exclude")
         categories.append(Category(name, unit, keywords, exclude))
-    return UnitCatalogue(tuple(categories), source)
+    return UnitCatalogue(tuple(categories), source, lexicon)
 
 
 def _text(value: object, at: str, fail) -> str:

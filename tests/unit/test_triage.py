@@ -11,11 +11,12 @@ from gateway.cli import classify as cli_classify
 from ivr.triage import classify as triage_module
 from gateway.basics.clock import SHANGHAI
 from ivr.triage.deadline import due_date
-from ivr.triage.classify import Triage, normalise, request_type, triage
+from ivr.triage.classify import Triage, normalise, triage
+from ivr.triage.request_type import request_type
 from gateway.contract import REQUEST_TYPES
 from ivr.triage.units import UnitCatalogue, UnitCatalogueError, load_units, parse_units
 
-DATA = Path(__file__).parents[1] / "data" / "transcripts.jsonl"
+DATA = Path(__file__).parents[1] / "data" / "triage" / "tuning" / "project.jsonl"
 RECEIVED = datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI)
 FIELDS = ("type", "category", "unit", "address", "emergency", "emergency_situation", "callback_number")
 
@@ -141,8 +142,12 @@ def test_full_draft_from_a_vosk_transcript():
 def test_to_json_has_every_field_with_an_iso_due_date():
     data = triage("请问 低保 怎么 申请", received=RECEIVED).to_json()
     assert set(data) == {"type", "category", "unit", "address", "emergency", "emergency_situation",
-                         "callback_number", "due", "summary"}
+                         "callback_number", "due", "summary", "scores"}
     assert data["due"] == due_date("consultation", RECEIVED).isoformat()
+    # every filled field has a score; type and category name their runner-up when there is one
+    filled = {k for k in ("type", "category", "unit", "address", "emergency", "callback_number", "due") if data[k]}
+    assert set(data["scores"]) == filled
+    assert all(0 < s["score"] <= 1 for s in data["scores"].values())
     json.dumps(data, ensure_ascii=False)
 
 

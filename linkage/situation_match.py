@@ -1,0 +1,135 @@
+"""Which emergency-list situation a transcript describes now (Zhanjiang 12345 rules, art. 14).
+
+A situation is heard through its keywords (a phrase alone is enough: 着火, 晕倒) or one of its frames (an event
+near who or what it happens to, with a danger cue: 老人 + 摔倒 + 起不来). Every phrase is looked up as written,
+by sound and with a dropped character (ivr/triage/phrases.py), after the lexicon's colloquial variants are
+rewritten. A cancelling context heard anywhere in the transcript (an inspection, a fee, a past event, a
+complaint about the service) withdraws the situation unless one of its override phrases says it is happening
+now; such contexts count only when heard as written or, three characters or longer, by sound (油烟 must not
+be heard in 有烟). Of the situations heard, the first listed among the best-heard wins: one heard only by sound gives way to
+one heard as written. Pure; the list is compiled once into one phrase index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ivr.triage.phrases import Hit, PhraseIndex, Prepared
+
+if TYPE_CHECKING:
+    from linkage.emergency_list import EmergencyList, Frame, Situation
+
+# A frame is indirect evidence: worth a little less than the situation's own name.
+FRAME_FACTOR = 0.9
+
+
+@dataclass(frozen=True)
+class Match:
+    situation: str                  # id of the winning situation
+    centre: str                     # its primary centre
+    keyword: str                    # the phrase that matched (for a frame, its event phrase)
+    also: tuple[str, ...] = ()      # ids of further situations heard, in list order
+    category: str | None = None     # the situation's ticket category
+    how: str = "keyword"            # "keyword" | "frame" | "model"
+    evidence: tuple[str, ...] = ()  # what was heard and how, for `--explain`
+    score: float = 1.0              # confidence 0-1
+    cancelled: tuple[str, ...] = ()  # "situation: phrase" for situations heard but withdrawn
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One situation's evidence in one transcript."""
+    situation: Situation
+    how: str
+    keyword: str
+    evidence: tuple[str, ...]
+    score: float
+    exact: bool                     # every phrase of the evidence was heard as written
+
+
+class SituationMatcher:
+    def __init__(self, emergencies: EmergencyList) -> None:
+        self.emergencies = emergencies
+        phrases: set[str] = set()
+        for s in emergencies.situations:
+            phrases.update(s.keywords, s.cancel, s.override)
+            for f in s.frames:
+                phrases.update(f.event, f.what, f.cue)
+        self.index = PhraseIndex(phrases)
+
+    def prepare(self, text: str) -> Prepared:
+        return Prepared.of(self.emergencies.lexicon.standardise("".join(text.split())))
+
+    def match(self, text: str | Prepared) -> Match | None:
+        """The situation the transcript describes now, or None."""
+        prepared = text if isinstance(text, Prepared) else self.prepare(text)
+        hits = self.index.find(prepared)
+        heard: list[Heard] = []
+        cancelled: list[str] = []
+        for situation in self.emergencies.situations:
+            found = hear(situation, hits, prepared.text)
+            if found is None:
+                continue
+            cancel = next((hits[p] for p in situation.cancel if p in hits and hits[p].firm), None)
+            if cancel is not None and not any(p in hits and hits[p].firm for p in situation.override):
+                cancelled.append(f"{situation.id}: {cancel.describe(prepared.text)}")
+                continue
+            heard.append(found)
+        if not heard:
+            return None
+        best = max(heard, key=lambda h: h.exact)    # max keeps the first listed of equals
+        return Match(best.situation.id, best.situation.centre, best.keyword,
+                     tuple(h.situation.id for h in heard if h is not best), best.situation.category, best.how,
+                     best.evidence, round(best.score, 3), tuple(cancelled))
+
+
+def hear(situation: Situation, hits: dict[str, Hit], text: str) -> Heard | None:
+    """The best evidence for one situation among the phrases found, or None.
+
+    A two-character phrase heard only by sound (拿到 for 拿刀) is weak: alone it does not make a situation; a
+    second phrase of the same situation, or a frame, must back it."""
+    keyword_hits = [hits[p] for p in situation.keywords if p in hits]
+    best: Heard | None = None
+    for hit in sorted(keyword_hits, key=lambda h: -h.weight):
+        if hit.firm or len(keyword_hits) > 1:
+            best = Heard(situation, "keyword", hit.phrase, tuple(h.describe(text) for h in keyword_hits[:3]),
+                         hit.weight, hit.how == "exact")
+            break
+    if best is not None and best.exact:
+        return best
+    for frame in situation.frames:
+        found = hear_frame(situation, frame, hits, text)
+        if found is not None and (best is None or (found.exact, found.score) > (best.exact, best.score)):
+            best = found
+    return best
+
+
+def hear_frame(situation: Situation, frame: Frame, hits: dict[str, Hit], text: str) -> Heard | None:
+    events = [hits[p] for p in frame.event if p in hits]
+    if not events:
+        return None
+    cue = next((hits[p] for p in frame.cue if p in hits), None)
+    if frame.cue and cue is None:
+        return None
+    whats = [hits[p] for p in frame.what if p in hits]
+    for event in sorted(events, key=lambda h: -h.weight):
+        if not event.firm and not frame.what and not frame.cue:
+            continue
+        parts = [event]
+        if frame.what:
+            near = [w for w in whats if w is not event and _gap(w, event) <= frame.near]
+            if not near:
+                continue
+            parts.append(max(near, key=lambda h: h.weight))
+        if cue is not None:
+            parts.append(cue)
+        score = FRAME_FACTOR * min(p.weight for p in parts)
+        evidence = (f"frame {frame.name!r}",) + tuple(p.describe(text) for p in parts)
+        return Heard(situation, "frame", event.phrase, evidence, score, all(p.how == "exact" for p in parts))
+    return None
+
+
+def _gap(a: Hit, b: Hit) -> int:
+    """Characters between two hits (0 when they touch or overlap)."""
+    return max(0, max(a.start, b.start) - min(a.end, b.end))
