@@ -20,7 +20,7 @@ from pathlib import Path
 from gateway.contract import is_valid_name
 from gateway.basics.data_errors import DataFileError
 from ivr.triage.lexicon import Lexicon, LexiconError, default_lexicon
-from linkage.situation_match import SituationMatcher
+from linkage.situation_match import Match, SituationMatcher
 
 DEFAULT_EMERGENCY_PATH = Path(__file__).with_name("emergency.toml")
 # The centres the IVR menu and the ticket know (ivr/menu.py EMERGENCIES); the linkage config may widen this.
