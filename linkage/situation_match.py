@@ -118,7 +118,7 @@ def hear_frame(situation: Situation, frame: Frame, hits: dict[str, Hit], text: s
             continue
         parts = [event]
         if frame.what:
-            near = [w for w in whats if w is not event and _gap(w, event) <= frame.near]
+            near = [w for w in whats if w is not event and _gap(w, event, text) <= frame.near]
             if not near:
                 continue
             parts.append(max(near, key=lambda h: h.weight))
@@ -130,6 +130,17 @@ def hear_frame(situation: Situation, frame: Frame, hits: dict[str, Hit], text: s
     return None
 
 
-def _gap(a: Hit, b: Hit) -> int:
-    """Characters between two hits (0 when they touch or overlap)."""
-    return max(0, max(a.start, b.start) - min(a.end, b.end))
+def _gap(a: Hit, b: Hit, text: str) -> int:
+    """Characters between two phrases (0 when they touch or overlap), over every place each was heard: the index
+    keeps only the first, and 水 may come long before the 没了 it belongs to."""
+    return min(max(0, max(sa, sb) - min(ea, eb)) for sa, ea in _spans(a, text) for sb, eb in _spans(b, text))
+
+
+def _spans(hit: Hit, text: str) -> list[tuple[int, int]]:
+    spans = [(hit.start, hit.end)]
+    if hit.how == "exact":
+        at = text.find(hit.phrase, hit.end)
+        while at >= 0:
+            spans.append((at, at + len(hit.phrase)))
+            at = text.find(hit.phrase, at + 1)
+    return spans

@@ -13,6 +13,7 @@ from gateway.cli import model as cli_model
 from gateway.cli import pending as cli_pending
 from gateway.cli import restrict as cli_restrict
 from gateway.cli import sandbox as cli_sandbox
+from gateway.cli import triage as cli_triage
 from gateway.config import CONFIG_ENV, ConfigError, load_config
 from gateway.basics.logs import setup_logging
 
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_classify.register(sub)
     cli_model.register(sub)
     cli_linkage.register(sub)
+    cli_triage.register(sub)
     return parser
 
 
