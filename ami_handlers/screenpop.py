@@ -25,9 +25,11 @@ SCREENPOP_EVENT = "AgentConnect"
 LINKAGE_FAILED_REASON = "linkage_no_answer"
 # The draft fields an agent sees and edits (gateway.store.rows.TICKET_FIELDS without the agent and transcript,
 # which travel at the top level).
+# Pre-filled fields scored below this are marked for the agent to check (config triage.low_confidence).
+DEFAULT_LOW_CONFIDENCE = 0.6
 SCREENPOP_TICKET_FIELDS = (
     "type", "category", "unit", "address", "callback_number", "emergency", "emergency_situation",
-    "due", "summary", "status",
+    "due", "summary", "status", "scores",
 )
 
 
@@ -53,13 +55,19 @@ def build_screenpop(
     transcript: str | None,
     created_at: datetime,
     reason: str | None = None,
+    low_confidence: float = DEFAULT_LOW_CONFIDENCE,
 ) -> dict:
-    """The screen-pop message: plain JSON-ready data (datetimes and dates as ISO text)."""
+    """The screen-pop message: plain JSON-ready data (datetimes and dates as ISO text). `ticket.check` lists the
+    pre-filled fields scored below `low_confidence`, for the console to mark."""
     ticket_part = None
     if ticket is not None:
         # On the wire the ticket's id is "id" (the agent console's contract); the store calls it ticket_id.
         ticket_part = {"id": ticket.get("ticket_id"),
                        **{name: _json_value(ticket.get(name)) for name in SCREENPOP_TICKET_FIELDS}}
+        scores = ticket.get("scores") or {}
+        ticket_part["scores"] = scores
+        ticket_part["check"] = sorted(name for name, s in scores.items() if ticket.get(name) is not None
+                                      and isinstance(s, Mapping) and float(s.get("score", 0)) < low_confidence)
     return {
         "id": message_id,
         "agent": agent,
@@ -90,9 +98,10 @@ def event_var(event: Mapping[str, Any], name: str) -> str | None:
 class ScreenPopper:
     def __init__(
         self, store: ScreenPopStore, outbox: ScreenPopOutbox, *, clock: Callable[[], datetime],
-        history_days: int = 90,
+        history_days: int = 90, low_confidence: float = DEFAULT_LOW_CONFIDENCE,
     ) -> None:
         self._store = store
+        self._low_confidence = low_confidence
         self._outbox = outbox
         self._clock = clock
         self._history_days = history_days
@@ -148,6 +157,7 @@ class ScreenPopper:
             transcript=ticket.get("transcript") if ticket else None, created_at=now,
             # the caller came back from a linked centre that did not answer: the agent must know
             reason=LINKAGE_FAILED_REASON if event_var(event, LINKAGE_FAILED_VAR) else None,
+            low_confidence=self._low_confidence,
         )
         seq = await self._outbox.put(topic, payload, message_id=message_id)
         self.popped += 1

@@ -126,6 +126,12 @@ class LinkageSection:
 
 
 @dataclass(frozen=True)
+class TriageSection:
+    model: Path | None          # the trained classifier (hotline triage train); None: the rules alone
+    low_confidence: float       # pre-filled fields scored below this are marked for the agent
+
+
+@dataclass(frozen=True)
 class SpeechSection:
     enabled: bool
     model: Path | None
@@ -180,6 +186,7 @@ class Config:
     restriction: RestrictionSection
     linkage: LinkageSection
     speech: SpeechSection
+    triage: TriageSection
     console: ConsoleSection
     mqtt: MQTTSection
     asterisk: AsteriskSection
@@ -410,6 +417,11 @@ def _build(data: dict[str, Any], source: str) -> Config:
             local_recording_dir=(Path(local) if (local := r.get("speech.local_recording_dir", str))
                                  else Path(r.get("asterisk.root", str) or "/") / (ast_rec or "/").lstrip("/")),
         ),
+        triage=TriageSection(
+            model=(pkg_ivr / "triage" / "default_model.json" if (tm := r.get("triage.model", str)) == "packaged"
+                   else Path(tm) if tm not in ("", "none") else None),
+            low_confidence=r.get("triage.low_confidence", float, check=lambda v: 0 <= v <= 1,
+                                 reason="must be a score from 0 to 1")),
         console=ConsoleSection(host=r.get("console.host", str, **ip), port=r.get("console.port", int, **port)),
         mqtt=MQTTSection(host=r.get("mqtt.host", str, **ip), port=r.get("mqtt.port", int, **port),
                          ws_port=r.get("mqtt.ws_port", int, **port)),

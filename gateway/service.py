@@ -35,6 +35,7 @@ from gateway.store.outbox import Outbox
 from ivr.speech.audiosocket import AudioSocketServer
 from ivr.speech.capture import SpeechCapture
 from ivr.menu import load_menu, validate_prompts
+from ivr.triage.model import ModelError, TriageModel, load_model
 from ivr.triage.prefill import TicketPrefill
 from ivr.speech.recorded_capture import transcribe_recording
 from ivr.prompts import load_catalogue
@@ -103,7 +104,7 @@ class GatewayService:
             outbox.on_added(publisher.wake)
             await publisher.start()
             stack.push_async_callback(publisher.close)
-            screenpopper = ScreenPopper(store, outbox, clock=utc_now)
+            screenpopper = ScreenPopper(store, outbox, clock=utc_now, low_confidence=cfg.triage.low_confidence)
 
             emergencies = EmergencyListHolder(cfg.linkage.emergency_list)
             await emergencies.start()
@@ -221,6 +222,20 @@ class GatewayService:
                 pass
 
 
+async def load_triage_model(path: Path | None) -> TriageModel | None:
+    """The configured triage model, read off the event loop; an unusable file leaves the rules alone in charge
+    (logged), since the pre-fill works without a model and a call must not wait on a bad file."""
+    if path is None:
+        return None
+    try:
+        model = await asyncio.to_thread(load_model, path)
+    except ModelError as exc:
+        log.error("event=triage_model_refused file=%s reason=%s", path, exc.reason)
+        return None
+    log.info("event=triage_model_loaded file=%s fields=%s", path, ",".join(model.fields))
+    return model
+
+
 async def _start_speech(cfg: Config, stack: AsyncExitStack, ami: AMIConnection, store: Store,
                         linkage: LinkageHandoff, emergency_list: Callable[[], EmergencyList]) -> SpeechParts:
     """Recogniser, pre-fill, capture and its AudioSocket server; their closes go on ``stack``."""
@@ -228,7 +243,8 @@ async def _start_speech(cfg: Config, stack: AsyncExitStack, ami: AMIConnection, 
     if recogniser is not None:
         await recogniser.load()
     prefill = TicketPrefill(store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now,
-                            emergencies=emergency_list, on_emergency=linkage.offer_from_speech)
+                            emergencies=emergency_list, on_emergency=linkage.offer_from_speech,
+                            model=await load_triage_model(cfg.triage.model))
     vad = VADSettings(end_silence_ms=cfg.speech.end_silence_ms, no_speech_ms=cfg.speech.no_speech_ms,
                       max_ms=cfg.speech.max_seconds * 1000)
     server: list[AudioSocketServer] = []   # filled below: the capture asks for the port only once it runs

@@ -57,17 +57,29 @@ class SituationMatcher:
             for f in s.frames:
                 phrases.update(f.event, f.what, f.cue)
         self.index = PhraseIndex(phrases)
+        # a situation is looked at only when one of its keywords or frame events was heard
+        self.triggers: dict[str, set[int]] = {}
+        for i, s in enumerate(emergencies.situations):
+            for p in s.keywords + tuple(e for f in s.frames for e in f.event):
+                self.triggers.setdefault(p, set()).add(i)
 
     def prepare(self, text: str) -> Prepared:
         return Prepared.of(self.emergencies.lexicon.standardise("".join(text.split())))
 
-    def match(self, text: str | Prepared) -> Match | None:
-        """The situation the transcript describes now, or None."""
+    def withdrawn(self, text: str | Prepared) -> list[str]:
+        """Situations heard but withdrawn by a cancelling context, as "id: phrase" (for explanations)."""
+        match = self.match(text, keep_cancelled=True)
+        return list(match.cancelled) if match is not None else []
+
+    def match(self, text: str | Prepared, *, keep_cancelled: bool = False) -> Match | None:
+        """The situation the transcript describes now, or None (with `keep_cancelled`, a match with an empty
+        situation that only lists what was withdrawn)."""
         prepared = text if isinstance(text, Prepared) else self.prepare(text)
         hits = self.index.find(prepared)
         heard: list[Heard] = []
         cancelled: list[str] = []
-        for situation in self.emergencies.situations:
+        situations = self.emergencies.situations
+        for situation in (situations[i] for i in sorted({i for p in hits for i in self.triggers.get(p, ())})):
             found = hear(situation, hits, prepared.text)
             if found is None:
                 continue
@@ -77,7 +89,7 @@ class SituationMatcher:
                 continue
             heard.append(found)
         if not heard:
-            return None
+            return Match("", "", "", cancelled=tuple(cancelled)) if keep_cancelled and cancelled else None
         best = max(heard, key=lambda h: h.exact)    # max keeps the first listed of equals
         return Match(best.situation.id, best.situation.centre, best.keyword,
                      tuple(h.situation.id for h in heard if h is not best), best.situation.category, best.how,

@@ -1,7 +1,11 @@
 """`hotline classify`: ticket pre-fill for transcripts on stdin, one JSON object per line on stdout.
 
 For checking the classifier against real transcripts and for scripts: each non-empty input line is one
-transcript; each output line is {"type", "category", "unit", "address", "emergency", "callback_number", "due"}.
+transcript; each output line is {"type", "category", "unit", "address", "emergency", "callback_number", "due",
+"scores"}, where "scores" gives each filled field its confidence (0-1) and, for type and category, the runner-up
+with its score. `--explain` adds what decided each field: the phrase, frame or model, and what was heard but set
+aside by a cancelling context. `--model` names the trained classifier (default: the packaged one; "none": the
+rules alone).
 A line that cannot be classified gives {"line": n, "error": "..."} and the run goes on; exit status 0 when every
 line was classified, 1 when some were not, 2 when the data files or options are unusable.
 """
@@ -12,15 +16,18 @@ import argparse
 import json
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from gateway.basics.clock import SHANGHAI
 from ivr.triage.deadline import DEFAULT_CALENDAR, CalendarError, load_calendar
 from ivr.triage.classify import triage
+from ivr.triage.model import ModelError, load_model
 from ivr.triage.units import UnitCatalogueError, load_units
 from linkage.emergency_list import EmergencyListError, load_emergency_list
 
-OUTPUT_FIELDS = ("type", "category", "unit", "address", "emergency", "callback_number", "due")
+OUTPUT_FIELDS = ("type", "category", "unit", "address", "emergency", "callback_number", "due", "scores")
+PACKAGED_MODEL = Path(__file__).resolve().parents[2] / "ivr" / "triage" / "default_model.json"
 
 
 def now() -> datetime:
@@ -37,6 +44,11 @@ def register(subparsers: Any) -> None:
     classify_parser.add_argument("--emergencies",
                                  help="emergency list TOML (default: the packaged linkage/emergency.toml)")
     classify_parser.add_argument("--working-days", help="extra holidays/workdays TOML (see ivr/triage/deadline.py)")
+    classify_parser.add_argument("--model", default=str(PACKAGED_MODEL),
+                                 help="trained classifier from `hotline triage train` (default: the packaged one; "
+                                      "\"none\": the rules alone)")
+    classify_parser.add_argument("--explain", action="store_true",
+                                 help="add what decided each field (phrase, frame, model) and what was set aside")
     classify_parser.set_defaults(func=classify, needs_config=False)
 
 
@@ -57,7 +69,9 @@ async def classify(args: argparse.Namespace, config: Any, *, stdin: TextIO | Non
         emergencies = load_emergency_list(args.emergencies) if getattr(args, "emergencies", None) else None
         working_days = getattr(args, "working_days", None)
         calendar = load_calendar(working_days) if working_days else DEFAULT_CALENDAR
-    except (UnitCatalogueError, EmergencyListError, CalendarError) as exc:
+        model_path = getattr(args, "model", None)
+        model = load_model(model_path) if model_path and model_path != "none" else None
+    except (UnitCatalogueError, EmergencyListError, CalendarError, ModelError) as exc:
         print(f"hotline classify: {exc}", file=sys.stderr)
         return 2
     received = getattr(args, "received", None) or now()
@@ -66,9 +80,12 @@ async def classify(args: argparse.Namespace, config: Any, *, stdin: TextIO | Non
         if not line.strip():
             continue
         try:
-            draft = triage(line, received=received, units=units, emergencies=emergencies,
-                           calendar=calendar).to_json()
+            result = triage(line, received=received, units=units, emergencies=emergencies, calendar=calendar,
+                            model=model)
+            draft = result.to_json()
             record: dict[str, object] = {field: draft[field] for field in OUTPUT_FIELDS}
+            if getattr(args, "explain", False):
+                record["explain"] = result.explain()
         except Exception as exc:        # one bad line must not lose the rest of a batch
             failed = True
             record = {"line": number, "error": f"{type(exc).__name__}: {exc}"}

@@ -64,7 +64,7 @@ async def list_handler(args: argparse.Namespace, config: Any) -> int:
         return 2
     situations = [
         {"id": s.id, "name": s.name, "menu_key": s.menu_key, "centres": list(s.centres), "confirm": s.confirm,
-         "category": s.category, "keywords": len(s.keywords), "cancel": len(s.cancel)}
+         "category": s.category, "keywords": len(s.keywords), "frames": len(s.frames), "cancel": len(s.cancel)}
         for s in emergencies.situations
     ]
     centres = [
@@ -80,7 +80,7 @@ async def list_handler(args: argparse.Namespace, config: Any) -> int:
     print_table([{**s, "centres": " > ".join(s["centres"]), "confirm": "yes" if s["confirm"] else "no"}
                   for s in situations],
                  [("SITUATION", "id"), ("NAME", "name"), ("KEY", "menu_key"), ("CENTRES", "centres"),
-                  ("CONFIRM", "confirm"), ("KEYWORDS", "keywords"), ("CANCEL", "cancel")])
+                  ("CONFIRM", "confirm"), ("KEYWORDS", "keywords"), ("FRAMES", "frames"), ("CANCEL", "cancel")])
     print()
     print_table([{**c, "push": c["push"] if c["push"] != "http" else f"http {c['http_url']} "
                    f"({c['http_timeout_s']:g} s x {c['http_retries'] + 1})",
@@ -91,12 +91,17 @@ async def list_handler(args: argparse.Namespace, config: Any) -> int:
 
 
 def match_record(emergencies: EmergencyList, text: str) -> dict:
+    """Where a transcript would go, with what was heard (phrases, frames, how) and what was set aside."""
     match = emergencies.match(normalise(text))
     if match is None:
-        return {"situation": None, "centre": None, "centres": [], "confirm": False, "keyword": None}
+        withdrawn = emergencies.matcher().withdrawn(normalise(text))
+        return {"situation": None, "centre": None, "centres": [], "confirm": False, "keyword": None,
+                "how": None, "heard": [], "score": None, "also": [], "cancelled": withdrawn}
     situation = emergencies.get(match.situation)
     return {"situation": match.situation, "centre": match.centre, "centres": list(situation.centres),
-            "confirm": situation.confirm, "keyword": match.keyword}
+            "confirm": situation.confirm, "keyword": match.keyword, "how": match.how,
+            "heard": list(match.evidence), "score": match.score, "also": list(match.also),
+            "cancelled": list(match.cancelled)}
 
 
 async def match_handler(args: argparse.Namespace, config: Any) -> int:
@@ -108,13 +113,19 @@ async def match_handler(args: argparse.Namespace, config: Any) -> int:
     record = match_record(emergencies, args.text)
     if args.json:
         print(json.dumps(record, ensure_ascii=False))
-    elif record["situation"] is None:
+        return 0
+    if record["situation"] is None:
         print("no emergency: the call goes to the ordinary queue")
     else:
         situation = emergencies.get(record["situation"])
         confirm = "after the caller confirms" if record["confirm"] else "at once"
         print(f"{situation.id} ({situation.name}) on {record['keyword']!r}: "
               f"{' > '.join(record['centres'])}, {confirm}")
+        print(f"  heard ({record['how']}, score {record['score']}): {'; '.join(record['heard'])}")
+        if record["also"]:
+            print(f"  also heard: {', '.join(record['also'])}")
+    for withdrawn in record["cancelled"]:
+        print(f"  set aside: {withdrawn} (a cancelling context)")
     return 0
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from gateway.basics.clock import SHANGHAI
 from gateway.basics.data_errors import DataFileError
+from gateway.config import ConfigError, load_config
+from gateway.store.database import Store
 from ivr.triage.classify import default_emergencies, default_units, triage
 from ivr.triage.evaluation import Noise, Prediction, evaluate, format_report
 from ivr.triage.model import NO_EMERGENCY, TriageModel, load_model
@@ -64,7 +66,7 @@ async def train_command(args: argparse.Namespace, config: Any) -> int:
         model = train(rows, lexicon=default_units().lexicon, sources=args.files + (["store"] if args.from_store
                                                                                     else []))
         model.save(args.out)
-    except (DataFileError, ValueError, OSError) as exc:
+    except (DataFileError, ValueError, OSError, ConfigError) as exc:
         print(f"hotline triage train: {exc}", file=sys.stderr)
         return 2
     labels = {name: sum(n.values()) for name, n in model.trained_on["labels"].items()}
@@ -75,11 +77,8 @@ async def train_command(args: argparse.Namespace, config: Any) -> int:
 
 async def saved_tickets(args: argparse.Namespace) -> list[Labelled]:
     """Tickets agents saved in the console, with their transcripts: what the agent kept is the label."""
-    from gateway.config import load_config
-    from gateway.store.database import Store
-
     config = load_config(getattr(args, "config", None))
-    async with Store.opened(config.store.path) as store:
+    async with await Store.open(config.store.path) as store:
         tickets = await store.saved_tickets_with_transcripts()
     return [Labelled(t["transcript"], t.get("type"), t.get("category"), t.get("emergency") or NO_EMERGENCY,
                      source=f"ticket {t['ticket_id']}") for t in tickets]

@@ -198,4 +198,12 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX pushes_call ON pushes (call_id, created_at);
         """,
     ),
+    (
+        5,
+        """
+        -- How sure the speech pre-fill was of each field: JSON {"type": {"score": 0.8, "runner_up": "help",
+        -- "runner_up_score": 0.1}, ...}; the console marks low-confidence fields for the agent to check.
+        ALTER TABLE ticket_drafts ADD COLUMN scores TEXT;
+        """,
+    ),
 ]

@@ -30,7 +30,7 @@ CALL_COLUMNS = (
 _CALL_TIMES = ("started_at", "queued_at", "answered_at", "ended_at")
 TICKET_FIELDS = (
     "type", "category", "unit", "address", "callback_number", "emergency", "emergency_situation", "due", "summary",
-    "transcript", "status", "agent",
+    "transcript", "status", "agent", "scores",
 )
 TICKET_DRAFT_STATUSES = frozenset({"draft", "saved"})
 # What the IVR progress query (art. 12) tells a caller about a ticket that has not yet left the hotline.
@@ -179,6 +179,11 @@ def check_ticket_field(name: str, value: Any) -> Any:
         return value.isoformat()
     if name == "callback_number":
         return normalise_strict(value)
+    if name == "scores":
+        if not isinstance(value, dict) or not all(isinstance(v, dict) and isinstance(v.get("score"), (int, float))
+                                                  for v in value.values()):
+            raise ValueError(f"scores must be {{field: {{'score': number, ...}}}}, got {value!r}")
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
     if not isinstance(value, str):
         raise ValueError(f"{name} must be str or None, got {value!r}")
     return value
@@ -187,6 +192,7 @@ def check_ticket_field(name: str, value: Any) -> Any:
 def ticket_from_row(row: sqlite3.Row) -> dict:
     ticket = dict(row)
     ticket["due"] = None if ticket["due"] is None else date.fromisoformat(ticket["due"])
+    ticket["scores"] = json.loads(ticket["scores"]) if ticket.get("scores") else {}
     ticket["created_at"], ticket["updated_at"] = from_ts(ticket["created_at"]), from_ts(ticket["updated_at"])
     return ticket
 

@@ -75,6 +75,13 @@ class TicketsMixin:
         )
         return ticket_from_row(rows[0]) if rows else None
 
+    async def saved_tickets_with_transcripts(self) -> list[dict]:
+        """Tickets agents saved that have a transcript: what the agent kept are the labels to train on."""
+        rows = await self._db.execute_fetchall(
+            f"SELECT {TICKET_COLUMNS} FROM ticket_drafts WHERE status = 'saved' AND transcript IS NOT NULL"
+            " AND transcript != '' ORDER BY created_at, ticket_id")
+        return [ticket_from_row(row) for row in rows]
+
     async def ticket_draft_for_call(self, call_id: str) -> dict | None:
         """The call's latest draft."""
         rows = await self._db.execute_fetchall(

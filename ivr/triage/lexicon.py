@@ -58,8 +58,8 @@ class Lexicon:
                     raise LexiconError(source, f"{at}[{j}]", f"unknown phrase set {phrase!r} (the lexicon "
                                        f"{self.source} has: {known})")
                 out.extend(p for p in self.sets[name] if p not in out)
-            elif phrase not in out:
-                out.append(self.standardise(phrase))
+            elif (standard := self.standardise(phrase)) not in out:
+                out.append(standard)
         return tuple(out)
 
 

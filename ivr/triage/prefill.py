@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable, Protocol
 from gateway.contract import REQUEST_TYPES
 from ivr.speech.capture import CaptureResult, store_recording
 from ivr.triage.classify import triage
+from ivr.triage.model import TriageModel
 from linkage.emergency_list import EmergencyList
 
 log = logging.getLogger("ivr.triage.prefill")
@@ -33,13 +34,15 @@ class TicketPrefill:
 
     def __init__(self, store: DraftStore, *, recordings_dir: Path, clock: Callable[[], datetime],
                  emergencies: Callable[[], EmergencyList] | None = None,
-                 on_emergency: Callable[..., Awaitable[object]] | None = None) -> None:
+                 on_emergency: Callable[..., Awaitable[object]] | None = None,
+                 model: TriageModel | None = None) -> None:
         self.store = store
         self.recordings_dir = recordings_dir
         self.clock = clock
         # art. 14 linkage: a spoken emergency is offered to the caller (LinkageHandoff.offer_from_speech)
         self.on_emergency = on_emergency
         self.emergencies = emergencies  # the emergency list in force (reloaded live); None: the packaged one
+        self.model = model              # the office's trained classifier (triage.model); None: the rules alone
 
     async def __call__(self, result: CaptureResult) -> None:
         now = self.clock()
@@ -55,10 +58,12 @@ class TicketPrefill:
         t = None
         if result.transcript:
             t = triage(result.transcript, dtmf_type=dtmf_type if dtmf_type in REQUEST_TYPES else None,
-                       received=received, emergencies=self.emergencies() if self.emergencies else None)
+                       received=received, emergencies=self.emergencies() if self.emergencies else None,
+                       model=self.model)
             fields.update(type=t.type, category=t.category, unit=t.unit, address=t.address,
                           callback_number=t.callback_number, emergency=t.emergency,
-                          emergency_situation=t.emergency_situation, due=t.due, summary=t.summary)
+                          emergency_situation=t.emergency_situation, due=t.due, summary=t.summary,
+                          scores=t.scores or None)
             # keep what the menu already established when speech says nothing about it
             fields = {k: v for k, v in fields.items() if v is not None or k == "transcript"}
         await self.store.update_ticket_draft(draft["ticket_id"], **fields)

@@ -58,6 +58,11 @@ class UnitCatalogue:
     def __post_init__(self) -> None:
         phrases = {p for c in self.categories for p in c.keywords + c.exclude}
         object.__setattr__(self, "index", PhraseIndex(phrases))
+        owners: dict[str, set[int]] = {}
+        for i, c in enumerate(self.categories):
+            for p in c.keywords:
+                owners.setdefault(p, set()).add(i)
+        object.__setattr__(self, "owners", owners)     # keyword -> the categories listing it
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_UNITS_PATH) -> UnitCatalogue:
@@ -70,8 +75,10 @@ class UnitCatalogue:
         """Categories with a score above 0, best first; ties keep the catalogue's order."""
         prepared = text if isinstance(text, Prepared) else self.prepare(text)
         hits = self.index.find(prepared)      # type: ignore[attr-defined]
+        owners = self.owners                  # type: ignore[attr-defined]
+        heard_by = sorted({i for p in hits for i in owners.get(p, ())})
         ranked = []
-        for category in self.categories:
+        for category in (self.categories[i] for i in heard_by):
             score = category.score(hits)
             if score > 0:
                 heard = tuple(hits[k].describe(prepared.text) for k in category.keywords if k in hits)

@@ -232,6 +232,25 @@ def test_agent_gets_own_screenpop_saves_ticket_and_requests_restriction(server, 
     assert "pop-agent2" not in page and other_ticket not in page and "麻章区" not in page
 
 
+def test_low_confidence_fields_are_marked_for_the_agent_and_editing_clears_the_mark(server, broker, publish,
+                                                                                   browser):
+    sign_in(browser, server.url, "agent1", mqtt_password(broker["state_dir"], "agent1"))
+    ticket_id = make_ticket(server, "call-unsure", "赤坎区人民大道中 1 号")
+    pop = screenpop("pop-unsure", "agent1", "call-unsure", ticket_id, "赤坎区人民大道中 1 号")
+    pop["ticket"]["scores"] = {"type": {"score": 0.93}, "category": {"score": 0.41, "runner_up": "城市管理",
+                                                                     "runner_up_score": 0.33}}
+    pop["ticket"]["check"] = ["category"]
+    publish("agent1", pop)
+    wait_for(browser, lambda d: value(d, "ticket-address") == "赤坎区人民大道中 1 号", "the screen-pop")
+    category = browser.find_element(By.ID, "ticket-category")
+    assert "check" in category.get_attribute("class").split()
+    assert category.get_attribute("title") == "识别把握 41%，请核对（次选：城市管理 33%）"
+    assert "check" not in (browser.find_element(By.ID, "ticket-type").get_attribute("class") or "").split()
+    category.send_keys("类")
+    wait_for(browser, lambda d: "check" not in d.find_element(By.ID, "ticket-category").get_attribute("class"),
+             "the mark to clear once the agent edits the field")
+
+
 def test_wrong_password_shows_an_error_and_no_workspace(server, browser):
     browser.get(server.url)
     browser.find_element(By.ID, "login-agent").send_keys("agent1")

@@ -10,7 +10,7 @@ import pytest
 from gateway.cli import linkage as cli_linkage
 from gateway.basics.clock import SHANGHAI
 from gateway.store.database import Store
-from linkage.emergency_list import DEFAULT_EMERGENCY_PATH
+from linkage.emergency_list import DEFAULT_EMERGENCY_PATH, load_emergency_list
 
 T0 = datetime(2026, 11, 27, 9, 30, tzinfo=SHANGHAI)
 
@@ -42,23 +42,44 @@ async def test_list_shows_situations_in_order_and_centres(run):
     code, out, _ = await run("linkage", "list", "--json")
     listing = json.loads(out)
     fallen = next(s for s in listing["situations"] if s["id"] == "fallen_wire")
+    loaded = load_emergency_list().get("fallen_wire")
     assert fallen == {"id": "fallen_wire", "name": "电线断落", "menu_key": "6", "centres": ["power", "119", "110"],
-                      "confirm": True, "category": "供电", "keywords": 14, "cancel": 6}
+                      "confirm": True, "category": "供电", "keywords": len(loaded.keywords),
+                      "frames": len(loaded.frames), "cancel": len(loaded.cancel)}
+    assert fallen["frames"] >= 1 and fallen["keywords"] >= 14
     fire = next(c for c in listing["centres"] if c["name"] == "119")
     assert (fire["dial"], fire["answer_timeout_s"], fire["push"]) == ("PJSIP/centre-119", 20.0, "mqtt")
 
 
 @pytest.mark.parametrize("text,expected", [
     ("救命 啊 我 家 着火 了", {"situation": "fire", "centre": "119", "centres": ["119"], "confirm": True,
-                          "keyword": "着火"}),
+                          "keyword": "着火", "how": "keyword", "heard": ["着火"]}),
     ("电线 着火 了 还 冒烟", {"situation": "fallen_wire", "centre": "power", "centres": ["power", "119", "110"],
-                         "confirm": True, "keyword": "电线着火"}),
+                         "confirm": True, "keyword": "电线着火", "how": "keyword"}),
     ("我 想 咨询 一下 消防检查 需要 准备 什么", {"situation": None, "centre": None, "centres": [],
-                                      "confirm": False, "keyword": None}),
+                                      "confirm": False, "keyword": None, "how": None}),
 ])
 async def test_match_json_says_where_a_transcript_would_go(run, text, expected):
     code, out, _ = await run("linkage", "match", text, "--json")
-    assert code == 0 and json.loads(out) == expected
+    record = json.loads(out)
+    assert code == 0 and {k: record[k] for k in expected} == expected
+
+
+async def test_match_explains_a_frame_a_sound_alike_and_a_cancelling_context(run):
+    frame = json.loads((await run("linkage", "match", "阿婆 喺 楼梯 跌咗 落嚟 起唔到身", "--json"))[1])
+    assert frame["situation"] == "medical" and frame["how"] == "frame"
+    assert frame["heard"][0].startswith("frame ") and "摔倒" in " ".join(frame["heard"])
+    homophone = json.loads((await run("linkage", "match", "我 爸 突然 喘 不 过 起 来", "--json"))[1])
+    assert homophone["situation"] == "medical" and "喘不过气 (heard 喘不过起, pinyin)" in homophone["heard"]
+    # a two-character phrase heard only by sound is not enough alone (拿到 is not 拿刀) ...
+    assert json.loads((await run("linkage", "match", "楼上 火在 烧", "--json"))[1])["situation"] is None
+    # ... but counts beside a second phrase of the same situation
+    backed = json.loads((await run("linkage", "match", "楼上 火在 烧 好 多 浓烟", "--json"))[1])
+    assert backed["situation"] == "fire" and "火灾 (heard 火在, pinyin)" in backed["heard"]
+    cancelled = json.loads((await run("linkage", "match", "上个月 着火 的 事 处理 得 怎么样", "--json"))[1])
+    assert cancelled["situation"] is None and cancelled["cancelled"] == ["fire: 上个月"]
+    code, out, _ = await run("linkage", "match", "上个月 着火 的 事 处理 得 怎么样")
+    assert code == 0 and "set aside: fire: 上个月" in out
 
 
 async def test_match_in_words(run):

@@ -107,6 +107,28 @@ async def test_agent_connect_pops_the_draft_on_the_agents_topic(popper, store, o
     assert popper.popped == 1 and popper.processed == 1
 
 
+async def test_the_pop_carries_the_pre_fill_scores_and_marks_the_low_ones(store, outbox):
+    ticket_id = await a_queued_complaint(store)
+    scores = {"type": {"score": 0.92, "runner_up": "help", "runner_up_score": 0.05},
+              "category": {"score": 0.45, "runner_up": "城市管理", "runner_up_score": 0.3},
+              "unit": {"score": 0.45}, "address": {"score": 0.2}}
+    await store.update_ticket_draft(ticket_id, type="complaint", scores=scores)
+    assert (await store.get_ticket_draft(ticket_id))["scores"] == scores     # stored and read back as JSON
+    popper = ScreenPopper(store, outbox, clock=lambda: NOW, low_confidence=0.5)
+    await popper.handle(agent_connect(ticket_id=ticket_id))
+    [(_, pop, _)] = outbox.items
+    assert pop["ticket"]["scores"] == scores
+    # address scored low but was not filled: nothing to check there
+    assert pop["ticket"]["check"] == ["category", "unit"]
+    json.dumps(pop, ensure_ascii=False)
+
+
+async def test_malformed_scores_are_refused_by_the_store(store):
+    ticket_id = await a_queued_complaint(store)
+    with pytest.raises(ValueError, match="scores"):
+        await store.update_ticket_draft(ticket_id, scores={"type": 0.9})
+
+
 async def test_draft_is_found_by_call_when_the_channel_has_no_ticket_id(popper, store, outbox):
     ticket_id = await a_queued_complaint(store)
     await popper.handle(agent_connect(ticket_id="", member="PJSIP/agent2"))

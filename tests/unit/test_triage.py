@@ -267,10 +267,30 @@ def run(monkeypatch, capsys):
 async def test_classify_prints_one_object_per_transcript_and_skips_empty_lines(run):
     code, rows, err = await run("我 要 投诉 赤坎区 人民 大道 南 八十八 号 噪音 扰民\n\n   \n请问 低保 怎么 申请\n")
     assert code == 0 and err == "" and len(rows) == 2
-    assert list(rows[0]) == ["type", "category", "unit", "address", "emergency", "callback_number", "due"]
+    assert list(rows[0]) == ["type", "category", "unit", "address", "emergency", "callback_number", "due", "scores"]
+    assert rows[0]["scores"]["type"]["score"] >= 0.9      # 投诉 said: the caller named the type
     assert rows[0]["address"] == "赤坎区人民大道南88号"
     assert rows[0]["due"] == due_date("complaint", datetime(2026, 9, 30, 9, 0, tzinfo=SHANGHAI)).isoformat()
     assert rows[1]["type"] == "consultation"
+
+
+async def test_classify_scores_carry_the_runner_up_and_explain_says_what_decided(run):
+    code, rows, _ = await run("就是 那个 楼下 烧烤 摊 每天 晚上 烟 好大 呛 得 窗 都 不敢 开\n", "--explain")
+    assert code == 0
+    [row] = rows
+    category = row["scores"]["category"]
+    assert 0 < category["score"] <= 1 and category["runner_up"] != row["category"]
+    assert 0 <= category["runner_up_score"] <= category["score"]
+    explain = row["explain"]
+    assert explain["emergency"] is None and explain["categories_heard"]
+    assert explain["cancelled"] == [] or all(":" in c for c in explain["cancelled"])
+
+
+async def test_classify_with_the_rules_alone_and_a_missing_model_file(run, tmp_path, capsys):
+    code, rows, _ = await run("请问 低保 怎么 申请\n", "--model", "none")
+    assert code == 0 and rows[0]["type"] == "consultation"
+    code, _, err = await run("请问 低保 怎么 申请\n", "--model", str(tmp_path / "missing.json"))
+    assert code == 2 and "missing.json" in err and "cannot read" in err
 
 
 async def test_classify_received_option_fixes_the_due_date(run):

@@ -196,12 +196,31 @@
 
   function fillTicket(ticket) {
     $("ticket-id").textContent = ticket.id;
+    const check = new Set(ticket.check || []);
+    const scores = ticket.scores || {};
     for (const [name, id] of Object.entries(TICKET_FIELDS)) {
       const value = ticket[name];
       if (value === null || value === undefined) $(id).value = "";
       else $(id).value = name === "callback_number" ? displayNumber(value) : String(value);
+      markConfidence($(id), name, check.has(name), scores[name]);
     }
     if (!TYPE_NAMES[ticket.type]) $("ticket-type").value = "";
+  }
+
+  // A pre-filled field the speech recognition was unsure of is marked for the agent to check; the title says how
+  // sure it was and what came second. Editing the field clears the mark.
+  function markConfidence(input, name, low, score) {
+    input.classList.toggle("check", low);
+    input.dataset.check = low ? "1" : "";
+    if (!low || !score) { input.removeAttribute("title"); return; }
+    let text = `识别把握 ${Math.round(Number(score.score) * 100)}%，请核对`;
+    if (score.runner_up) {
+      const second = name === "type" ? (TYPE_NAMES[score.runner_up] || score.runner_up) : score.runner_up;
+      text += `（次选：${second} ${Math.round(Number(score.runner_up_score) * 100)}%）`;
+    }
+    input.title = text;
+    input.addEventListener("input", () => { input.classList.remove("check"); input.dataset.check = ""; },
+                           { once: true });
   }
 
   function renderHistory(history) {
