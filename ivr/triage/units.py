@@ -39,6 +39,8 @@ class Category:
         if any(p in hits and hits[p].firm for p in self.exclude):
             return 0.0
         found = [k for k in self.keywords if k in hits]
+        if len(found) == 1 and not hits[found[0]].firm:
+            return 0.0      # a lone two-character sound-alike (师傅 for 的士) says nothing
         return sum(len(k) * hits[k].weight for k in found if not any(k != o and k in o for o in found))
 
 

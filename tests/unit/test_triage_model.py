@@ -108,13 +108,13 @@ def test_the_model_may_add_an_emergency_candidate_but_never_removes_a_match():
 
 
 def test_a_model_weighs_in_on_type_when_the_caller_names_no_request():
-    texts = ["想表扬一下", "谢谢你们的师傅", "感谢社区", "点赞"] * 3 + ["那个路灯坏了", "井盖不见了"] * 6
-    labels = ["suggestion"] * 12 + ["complaint"] * 12
+    texts = ["公园里的鸽子", "公园鸽子好看", "广场上的鸽子"] * 4 + ["楼下那条流浪狗", "门口的野狗"] * 6
+    labels = ["suggestion"] * 12 + ["help"] * 12
     model = TriageModel({"type": fit_field(texts, labels)}, {})
-    assert triage("想表扬一下社区的师傅", received=RECEIVED).type != "suggestion"     # no rule cue for praise
-    with_model = triage("想表扬一下社区的师傅", received=RECEIVED, model=model)
-    assert with_model.type == "suggestion" and with_model.scores["type"]["runner_up"] == "complaint"
-    explicit = triage("我要投诉谢谢", received=RECEIVED, model=model)
+    assert triage("公园里的鸽子", received=RECEIVED).type is None      # no verb, no cue
+    with_model = triage("公园里的鸽子", received=RECEIVED, model=model)
+    assert with_model.type == "suggestion" and with_model.scores["type"]["runner_up"] == "help"
+    explicit = triage("我要投诉公园里的鸽子", received=RECEIVED, model=model)
     assert explicit.type == "complaint"      # the caller said 投诉: the verb decides
 
 
