@@ -5,8 +5,8 @@ near who or what it happens to, with a danger cue: 老人 + 摔倒 + 起不来).
 by sound and with a dropped character (ivr/triage/phrases.py), after the lexicon's colloquial variants are
 rewritten. A cancelling context heard anywhere in the transcript (an inspection, a fee, a past event, a
 complaint about the service) withdraws the situation unless one of its override phrases says it is happening
-now; such contexts count only when heard as written or, three characters or longer, by sound (油烟 must not
-be heard in 有烟). Of the situations heard, the first listed among the best-heard wins: one heard only by sound gives way to
+now; a context heard by sound counts unless it overlaps the danger phrase itself (油烟 in 有烟雾). Of the
+situations heard, the first listed among the best-heard wins: one heard only by sound gives way to
 one heard as written. Pure; the list is compiled once into one phrase index.
 """
 
@@ -66,6 +66,18 @@ class SituationMatcher:
     def prepare(self, text: str) -> Prepared:
         return Prepared.of(self.emergencies.lexicon.standardise("".join(text.split())))
 
+    @staticmethod
+    def _cancels(situation: Situation, hit: Hit, hits: dict[str, Hit]) -> bool:
+        """Whether a cancelling phrase that was heard counts: as written, or by sound unless it overlaps what was
+        heard of the situation itself (油烟 heard in 有烟雾 is the smoke, not a kitchen); never with a character
+        dropped (上次着火 without 次 is 山上着火)."""
+        if hit.how == "exact" or hit.firm:
+            return True
+        if hit.how == "dropped":
+            return False
+        own = situation.keywords + tuple(p for f in situation.frames for p in f.event + f.what)
+        return not any(p in hits and hits[p].start < hit.end and hit.start < hits[p].end for p in own)
+
     def withdrawn(self, text: str | Prepared) -> list[str]:
         """Situations heard but withdrawn by a cancelling context, as "id: phrase" (for explanations)."""
         match = self.match(text, keep_cancelled=True)
@@ -83,7 +95,8 @@ class SituationMatcher:
             found = hear(situation, hits, prepared.text)
             if found is None:
                 continue
-            cancel = next((hits[p] for p in situation.cancel if p in hits and hits[p].firm), None)
+            cancel = next((hits[p] for p in situation.cancel if p in hits and self._cancels(situation, hits[p], hits)),
+                          None)
             if cancel is not None and not any(p in hits and hits[p].firm for p in situation.override):
                 cancelled.append(f"{situation.id}: {cancel.describe(prepared.text)}")
                 continue
