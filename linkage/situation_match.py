@@ -56,6 +56,7 @@ class SituationMatcher:
             phrases.update(s.keywords, s.cancel, s.override)
             for f in s.frames:
                 phrases.update(f.event, f.what, f.cue)
+        self.phrases = frozenset(phrases)
         self.index = PhraseIndex(phrases)
         # a situation is looked at only when one of its keywords or frame events was heard
         self.triggers: dict[str, set[int]] = {}
@@ -83,11 +84,14 @@ class SituationMatcher:
         match = self.match(text, keep_cancelled=True)
         return list(match.cancelled) if match is not None else []
 
-    def match(self, text: str | Prepared, *, keep_cancelled: bool = False) -> Match | None:
+    def match(self, text: str | Prepared, *, keep_cancelled: bool = False,
+              hits: dict[str, Hit] | None = None) -> Match | None:
         """The situation the transcript describes now, or None (with `keep_cancelled`, a match with an empty
-        situation that only lists what was withdrawn)."""
+        situation that only lists what was withdrawn). `hits`: the phrases already found in `text` by an index
+        holding at least this list's phrases (the triage shares one index with the unit catalogue)."""
         prepared = text if isinstance(text, Prepared) else self.prepare(text)
-        hits = self.index.find(prepared)
+        if hits is None:
+            hits = self.index.find(prepared)
         heard: list[Heard] = []
         cancelled: list[str] = []
         situations = self.emergencies.situations

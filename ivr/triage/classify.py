@@ -21,6 +21,7 @@ from ivr.triage.address import find_address
 from ivr.triage.callback_number import find_callback_number
 from ivr.triage.deadline import DEFAULT_CALENDAR, WorkingDayCalendar, due_date
 from ivr.triage.model import NO_EMERGENCY, TriageModel
+from ivr.triage.phrases import PhraseIndex
 from ivr.triage.request_type import REQUEST_PRECEDENCE, cue_scores, explicit_type
 from ivr.triage.units import Ranked, UnitCatalogue, load_units
 from linkage.emergency_list import EmergencyList, load_emergency_list
@@ -111,6 +112,16 @@ def default_emergencies() -> EmergencyList:
     return load_emergency_list()
 
 
+def shared_index(units: UnitCatalogue, emergencies: EmergencyList) -> PhraseIndex:
+    """One phrase index over both data files, so that a transcript is looked through once; kept on the emergency
+    list (which is replaced, not changed, when the office edits it) for the catalogue it was built with."""
+    kept = emergencies.__dict__.get("_shared_index")
+    if kept is None or kept[0] is not units:
+        kept = (units, PhraseIndex(units.phrases | emergencies.matcher().phrases))
+        object.__setattr__(emergencies, "_shared_index", kept)
+    return kept[1]
+
+
 def _distribution(scores: dict[str, float]) -> dict[str, float]:
     total = sum(scores.values())
     return {k: v / total for k, v in scores.items()} if total > 0 else {}
@@ -169,8 +180,10 @@ def triage(transcript: str, *, dtmf_type: str | None = None, received: datetime,
     text = normalise(transcript)
     matcher = emergencies.matcher()
     prepared = matcher.prepare(text)
+    shared = units.lexicon is emergencies.lexicon
+    hits = shared_index(units, emergencies).find(prepared) if shared else None
     predicted = model.predict(prepared.text) if model is not None else {}
-    match = matcher.match(prepared)
+    match = matcher.match(prepared, hits=hits)
     if match is None and "emergency" in predicted:
         match = _model_emergency(emergencies, predicted["emergency"])
     scores: dict[str, dict[str, object]] = {}
@@ -183,7 +196,7 @@ def triage(transcript: str, *, dtmf_type: str | None = None, received: datetime,
         scores["type"], reasons["type"] = {"score": match.score}, f"emergency {match.situation}"
     else:
         kind, scores["type"], reasons["type"] = decide_type(prepared.text, predicted.get("type"))
-    ranked = units.rank(prepared if units.lexicon is emergencies.lexicon else text)
+    ranked = units.rank(prepared, hits=hits) if shared else units.rank(text)
     category = units.get(match.category) if match is not None and match.category else None
     if category is not None:
         scores["category"], reasons["category"] = {"score": match.score}, f"emergency {match.situation}"

@@ -11,7 +11,7 @@ drop one. A phrase is therefore found three ways, best first:
 
 Each character becomes one symbol (its syllable's number as a private-use code point), so the text and its
 syllables have the same length and a hit's position is the same in both. The index is keyed by a phrase's first
-two characters (or symbols), which keeps the cost to a few dictionary lookups per character of the transcript
+two symbols, which keeps the cost to a few dictionary lookups per character of the transcript
 whatever the number of phrases: every data file's phrases go into one index.
 """
 
@@ -95,10 +95,9 @@ class PhraseIndex:
 
     def __init__(self, phrases: Iterable[str]) -> None:
         self.phrases = frozenset(p for p in phrases if p)
-        self._exact: dict[str, list[str]] = {}
+        self._singles = frozenset(p for p in self.phrases if len(p) == 1)
         self._sound: dict[str, list[tuple[str, str, str]]] = {}    # key -> (sounds, chars compared, phrase)
         for phrase in sorted(self.phrases):
-            self._exact.setdefault(phrase[:2], []).append(phrase)
             if len(phrase) < 2:
                 continue
             self._add_sound(phrase, phrase)
@@ -113,28 +112,37 @@ class PhraseIndex:
         self._sound.setdefault(sounds[:2], []).append((sounds, chars, phrase))
 
     def find(self, prepared: Prepared) -> dict[str, Hit]:
-        """Each phrase found, at its best kind of hit (exact over pinyin over dropped), first position first."""
+        """Each phrase found, at its best kind of hit (exact over pinyin over dropped), first position first.
+
+        One pass over the syllables finds all three kinds: characters as written have the phrase's syllables
+        too, and comparing the characters then tells an exact hit from a sound-alike."""
         text, sounds = prepared.text, prepared.sounds
         found: dict[str, Hit] = {}
-        exact, sound = self._exact, self._sound
-        for i in range(len(text)):
-            for key in (text[i], text[i:i + 2]):
-                for phrase in exact.get(key, ()):
-                    if phrase not in found and text.startswith(phrase, i):
-                        found[phrase] = Hit(phrase, i, i + len(phrase), "exact")
+        singles = self._singles
+        if singles:
+            for i, char in enumerate(text):
+                if char in singles and char not in found:
+                    found[char] = Hit(char, i, i + 1, "exact")
+        sound = self._sound
         for i in range(len(sounds) - 1):
-            for variant, chars, phrase in sound.get(sounds[i:i + 2], ()):
-                if phrase in found and (found[phrase].how == "exact" or len(variant) < len(phrase)):
+            candidates = sound.get(sounds[i:i + 2])
+            if candidates is None:
+                continue
+            for variant, chars, phrase in candidates:
+                known = found.get(phrase)
+                if known is not None and (known.how == "exact" or (len(variant) < len(phrase)
+                                                                   and known.how == "pinyin")):
                     continue
                 if not sounds.startswith(variant, i):
                     continue
                 heard = text[i:i + len(variant)]
-                if heard == chars and len(variant) == len(phrase):
-                    continue    # an exact hit, already found above at another position
-                changed = sum(a != b for a, b in zip(heard, chars))
-                if changed * 2 > len(chars):
-                    continue
-                how = "pinyin" if len(variant) == len(phrase) else "dropped"
-                if phrase not in found or HOW_WEIGHT[how] > found[phrase].weight:
+                full = len(variant) == len(phrase)
+                if heard == chars and full:
+                    how = "exact"
+                else:
+                    if sum(a != b for a, b in zip(heard, chars)) * 2 > len(chars):
+                        continue
+                    how = "pinyin" if full else "dropped"
+                if known is None or HOW_WEIGHT[how] > known.weight:
                     found[phrase] = Hit(phrase, i, i + len(variant), how)
         return found

@@ -73,10 +73,16 @@ class UnitCatalogue:
     def prepare(self, text: str) -> Prepared:
         return Prepared.of(self.lexicon.standardise(_WHITESPACE.sub("", text)))
 
-    def rank(self, text: str | Prepared) -> list[Ranked]:
-        """Categories with a score above 0, best first; ties keep the catalogue's order."""
+    @property
+    def phrases(self) -> frozenset[str]:
+        return self.index.phrases             # type: ignore[attr-defined]
+
+    def rank(self, text: str | Prepared, *, hits: dict[str, Hit] | None = None) -> list[Ranked]:
+        """Categories with a score above 0, best first; ties keep the catalogue's order. `hits`: the phrases
+        already found in `text` by an index holding at least the catalogue's phrases."""
         prepared = text if isinstance(text, Prepared) else self.prepare(text)
-        hits = self.index.find(prepared)      # type: ignore[attr-defined]
+        if hits is None:
+            hits = self.index.find(prepared)  # type: ignore[attr-defined]
         owners = self.owners                  # type: ignore[attr-defined]
         heard_by = sorted({i for p in hits for i in owners.get(p, ())})
         ranked = []
