@@ -93,8 +93,9 @@ class Prepared:
 class PhraseIndex:
     """All the phrases of the data files, looked up in one pass over a transcript."""
 
-    def __init__(self, phrases: Iterable[str]) -> None:
+    def __init__(self, phrases: Iterable[str], *, by_sound: bool = True) -> None:
         self.phrases = frozenset(p for p in phrases if p)
+        self.by_sound = by_sound        # False: as written only (to measure what the sound lookup adds)
         self._singles = frozenset(p for p in self.phrases if len(p) == 1)
         self._sound: dict[str, list[tuple[str, str, str]]] = {}    # key -> (sounds, chars compared, phrase)
         for phrase in sorted(self.phrases):
@@ -145,4 +146,6 @@ class PhraseIndex:
                     how = "pinyin" if full else "dropped"
                 if known is None or HOW_WEIGHT[how] > known.weight:
                     found[phrase] = Hit(phrase, i, i + len(variant), how)
+        if not self.by_sound:
+            return {p: h for p, h in found.items() if h.how == "exact"}
         return found

@@ -167,6 +167,34 @@ async def test_train_then_evaluate_rules_model_and_both(cli, tmp_path):
     assert code == 0 and "== rules/clean: 150 transcripts" in out and "type confusion" in out
 
 
+async def test_train_learns_from_the_tickets_agents_saved(cli, tmp_path):
+    from gateway.store.database import Store
+
+    state = tmp_path / "state"
+    (tmp_path / "hotline.toml").write_text(f'[gateway]\nstate_dir = "{state}"\n', encoding="utf-8")
+    state.mkdir()
+    async with await Store.open(state / "hotline.db") as store:
+        for n in range(12):
+            call = f"c{n}"
+            await store.open_call(call_id=call, number="+8613800138000", channel="PJSIP/t", started_at=RECEIVED)
+            ticket = await store.create_ticket_draft(call_id=call, request_type=None, created_at=RECEIVED)
+            # the agent corrected the type: the corrected field is the label
+            kind, text = ("suggestion", "公园里的鸽子很好看") if n % 2 else ("help", "楼下那条流浪狗")
+            await store.update_ticket_draft(ticket, transcript=text, type=kind, category="城市管理", status="saved")
+        unsaved = await store.create_ticket_draft(call_id="c0", request_type=None, created_at=RECEIVED)
+        await store.update_ticket_draft(unsaved, transcript="还没保存", type="report")
+    parser = argparse.ArgumentParser(prog="hotline")
+    parser.add_argument("--config")
+    cli_triage.register(parser.add_subparsers(dest="command", required=True))
+    parsed = parser.parse_args(["--config", str(tmp_path / "hotline.toml"), "triage", "train", "--from-store",
+                                "--out", str(tmp_path / "m.json")])
+    assert await parsed.func(parsed, None) == 0
+    model = load_model(tmp_path / "m.json")
+    assert model.trained_on["labels"]["type"] == {"help": 6, "suggestion": 6}     # saved tickets only
+    assert model.trained_on["sources"] == ["store"]
+    assert max(model.predict("公园里的鸽子")["type"].items(), key=lambda kv: kv[1])[0] == "suggestion"
+
+
 async def test_train_refuses_unusable_input(cli, tmp_path):
     (tmp_path / "few.jsonl").write_text('{"text": "a", "type": "help"}\n', encoding="utf-8")
     code, _, err = await cli("train", str(tmp_path / "few.jsonl"), "--out", str(tmp_path / "m.json"))
