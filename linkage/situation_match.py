@@ -143,8 +143,8 @@ def hear_frame(situation: Situation, frame: Frame, hits: dict[str, Hit], text: s
         return None
     whats = [hits[p] for p in frame.what if p in hits]
     for event in sorted(events, key=lambda h: -h.weight):
-        if not event.firm and not frame.what and not frame.cue:
-            continue
+        if not event.firm and cue is None:
+            continue    # an event heard only by sound (在楼 for 在漏) needs the frame's cue to back it
         parts = [event]
         if frame.what:
             near = [w for w in whats if w is not event and _gap(w, event, text) <= frame.near]
