@@ -34,13 +34,10 @@ class ModelError(DataFileError):
 
 
 @dataclass(frozen=True)
-class FieldModel:
-    """One field's classifier: the tf-idf vocabulary and a linear model over it."""
-    classes: tuple[str, ...]
+class Features:
+    """scikit-learn's character n-gram tf-idf: the vocabulary, its idf weights and how n-grams are counted."""
     vocabulary: Mapping[str, int]
     idf: np.ndarray             # (features,)
-    coef: np.ndarray            # (classes, features); binary models have one row
-    intercept: np.ndarray       # (classes,) or (1,)
     ngram_min: int
     ngram_max: int
     sublinear_tf: bool
@@ -64,9 +61,24 @@ class FieldModel:
         norm = math.sqrt(float(values @ values))
         return columns, values / norm if norm else values
 
-    def probabilities(self, text: str) -> dict[str, float]:
-        """Class probabilities (softmax of the linear scores; logistic for two classes)."""
-        columns, values = self.vector(text)
+    def to_json(self) -> dict[str, object]:
+        ordered = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
+        return {"ngram_range": [self.ngram_min, self.ngram_max], "sublinear_tf": self.sublinear_tf,
+                "vocabulary": ordered, "idf": [round(float(v), 4) for v in self.idf]}
+
+
+@dataclass(frozen=True)
+class FieldModel:
+    """One field's linear classifier over the shared features."""
+    classes: tuple[str, ...]
+    coef: np.ndarray            # (classes, features); binary models have one row
+    intercept: np.ndarray       # (classes,) or (1,)
+    features: Features
+
+    def probabilities(self, text: str, vector: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+        """Class probabilities (softmax of the linear scores; logistic for two classes). `vector`: the text's
+        features when already computed (the fields of one model share them)."""
+        columns, values = vector if vector is not None else self.features.vector(text)
         scores = self.coef[:, columns] @ values + self.intercept
         if len(self.classes) == 2 and scores.shape[0] == 1:
             p = 1.0 / (1.0 + math.exp(-float(scores[0])))
@@ -77,12 +89,9 @@ class FieldModel:
         return {c: float(e) / total for c, e in zip(self.classes, exp)}
 
     def to_json(self) -> dict[str, object]:
-        ordered = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
-        return {"classes": list(self.classes), "ngram_range": [self.ngram_min, self.ngram_max],
-                "sublinear_tf": self.sublinear_tf, "vocabulary": ordered,
-                "idf": [round(float(v), 5) for v in self.idf],
-                "coef": [[round(float(v), 5) for v in row] for row in self.coef],
-                "intercept": [round(float(v), 5) for v in self.intercept]}
+        return {"classes": list(self.classes),
+                "coef": [[round(float(v), 4) for v in row] for row in self.coef],
+                "intercept": [round(float(v), 4) for v in self.intercept]}
 
 
 @dataclass(frozen=True)
@@ -93,10 +102,21 @@ class TriageModel:
 
     def predict(self, text: str) -> dict[str, dict[str, float]]:
         """Per field, class -> probability, for a standardised transcript without spaces."""
-        return {name: model.probabilities(text) for name, model in self.fields.items()}
+        vectors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        out = {}
+        for name, model in self.fields.items():
+            key = id(model.features)
+            if key not in vectors:
+                vectors[key] = model.features.vector(text)
+            out[name] = model.probabilities(text, vectors[key])
+        return out
 
     def to_json(self) -> dict[str, object]:
+        features = {id(m.features): m.features for m in self.fields.values()}
+        if len(features) != 1:
+            raise ValueError("a model file holds one feature set shared by its fields")
         return {"format": MODEL_FORMAT, "version": MODEL_VERSION, "trained_on": dict(self.trained_on),
+                "features": next(iter(features.values())).to_json(),
                 "fields": {name: model.to_json() for name, model in self.fields.items()}}
 
     def save(self, path: str | Path) -> None:
@@ -123,6 +143,7 @@ def parse_model(raw: object, *, source: str = "<model>") -> TriageModel:
         raise fail("format", f"not a {MODEL_FORMAT} file (make one with: hotline triage train FILE --out MODEL)")
     if raw.get("version") != MODEL_VERSION:
         raise fail("version", f"unsupported version {raw.get('version')!r} (this gateway reads {MODEL_VERSION})")
+    features = _features(raw.get("features"), "features", fail)
     fields = raw.get("fields")
     if not isinstance(fields, Mapping) or not fields:
         raise fail("fields", "at least one field model is required")
@@ -130,28 +151,40 @@ def parse_model(raw: object, *, source: str = "<model>") -> TriageModel:
     for name, item in fields.items():
         if name not in FIELDS:
             raise fail(f"fields.{name}", f"unknown field (expected {', '.join(FIELDS)})")
-        parsed[name] = _field(item, f"fields.{name}", fail)
+        parsed[name] = _field(item, f"fields.{name}", fail, features)
     trained_on = raw.get("trained_on", {})
     return TriageModel(parsed, trained_on if isinstance(trained_on, Mapping) else {}, source)
 
 
-def _field(item: object, at: str, fail) -> FieldModel:
+def _features(item: object, at: str, fail) -> Features:
+    if not isinstance(item, Mapping):
+        raise fail(at, "required: the n-gram vocabulary and idf weights")
+    try:
+        low, high = (int(n) for n in item["ngram_range"])
+        vocabulary = {str(gram): i for i, gram in enumerate(item["vocabulary"])}
+        idf = np.asarray(item["idf"], dtype=np.float64)
+        sublinear = bool(item.get("sublinear_tf", True))
+    except (KeyError, TypeError, ValueError) as e:
+        raise fail(at, f"malformed features: {e!r}") from e
+    if not 1 <= low <= high <= 8:
+        raise fail(at, "the n-gram range must lie within 1-8")
+    if idf.shape != (len(vocabulary),):
+        raise fail(at, f"{len(vocabulary)} n-grams but {idf.shape[0] if idf.ndim else 0} idf weights")
+    return Features(vocabulary, idf, low, high, sublinear)
+
+
+def _field(item: object, at: str, fail, features: Features) -> FieldModel:
     if not isinstance(item, Mapping):
         raise fail(at, "must be an object")
     try:
         classes = tuple(str(c) for c in item["classes"])
-        low, high = (int(n) for n in item["ngram_range"])
-        vocabulary = {str(gram): i for i, gram in enumerate(item["vocabulary"])}
-        idf = np.asarray(item["idf"], dtype=np.float64)
         coef = np.asarray(item["coef"], dtype=np.float64)
         intercept = np.asarray(item["intercept"], dtype=np.float64)
-        sublinear = bool(item.get("sublinear_tf", True))
     except (KeyError, TypeError, ValueError) as e:
         raise fail(at, f"malformed field model: {e!r}") from e
-    features = len(vocabulary)
     rows = 1 if len(classes) == 2 else len(classes)
-    if len(classes) < 2 or not 1 <= low <= high <= 8:
-        raise fail(at, "needs at least two classes and an n-gram range within 1-8")
-    if idf.shape != (features,) or coef.shape != (rows, features) or intercept.shape != (rows,):
-        raise fail(at, f"array shapes do not fit {len(classes)} classes and {features} n-grams")
-    return FieldModel(classes, vocabulary, idf, coef, intercept, low, high, sublinear)
+    if len(classes) < 2:
+        raise fail(at, "needs at least two classes")
+    if coef.shape != (rows, len(features.vocabulary)) or intercept.shape != (rows,):
+        raise fail(at, f"array shapes do not fit {len(classes)} classes and {len(features.vocabulary)} n-grams")
+    return FieldModel(classes, coef, intercept, features)

@@ -24,10 +24,10 @@ from gateway.basics.clock import utc_now
 from gateway.basics.data_errors import DataFileError
 from gateway.contract import REQUEST_TYPES
 from ivr.triage.lexicon import Lexicon
-from ivr.triage.model import NO_EMERGENCY, FieldModel, TriageModel
+from ivr.triage.model import NO_EMERGENCY, Features, FieldModel, TriageModel
 
 NGRAMS = (1, 3)
-MIN_DF = 2
+MIN_DF = 3
 REGULARISATION_C = 8.0
 MIN_ROWS_PER_FIELD = 10
 
@@ -101,32 +101,42 @@ def prepared_text(text: str, lexicon: Lexicon) -> str:
     return lexicon.standardise("".join(text.split()))
 
 
-def fit_field(texts: Sequence[str], labels: Sequence[str]) -> FieldModel:
-    """One field's tf-idf + logistic regression, exported for ivr/triage/model.py."""
+def fit_features(texts: Sequence[str]):
+    """The tf-idf vectorizer fitted on the texts, and its Features for ivr/triage/model.py."""
     from sklearn.feature_extraction.text import TfidfVectorizer     # training only: not on the call path
-    from sklearn.linear_model import LogisticRegression
 
     vectorizer = TfidfVectorizer(analyzer="char", ngram_range=NGRAMS, sublinear_tf=True, lowercase=False,
                                  min_df=MIN_DF if len(texts) >= 50 else 1)
-    matrix = vectorizer.fit_transform(texts)
+    vectorizer.fit(texts)
+    return vectorizer, Features(dict(vectorizer.vocabulary_), np.asarray(vectorizer.idf_, dtype=np.float64),
+                                NGRAMS[0], NGRAMS[1], True)
+
+
+def fit_field(texts: Sequence[str], labels: Sequence[str], fitted=None) -> FieldModel:
+    """One field's logistic regression over character n-grams (its own features unless `fitted` gives the
+    shared vectorizer and Features)."""
+    from sklearn.linear_model import LogisticRegression
+
+    vectorizer, features = fitted if fitted is not None else fit_features(texts)
     classifier = LogisticRegression(C=REGULARISATION_C, max_iter=3000)
-    classifier.fit(matrix, labels)
-    return FieldModel(tuple(str(c) for c in classifier.classes_), dict(vectorizer.vocabulary_),
-                      np.asarray(vectorizer.idf_, dtype=np.float64), np.asarray(classifier.coef_, dtype=np.float64),
-                      np.asarray(classifier.intercept_, dtype=np.float64), NGRAMS[0], NGRAMS[1], True)
+    classifier.fit(vectorizer.transform(texts), labels)
+    return FieldModel(tuple(str(c) for c in classifier.classes_), np.asarray(classifier.coef_, dtype=np.float64),
+                      np.asarray(classifier.intercept_, dtype=np.float64), features)
 
 
 def train(rows: Sequence[Labelled], *, lexicon: Lexicon, sources: Sequence[str] = (),
           now: datetime | None = None) -> TriageModel:
-    """A model for every field with at least MIN_ROWS_PER_FIELD labelled rows and two classes."""
+    """A model for every field with at least MIN_ROWS_PER_FIELD labelled rows and two classes, over one set
+    of n-gram features fitted on every row's text."""
     fields: dict[str, FieldModel] = {}
     counts: dict[str, dict[str, int]] = {}
+    fitted = fit_features([prepared_text(r.text, lexicon) for r in rows]) if rows else None
     for name in ("type", "category", "emergency"):
         pairs = [(prepared_text(r.text, lexicon), getattr(r, name)) for r in rows if getattr(r, name) is not None]
         classes = Counter(label for _, label in pairs)
         if len(pairs) < MIN_ROWS_PER_FIELD or len(classes) < 2:
             continue
-        fields[name] = fit_field([t for t, _ in pairs], [label for _, label in pairs])
+        fields[name] = fit_field([t for t, _ in pairs], [label for _, label in pairs], fitted)
         counts[name] = dict(sorted(classes.items()))
     if not fields:
         raise ValueError(f"nothing to learn: every field needs {MIN_ROWS_PER_FIELD} labelled rows in two classes")

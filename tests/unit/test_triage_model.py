@@ -43,7 +43,7 @@ def test_numpy_prediction_equals_scikit_learn(tuning_rows):
     texts = [prepared_text(r.text, default_lexicon()) for r in tuning_rows[:200]]
     labels = [r.type for r in tuning_rows[:200]]
     field = fit_field(texts, labels)
-    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, lowercase=False, min_df=2)
+    vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, lowercase=False, min_df=3)
     reference = LogisticRegression(C=8.0, max_iter=3000).fit(vectorizer.fit_transform(texts), labels)
     unseen = [prepared_text(r.text, default_lexicon()) for r in tuning_rows[200:240]] + ["", "完全没见过的字"]
     expected = reference.predict_proba(vectorizer.transform(unseen))
@@ -73,7 +73,9 @@ def test_a_model_survives_its_json_file_and_rounding(model, tmp_path):
     (lambda d: d.update(format="pickle"), "format"),
     (lambda d: d.update(version=9), "version"),
     (lambda d: d["fields"].update(colour=d["fields"]["type"]), "fields.colour"),
-    (lambda d: d["fields"]["type"].update(idf=[1.0]), "fields.type"),
+    (lambda d: d["features"].update(idf=[1.0]), "features"),
+    (lambda d: d.pop("features"), "features"),
+    (lambda d: d["fields"]["type"].update(coef=[[1.0]]), "fields.type"),
     (lambda d: d["fields"]["type"].pop("coef"), "fields.type"),
 ])
 def test_a_broken_model_file_is_refused_with_the_field(model, mangle, where):
