@@ -6,7 +6,7 @@ import random
 import pytest
 
 from ivr.triage.evaluation import Noise, homophones, noisy
-from ivr.triage.lexicon import LexiconError, Lexicon, load_lexicon, parse_lexicon
+from ivr.triage.lexicon import LexiconError, load_lexicon, parse_lexicon
 from ivr.triage.phrases import PhraseIndex, Prepared, symbol, syllables
 from ivr.triage.units import UnitCatalogueError, parse_units
 from linkage.emergency_list import DEFAULT_EMERGENCY_PATH, EmergencyListError, load_emergency_list, parse_emergency_list
