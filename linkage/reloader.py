@@ -60,7 +60,9 @@ def _read(path: Path) -> tuple[_Fingerprint | None, EmergencyList | EmergencyLis
             raise EmergencyListError(str(path), "<file>", f"not UTF-8: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise EmergencyListError(str(path), "<file>", f"not valid TOML: {exc}") from exc
-        return snapshot[0], parse_emergency_list(raw, source=str(path), require_centres=True)
+        emergencies = parse_emergency_list(raw, source=str(path), require_centres=True)
+        emergencies.matcher()       # compiled here, off the event loop, not on the first call that needs it
+        return snapshot[0], emergencies
     except EmergencyListError as exc:
         return None if snapshot is None else snapshot[0], exc
 
