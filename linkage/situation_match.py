@@ -118,9 +118,9 @@ def hear(situation: Situation, hits: dict[str, Hit], text: str) -> Heard | None:
 
     A two-character phrase heard only by sound (拿到 for 拿刀) is weak: alone it does not make a situation; a
     second phrase of the same situation, or a frame, must back it."""
-    keyword_hits = [hits[p] for p in situation.keywords if p in hits]
+    keyword_hits = sorted((hits[p] for p in situation.keywords if p in hits), key=lambda h: -h.weight)
     best: Heard | None = None
-    for hit in sorted(keyword_hits, key=lambda h: -h.weight):
+    for hit in keyword_hits:
         if hit.firm or len(keyword_hits) > 1:
             best = Heard(situation, "keyword", hit.phrase, tuple(h.describe(text) for h in keyword_hits[:3]),
                          hit.weight, hit.how == "exact")

@@ -144,7 +144,13 @@ def test_centres_can_be_widened_by_the_linkage_config():
 def test_a_match_always_names_a_listed_situation_whose_keyword_occurs(text):
     emergencies = EmergencyList.load()
     match = emergencies.match(text)
+    joined = text.replace(" ", "")
     if match is not None:
         situation = emergencies.get(match.situation)
-        assert match.keyword in text.replace(" ", "") and match.centre == situation.centre
-        assert not any(c in text.replace(" ", "") for c in situation.cancel)
+        assert match.centre == situation.centre
+        assert match.keyword in situation.keywords + tuple(e for f in situation.frames for e in f.event)
+        # as written, or heard by sound: then the evidence says what was heard, and that is in the text
+        heard = [e.split("(heard ")[1].split(",")[0] for e in match.evidence if "(heard " in e]
+        assert match.keyword in joined or any(h in joined for h in heard)
+        if not any(p in joined for p in situation.override):
+            assert not any(c in joined for c in situation.cancel)
