@@ -83,6 +83,12 @@ def cmd_config_check(args: argparse.Namespace, config: Any) -> int:
             check_model_dir(cfg.speech.model)
         except SpeechModelError as exc:
             problems.append(f"  speech.model: {exc}")
+    if cfg.triage.model is not None:
+        from ivr.triage.model import ModelError, load_model
+        try:
+            load_model(cfg.triage.model)
+        except ModelError as exc:
+            problems.append(f"  triage.model: {exc}")
     if problems:
         print(f"invalid configuration {cfg.source}:\n" + "\n".join(problems), file=sys.stderr)
         return 2

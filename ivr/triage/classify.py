@@ -28,8 +28,6 @@ from linkage.emergency_list import EmergencyList, load_emergency_list
 from linkage.situation_match import Match
 
 SUMMARY_CHARS = 120
-# Fields scored below this are marked on the screen-pop for the agent to check.
-LOW_CONFIDENCE = 0.6
 # How much the rules' own distribution counts beside a model's probabilities (tuned on the tuning split).
 RULE_WEIGHT_TYPE = 0.35
 RULE_WEIGHT_CATEGORY = 0.5
@@ -73,11 +71,6 @@ class Triage:
             "summary": self.summary,
             "scores": self.scores,
         }
-
-    def low_confidence(self) -> list[str]:
-        """The filled fields scored below LOW_CONFIDENCE."""
-        return [name for name, s in self.scores.items()
-                if getattr(self, name, None) is not None and float(s.get("score", 0)) < LOW_CONFIDENCE]
 
     def explain(self) -> dict[str, object]:
         """Which phrase, frame or model decided each field, and what was heard but set aside."""

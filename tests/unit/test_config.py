@@ -292,6 +292,21 @@ def test_config_check_of_an_unreadable_file_exits_2(tmp_path, capsys):
     assert "<file>: cannot be read" in capsys.readouterr().err
 
 
+def test_triage_model_is_packaged_by_default_none_or_a_path_and_checked(tmp_path, capsys):
+    packaged = load_config(write(tmp_path, ""))
+    assert packaged.triage.model.name == "default_model.json" and packaged.triage.model.is_file()
+    assert packaged.triage.low_confidence == 0.6
+    assert load_config(write(tmp_path, '[triage]\nmodel = "none"\n')).triage.model is None
+    bad = tmp_path / "model.json"
+    bad.write_text("{}", encoding="utf-8")
+    path = write(tmp_path, f'[triage]\nmodel = "{bad}"\nlow_confidence = 0.4\n')
+    assert load_config(path).triage.low_confidence == 0.4
+    assert main(["--config", str(path), "config", "check"]) == 2
+    assert "triage.model:" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="triage.low_confidence"):
+        load_config(write(tmp_path, "[triage]\nlow_confidence = 2\n"))
+
+
 def test_config_check_reports_a_missing_menu_file(tmp_path, capsys):
     path = write(tmp_path, f'[ivr]\nmenu = "{tmp_path / "menu.toml"}"\n')
     assert main(["--config", str(path), "config", "check"]) == 2
