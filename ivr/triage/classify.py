@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
 
+from gateway.basics.phone import normalise as normalise_number
 from gateway.contract import REQUEST_TYPES
 from ivr.triage.address import find_address
 from ivr.triage.callback_number import find_callback_number
@@ -213,6 +214,8 @@ def triage(transcript: str, *, dtmf_type: str | None = None, received: datetime,
     if address:
         scores["address"] = {"score": ADDRESS_SCORE}
     callback = find_callback_number(text)
+    if callback and normalise_number(callback).e164 is None:
+        callback = None     # not a number anyone can call back (2345678 has no area code): the transcript keeps it
     if callback:
         scores["callback_number"] = {"score": CALLBACK_SCORE}
     due = due_date(kind, received, calendar)

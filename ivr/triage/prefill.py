@@ -66,9 +66,27 @@ class TicketPrefill:
                           scores=t.scores or None)
             # keep what the menu already established when speech says nothing about it
             fields = {k: v for k, v in fields.items() if v is not None or k == "transcript"}
-        await self.store.update_ticket_draft(draft["ticket_id"], **fields)
+        fields = await self._write(draft["ticket_id"], result.call_id, fields)
         if t is not None and t.emergency_situation and self.on_emergency is not None:
             await self.on_emergency(call_id=result.call_id, ticket_id=draft["ticket_id"],
                                     situation_id=t.emergency_situation)
         log.info("call=%s event=ticket_prefilled ticket=%s recording=%s fields=%s", result.call_id, draft["ticket_id"],
                  "yes" if path else "no", ",".join(sorted(k for k, v in fields.items() if v)))
+
+    async def _write(self, ticket_id: str, call_id: str, fields: dict) -> dict:
+        """Write the fields in one update; if the store refuses one, write the transcript and then each field on
+        its own, so one unusable value costs only itself. Logs name the field, never its value (the store's
+        error text may quote a caller's number). Returns the fields written."""
+        try:
+            await self.store.update_ticket_draft(ticket_id, **fields)
+            return fields
+        except ValueError:
+            pass
+        written: dict = {}
+        for name in sorted(fields, key=lambda n: n != "transcript"):
+            try:
+                await self.store.update_ticket_draft(ticket_id, **{name: fields[name]})
+                written[name] = fields[name]
+            except ValueError:
+                log.warning("call=%s event=prefill_field_refused ticket=%s field=%s", call_id, ticket_id, name)
+        return written

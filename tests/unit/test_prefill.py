@@ -47,3 +47,43 @@ async def test_the_configured_model_is_used(store, tmp_path):
     await prefill(CaptureResult(CALL, b"", "公园里的鸽子", "silence"))
     draft = await store.get_ticket_draft(ticket_id)
     assert draft["type"] == "suggestion" and draft["scores"]["type"]["runner_up"] == "help"
+
+
+async def test_an_unusable_spoken_number_costs_neither_the_pre_fill_nor_the_emergency(store, tmp_path, caplog):
+    ticket_id = await store.create_ticket_draft(call_id=CALL, request_type=None, created_at=NOW)
+    offers = []
+
+    async def offer(**kwargs):
+        offers.append(kwargs)
+
+    prefill = TicketPrefill(store, recordings_dir=tmp_path / "rec", clock=lambda: NOW, on_emergency=offer)
+    await prefill(CaptureResult(CALL, b"", "我的电话是二三四五六七八，家里着火了", "silence"))
+    draft = await store.get_ticket_draft(ticket_id)
+    assert (draft["type"], draft["category"], draft["emergency"]) == ("help", "消防安全", "119")
+    assert draft["callback_number"] is None and "二三四五六七八" in draft["transcript"]
+    assert [o["situation_id"] for o in offers] == ["fire"]
+
+
+async def test_a_field_the_store_refuses_is_left_out_and_not_logged(store, tmp_path, caplog, monkeypatch):
+    """Whatever value the store refuses (here a number no check upstream caught), the other fields and the
+    emergency offer go on, and the log names the field but not the caller's number."""
+    import dataclasses
+
+    import ivr.triage.prefill as prefill_module
+
+    real = prefill_module.triage
+    monkeypatch.setattr(prefill_module, "triage",
+                        lambda *a, **k: dataclasses.replace(real(*a, **k), callback_number="2345678"))
+    ticket_id = await store.create_ticket_draft(call_id=CALL, request_type=None, created_at=NOW)
+    offers = []
+
+    async def offer(**kwargs):
+        offers.append(kwargs)
+
+    prefill = TicketPrefill(store, recordings_dir=tmp_path / "rec", clock=lambda: NOW, on_emergency=offer)
+    with caplog.at_level("INFO"):
+        await prefill(CaptureResult(CALL, b"", "家里着火了 电话 二三四五六七八", "silence"))
+    draft = await store.get_ticket_draft(ticket_id)
+    assert (draft["emergency"], draft["category"], draft["callback_number"]) == ("119", "消防安全", None)
+    assert draft["transcript"] and offers
+    assert "field=callback_number" in caplog.text and "2345678" not in caplog.text
