@@ -7,25 +7,48 @@ import re
 import sys
 import time
 
-# A safety net under the rule that code logs only masked numbers: seven or more digits in a row, or digit groups
-# in a phone layout ("+86 138 0013 8000", "0759-2345678"), keep their first 3 and last 4 digits (Zhanjiang 12345
-# rules, art. 20). Dates (2026-03-31), times and uniqueids (1764222222.12) are left alone. The boundaries are
-# ASCII letters (ids such as hex tokens) and digit-dot/colon-digit (uniqueids, fractions, host:port), not Python's
-# Unicode \w or any '.' or ':': "号码13800138000", "sip:13800138000@..." and "... 13800138000." are masked too.
-_NUMBER = re.compile(r"(?<![A-Za-z_\d])(?<!\d[.:])(?:\+?\d{7,}|\+?\d{2,4}(?:[ -]\d{3,8}){1,3})"
-                     r"(?![A-Za-z_\d])(?![.:]\d)")
+from gateway.basics.phone import mask_digits
 
+# A safety net under the rule that code logs only masked numbers: seven or more digits in a row, or digit groups
+# in a phone layout ("+86 138 0013 8000", "0759-2345678", "(0759)2345678", "138.0013.8000"), are masked as phone.mask_digits does
+# (first 3 and last 4 at most, never more than 7 shown, at least 4 hidden: a local "2345678" keeps only "234";
+# Zhanjiang 12345 rules, art. 20). A number glued to letters, underscores, dots or dashes ("x13800138000",
+# "call_13800138000") is masked too. Left alone: dates (2026-03-31) and times, uniqueids (1764222222.12),
+# decimals (0.1234567), dotted IPv4 addresses, our all-hex ids of 16 characters or more (message ids), and the
+# values of our own id keys (ticket numbers are all digits so that callers can key them in).
+_NUMBER = re.compile(r"(?<!\d)(?<!\d[.:])(?:\+?\d{7,}|\+?\d{2,4}(?:[ .-]\d{3,8}){1,3}"
+                     r"|\(\+?\d{2,4}\)[ .-]?\d{3,8}(?:[ .-]\d{3,8}){0,2})(?!\d)(?![.:]\d)")
+_TOKEN_CHAR = re.compile(r"[0-9A-Za-z_]")
+_HEX_ID = re.compile(r"[0-9a-fA-F]{16,}")
+_DECIMAL = re.compile(r"\d{1,3}\.\d+")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 
 # Keys whose values are our own identifiers, never a caller's number: ticket ids are all digits so that callers
 # can key them in the progress query, and must stay readable in the logs.
 _OWN_IDS = ("ticket=", "ticket_id=")
 
 
+def _token(text: str, start: int, end: int) -> str:
+    """The run of letters, digits and underscores around text[start:end]."""
+    while start > 0 and _TOKEN_CHAR.match(text[start - 1]):
+        start -= 1
+    while end < len(text) and _TOKEN_CHAR.match(text[end]):
+        end += 1
+    return text[start:end]
+
+
 def _mask_match(m: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", m.group(0))
+    found = m.group(0)
+    digits = re.sub(r"\D", "", found)
     if len(digits) < 7 or m.string[max(0, m.start() - 10):m.start()].endswith(_OWN_IDS):
-        return m.group(0)
-    return f"{digits[:3]}****{digits[-4:]}"
+        return found
+    if _DECIMAL.fullmatch(found) or _IPV4.fullmatch(found) or _HEX_ID.fullmatch(_token(m.string, *m.span())):
+        return found
+    # mask_digits decides how many digits may show; the log writes four stars whatever the number's length
+    masked = mask_digits(digits, head=3, tail=4)
+    head = len(masked) - len(masked.lstrip("0123456789"))
+    tail = len(masked) - len(masked.rstrip("0123456789"))
+    return f"{digits[:head]}****{digits[len(digits) - tail:] if tail else ''}"
 
 
 def redact(text: str) -> str:

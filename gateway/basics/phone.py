@@ -142,20 +142,21 @@ def _mask_e164(e164: str) -> str:
     if number.country_code == 86:
         kind = phonenumbers.number_type(number)
         if kind in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE) and len(nsn) == 11:
-            return _mask_digits(nsn, head=3, tail=4)
+            return mask_digits(nsn, head=3, tail=4)
         area = phonenumbers.length_of_geographical_area_code(number)
         if area:
             national = "0" + nsn
             head = area + 1
-            return _mask_digits(national, head=head, tail=_MAX_SHOWN_DIGITS - head)
-        return _mask_digits(nsn, head=3, tail=3)
+            return mask_digits(national, head=head, tail=_MAX_SHOWN_DIGITS - head)
+        return mask_digits(nsn, head=3, tail=3)
     country = str(number.country_code)
     budget = _MAX_SHOWN_DIGITS - len(country)
-    return f"+{country} " + _mask_digits(nsn, head=budget // 2, tail=budget - budget // 2)
+    return f"+{country} " + mask_digits(nsn, head=budget // 2, tail=budget - budget // 2)
 
 
-def _mask_digits(digits: str, *, head: int, tail: int) -> str:
-    # The caps hold whatever the caller asked for: at most 7 shown, at least 4 hidden.
+def mask_digits(digits: str, *, head: int, tail: int) -> str:
+    """`digits` with the middle hidden: at most `head` first and `tail` last shown, and whatever is asked, at
+    most 7 digits shown and at least 4 hidden."""
     shown_max = max(0, min(_MAX_SHOWN_DIGITS, len(digits) - _MIN_HIDDEN_DIGITS))
     head, tail = max(0, head), max(0, tail)
     while head + tail > shown_max:

@@ -18,7 +18,12 @@ from gateway.basics.logs import KeyValueFormatter, redact, setup_logging
     ("from 138 0013 8000 ok", "from 138****8000 ok"),
     ("landline 0759-2345678", "landline 075****5678"),
     ("landline 0759 2345678", "landline 075****5678"),
-    ("short landline 2345678", "short landline 234****5678"),
+    ("short landline 2345678", "short landline 23****8"),
+    ("eight digits 23456789", "eight digits 23****89"),
+    ("x13800138000", "x138****8000"),
+    ("call_13800138000 done", "call_138****8000 done"),
+    ("138.0013.8000", "138****8000"),
+    ("13800138000-2", "138****8000-2"),
     ("a,13800138000,b", "a,138****8000,b"),
     ("(13800138000)", "(138****8000)"),
     ("'13800138000'", "'138****8000'"),
@@ -60,6 +65,9 @@ def test_numbers_next_to_uri_schemes_cjk_and_punctuation_are_masked(text):
     "ami 127.0.0.1:5038 2 events",
     "actionid=hg-1a2b3c4d-17",
     "duration=2240 seq=1000",
+    "rtf=0.1234567",
+    "peer 192.168.100.200",
+    "message=3f2a9b81c7d64e5f9a0b1c2d3e4f5a6b",
 ])
 def test_dates_times_uniqueids_and_short_numbers_are_left_alone(text):
     assert redact(text) == text
@@ -67,9 +75,9 @@ def test_dates_times_uniqueids_and_short_numbers_are_left_alone(text):
 
 PHONE = st.from_regex(r"1[0-9]{10}", fullmatch=True)
 # Where a number ends and the neighbouring token begins: an ASCII letter or digit glued on makes it part of an
-# identifier (hex ids are left alone), "1." / ".5" make it part of a decimal or uniqueid.
-SEPARATED_BEFORE = re.compile(r"(?:[A-Za-z0-9_]|\d[.:])\Z")
-SEPARATED_AFTER = re.compile(r"[A-Za-z0-9_]|[.:]\d")
+# number (digits), "1." / ".5" make it part of a decimal or uniqueid; a hex id of 16 or more is our own.
+SEPARATED_BEFORE = re.compile(r"(?:[0-9a-fA-F]|\d[.:])\Z")
+SEPARATED_AFTER = re.compile(r"[0-9a-fA-F]|[.:]\d")
 
 
 @given(st.text(), PHONE, st.text())
@@ -84,6 +92,33 @@ def test_no_mobile_number_survives_redaction(before, number, after):
 def test_number_in_a_line_of_cjk_text_is_masked(text, number):
     assume(not SEPARATED_BEFORE.search(text) and not text.endswith(("ticket=", "ticket_id=")))
     assert number not in redact(text + number + "。")
+
+
+def _forms(digits: str) -> list[str]:
+    """The ways the project accepts a number (gateway.basics.phone), written out."""
+    forms = [digits, "+86" + digits.lstrip("0"), "0086" + digits.lstrip("0")]
+    if len(digits) == 11:
+        forms += [f"{digits[:3]} {digits[3:7]} {digits[7:]}", f"{digits[:3]}-{digits[3:7]}-{digits[7:]}",
+                  f"{digits[:3]}.{digits[3:7]}.{digits[7:]}", f"+86 {digits[:3]} {digits[3:7]} {digits[7:]}"]
+    elif len(digits) > 8:
+        forms += [f"{digits[:4]}-{digits[4:]}", f"{digits[:4]} {digits[4:]}", f"({digits[:4]}){digits[4:]}"]
+    return forms
+
+
+NUMBERS = st.one_of(st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True),       # mobile
+                    st.from_regex(r"0759[2-8][0-9]{6,7}", fullmatch=True),    # Zhanjiang landline
+                    st.from_regex(r"0[1-9][0-9]{1,2}[2-8][0-9]{6,7}", fullmatch=True),
+                    st.from_regex(r"[2-8][0-9]{6,7}", fullmatch=True))        # local, without the area code
+GLUE = st.sampled_from(["", " ", "x", "_", ".", "-", "号码", "tel:", "n=", "\n", "（", "Xy_"])
+
+
+@given(NUMBERS, st.data(), GLUE, GLUE)
+def test_every_accepted_number_form_is_masked_whatever_it_is_glued_to(digits, data, before, after):
+    form = data.draw(st.sampled_from(_forms(digits)))
+    out = redact(before + form + after + " 其他")
+    assert form not in out
+    # what is left of the number: its first and last digits around "****", never more than 4 in a row
+    assert max(map(len, re.findall(r"\d+", out)), default=0) <= 4, out
 
 
 @given(st.text())
