@@ -6,7 +6,6 @@ No I/O besides reading the menu file: `ivr.runner` performs the steps that `next
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -14,7 +13,7 @@ from types import MappingProxyType
 from typing import Literal, TypeAlias
 
 from gateway.contract import REQUEST_TYPES, UNSPECIFIED_REQUEST
-from gateway.basics.data_errors import DataFileError
+from gateway.basics.data_errors import DataFileError, read_toml
 
 DEFAULT_MENU_PATH = Path(__file__).with_name("menu.toml")
 
@@ -107,13 +106,7 @@ class Menu:
 
 def load_menu(path: str | Path = DEFAULT_MENU_PATH) -> Menu:
     file = str(path)
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except OSError as e:
-        raise MenuError(file, "<file>", f"cannot read: {e.strerror or e}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise MenuError(file, "<file>", f"not valid TOML: {e}") from e
+    raw = read_toml(path, MenuError)
     return parse_menu(raw, source=file)
 
 

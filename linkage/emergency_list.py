@@ -12,13 +12,12 @@ matches transcripts (triage), but cannot hand off: `load_emergency_list(..., req
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.contract import is_valid_name
-from gateway.basics.data_errors import DataFileError
+from gateway.basics.data_errors import DataFileError, read_toml
 from ivr.triage.lexicon import Lexicon, LexiconError, default_lexicon
 from linkage.situation_match import Match, SituationMatcher
 
@@ -138,13 +137,7 @@ def load_emergency_list(path: str | Path = DEFAULT_EMERGENCY_PATH, *,
                         centres: Iterable[str] = KNOWN_CENTRES, require_centres: bool = False,
                         lexicon: Lexicon | None = None) -> EmergencyList:
     file = str(path)
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except OSError as e:
-        raise EmergencyListError(file, "<file>", f"cannot read: {e.strerror or e}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise EmergencyListError(file, "<file>", f"not valid TOML: {e}") from e
+    raw = read_toml(path, EmergencyListError)
     return parse_emergency_list(raw, source=file, centres=centres, require_centres=require_centres,
                                 lexicon=lexicon)
 

@@ -20,7 +20,6 @@ late correction of a known year is possible. Days not listed fall back to chines
 from __future__ import annotations
 
 import logging
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -29,7 +28,7 @@ from pathlib import Path
 import chinese_calendar
 
 from gateway.basics.clock import SHANGHAI
-from gateway.basics.data_errors import DataFileError
+from gateway.basics.data_errors import DataFileError, read_toml
 
 DUE_WORKING_DAYS: Mapping[str, int] = {
     "consultation": 2,
@@ -117,13 +116,7 @@ def due_date(request_type: str | None, received: datetime,
 def load_calendar(path: str | Path) -> WorkingDayCalendar:
     """chinese_calendar plus the holidays/workdays of a working-day file (format in the module docstring)."""
     file = str(path)
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except OSError as e:
-        raise CalendarError(file, "<file>", f"cannot read: {e.strerror or e}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise CalendarError(file, "<file>", f"not valid TOML: {e}") from e
+    raw = read_toml(path, CalendarError)
     return parse_calendar(raw, source=file)
 
 

@@ -12,13 +12,12 @@ Validated at load; errors name the file, the entry and the reason. Pure apart fr
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from gateway.basics.data_errors import DataFileError
+from gateway.basics.data_errors import DataFileError, read_toml
 
 DEFAULT_LEXICON_PATH = Path(__file__).with_name("lexicon.toml")
 _SET_NAME = re.compile(r"[a-z][a-z0-9_]*")
@@ -71,13 +70,7 @@ def default_lexicon() -> Lexicon:
 
 def load_lexicon(path: str | Path = DEFAULT_LEXICON_PATH) -> Lexicon:
     file = str(path)
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except OSError as e:
-        raise LexiconError(file, "<file>", f"cannot read: {e.strerror or e}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise LexiconError(file, "<file>", f"not valid TOML: {e}") from e
+    raw = read_toml(path, LexiconError)
     return parse_lexicon(raw, source=file)
 
 

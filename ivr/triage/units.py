@@ -8,12 +8,11 @@ colloquial variants are rewritten; a keyword heard by sound counts for less than
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.basics.data_errors import DataFileError
+from gateway.basics.data_errors import DataFileError, read_toml
 from ivr.triage.lexicon import Lexicon, LexiconError, default_lexicon
 from ivr.triage.phrases import Hit, PhraseIndex, Prepared
 
@@ -104,13 +103,7 @@ class UnitCatalogue:
 
 def load_units(path: str | Path = DEFAULT_UNITS_PATH, *, lexicon: Lexicon | None = None) -> UnitCatalogue:
     file = str(path)
-    try:
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-    except OSError as e:
-        raise UnitCatalogueError(file, "<file>", f"cannot read: {e.strerror or e}") from e
-    except tomllib.TOMLDecodeError as e:
-        raise UnitCatalogueError(file, "<file>", f"not valid TOML: {e}") from e
+    raw = read_toml(path, UnitCatalogueError)
     return parse_units(raw, source=file, lexicon=lexicon)
 
 
