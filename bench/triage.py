@@ -14,22 +14,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.basics.clock import SHANGHAI  # noqa: E402
 from ivr.triage.classify import triage  # noqa: E402
-from ivr.triage.evaluation import Noise, Prediction, evaluate, format_report  # noqa: E402
+from ivr.triage.evaluation import RECEIVED, Noise, evaluate, format_report, predictors  # noqa: E402
 from ivr.triage.model import load_model  # noqa: E402
-from ivr.triage.lexicon import default_lexicon  # noqa: E402
-from ivr.triage.training import prepared_text, read_labelled  # noqa: E402
+from ivr.triage.training import read_labelled  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST = ROOT / "tests" / "data" / "triage" / "test"
 MODEL = ROOT / "ivr" / "triage" / "default_model.json"
-RECEIVED = datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI)
 
 
 def rate(fn, texts: list[str], rounds: int) -> float:
@@ -51,24 +47,11 @@ def main() -> None:
     print(f"test part: {len(rows)} transcripts from {', '.join(f.name for f in files)}")
     print(f"model: {MODEL.name}, trained on {model.trained_on.get('rows')} tuning rows")
 
-    def rules(text: str) -> Prediction:
-        t = triage(text, received=RECEIVED)
-        return Prediction(t.type, t.category, t.emergency)
-
-    def both(text: str) -> Prediction:
-        t = triage(text, received=RECEIVED, model=model)
-        return Prediction(t.type, t.category, t.emergency)
-
-    def model_alone(text: str) -> Prediction:
-        p = model.predict(prepared_text(text, default_lexicon()))
-        best = {name: max(probs, key=probs.__getitem__) for name, probs in p.items()}
-        return Prediction(best["type"], best["category"], None if best["emergency"] == "none" else best["emergency"])
-
     clean = [r.text for r in rows]
     noisy = Noise().apply(clean)
     written = [i for i, r in enumerate(rows) if r.phrasing == "long_written"]
     for variant, texts in (("clean", clean), ("noisy", noisy)):
-        for name, predict in (("rules", rules), ("model", model_alone), ("both", both)):
+        for name, predict in predictors(model).items():
             predictions = [predict(t) for t in texts]
             print("\n".join(format_report(evaluate(rows, predictions), f"{name}/{variant}")))
             part = evaluate([rows[i] for i in written], [predictions[i] for i in written])

@@ -13,22 +13,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.basics.clock import SHANGHAI
 from gateway.basics.data_errors import DataFileError
 from gateway.config import ConfigError, load_config
 from gateway.store.database import Store
-from ivr.triage.classify import default_emergencies, default_units, triage
-from ivr.triage.evaluation import Noise, Prediction, evaluate, format_report
-from ivr.triage.model import NO_EMERGENCY, TriageModel, load_model
-from ivr.triage.training import Labelled, prepared_text, read_labelled, train
-
-# Due dates do not enter the figures; a fixed receipt time keeps runs identical.
-RECEIVED = datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI)
-
+from ivr.triage.classify import default_emergencies, default_units
+from ivr.triage.evaluation import Noise, evaluate, format_report, predictors
+from ivr.triage.model import NO_EMERGENCY, load_model
+from ivr.triage.training import Labelled, read_labelled, train
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("triage", help="train and evaluate the speech pre-fill classifier")
@@ -82,30 +76,6 @@ async def saved_tickets(args: argparse.Namespace) -> list[Labelled]:
         tickets = await store.saved_tickets_with_transcripts()
     return [Labelled(t["transcript"], t.get("type"), t.get("category"), t.get("emergency") or NO_EMERGENCY,
                      source=f"ticket {t['ticket_id']}") for t in tickets]
-
-
-def predictors(model: TriageModel | None) -> dict[str, Any]:
-    units = default_units()
-
-    def rules(text: str) -> Prediction:
-        t = triage(text, received=RECEIVED)
-        return Prediction(t.type, t.category, t.emergency)
-
-    def both(text: str) -> Prediction:
-        t = triage(text, received=RECEIVED, model=model)
-        return Prediction(t.type, t.category, t.emergency)
-
-    def model_alone(text: str) -> Prediction:
-        p = model.predict(prepared_text(text, units.lexicon))
-        best = {name: max(probs, key=probs.__getitem__) for name, probs in p.items()}
-        emergency = best.get("emergency")
-        return Prediction(best.get("type"), best.get("category"), None if emergency in (None, NO_EMERGENCY)
-                          else emergency)
-
-    out: dict[str, Any] = {"rules": rules}
-    if model is not None:
-        out |= {"model": model_alone, "both": both}
-    return out
 
 
 async def evaluate_command(args: argparse.Namespace, config: Any) -> int:

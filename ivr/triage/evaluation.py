@@ -14,11 +14,14 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 
-from ivr.triage.model import NO_EMERGENCY
+from gateway.basics.clock import SHANGHAI
+from ivr.triage.classify import default_units, triage
+from ivr.triage.model import NO_EMERGENCY, TriageModel
 from ivr.triage.phrases import symbol
-from ivr.triage.training import Labelled
+from ivr.triage.training import Labelled, prepared_text
 
 FIELDS = ("type", "category", "emergency")
 
@@ -72,6 +75,32 @@ class Prediction:
 
 
 Predictor = Callable[[str], Prediction]
+# Due dates do not enter the figures; a fixed receipt time keeps runs identical.
+RECEIVED = datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI)
+
+
+def predictors(model: TriageModel | None) -> dict[str, Predictor]:
+    """"rules" (the data files alone), and with a model also "model" (its own best guesses) and "both" (what
+    the service runs: the rules with the model beside them)."""
+    def rules(text: str) -> Prediction:
+        t = triage(text, received=RECEIVED)
+        return Prediction(t.type, t.category, t.emergency)
+
+    def both(text: str) -> Prediction:
+        t = triage(text, received=RECEIVED, model=model)
+        return Prediction(t.type, t.category, t.emergency)
+
+    def model_alone(text: str) -> Prediction:
+        p = model.predict(prepared_text(text, default_units().lexicon))
+        best = {name: max(probs, key=probs.__getitem__) for name, probs in p.items()}
+        emergency = best.get("emergency")
+        return Prediction(best.get("type"), best.get("category"),
+                          None if emergency in (None, NO_EMERGENCY) else emergency)
+
+    out: dict[str, Predictor] = {"rules": rules}
+    if model is not None:
+        out |= {"model": model_alone, "both": both}
+    return out
 
 
 def evaluate(rows: Sequence[Labelled], predictions: Sequence[Prediction]) -> dict[str, object]:
