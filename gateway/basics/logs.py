@@ -7,12 +7,12 @@ import re
 import sys
 import time
 
-from gateway.basics.phone import mask_digits
+from gateway.basics.phone import shown_digits
 
 # A safety net under the rule that code logs only masked numbers: seven or more digits in a row, or digit groups
-# in a phone layout ("+86 138 0013 8000", "0759-2345678", "(0759)2345678", "138.0013.8000"), are masked as phone.mask_digits does
-# (first 3 and last 4 at most, never more than 7 shown, at least 4 hidden: a local "2345678" keeps only "234";
-# Zhanjiang 12345 rules, art. 20). A number glued to letters, underscores, dots or dashes ("x13800138000",
+# in a phone layout ("+86 138 0013 8000", "0759-2345678", "(0759)2345678", "138.0013.8000"), are masked as
+# phone.shown_digits allows (first 3 and last 4 at most, never more than 7 shown, at least 4 hidden: a local
+# "2345678" becomes "23****8"; Zhanjiang 12345 rules, art. 20). A number glued to letters, underscores, dots or dashes ("x13800138000",
 # "call_13800138000") is masked too. Left alone: dates (2026-03-31) and times, uniqueids (1764222222.12),
 # decimals (0.1234567), dotted IPv4 addresses, our all-hex ids of 16 characters or more (message ids), and the
 # values of our own id keys (ticket numbers are all digits so that callers can key them in).
@@ -44,10 +44,8 @@ def _mask_match(m: re.Match[str]) -> str:
         return found
     if _DECIMAL.fullmatch(found) or _IPV4.fullmatch(found) or _HEX_ID.fullmatch(_token(m.string, *m.span())):
         return found
-    # mask_digits decides how many digits may show; the log writes four stars whatever the number's length
-    masked = mask_digits(digits, head=3, tail=4)
-    head = len(masked) - len(masked.lstrip("0123456789"))
-    tail = len(masked) - len(masked.rstrip("0123456789"))
+    # the log writes four stars whatever the number's length
+    head, tail = shown_digits(len(digits), head=3, tail=4)
     return f"{digits[:head]}****{digits[len(digits) - tail:] if tail else ''}"
 
 

@@ -154,15 +154,21 @@ def _mask_e164(e164: str) -> str:
     return f"+{country} " + mask_digits(nsn, head=budget // 2, tail=budget - budget // 2)
 
 
-def mask_digits(digits: str, *, head: int, tail: int) -> str:
-    """`digits` with the middle hidden: at most `head` first and `tail` last shown, and whatever is asked, at
-    most 7 digits shown and at least 4 hidden."""
-    shown_max = max(0, min(_MAX_SHOWN_DIGITS, len(digits) - _MIN_HIDDEN_DIGITS))
+def shown_digits(length: int, *, head: int, tail: int) -> tuple[int, int]:
+    """How many first and last digits of a `length`-digit number may show when `head` and `tail` are asked:
+    whatever is asked, at most 7 digits shown and at least 4 hidden."""
+    shown_max = max(0, min(_MAX_SHOWN_DIGITS, length - _MIN_HIDDEN_DIGITS))
     head, tail = max(0, head), max(0, tail)
     while head + tail > shown_max:
         if tail >= head and tail > 0:
             tail -= 1
         else:
             head -= 1
+    return head, tail
+
+
+def mask_digits(digits: str, *, head: int, tail: int) -> str:
+    """`digits` with the middle hidden, as many shown as `shown_digits` allows."""
+    head, tail = shown_digits(len(digits), head=head, tail=tail)
     hidden = len(digits) - head - tail
     return digits[:head] + "*" * hidden + (digits[len(digits) - tail :] if tail else "")
