@@ -60,15 +60,17 @@ class SituationMatcher:
         self.index = PhraseIndex(phrases)
         # a situation is looked at only when one of its keywords or frame events was heard
         self.triggers: dict[str, set[int]] = {}
+        # what is heard of a situation itself: a cancelling phrase heard by sound over one of these does not count
+        self.own: dict[str, tuple[str, ...]] = {}
         for i, s in enumerate(emergencies.situations):
             for p in s.keywords + tuple(e for f in s.frames for e in f.event):
                 self.triggers.setdefault(p, set()).add(i)
+            self.own[s.id] = s.keywords + tuple(p for f in s.frames for p in f.event + f.what)
 
     def prepare(self, text: str) -> Prepared:
         return Prepared.of(self.emergencies.lexicon.standardise("".join(text.split())))
 
-    @staticmethod
-    def _cancels(situation: Situation, hit: Hit, hits: dict[str, Hit]) -> bool:
+    def _cancels(self, situation: Situation, hit: Hit, hits: dict[str, Hit]) -> bool:
         """Whether a cancelling phrase that was heard counts: as written, or by sound unless it overlaps what was
         heard of the situation itself (油烟 heard in 有烟雾 is the smoke, not a kitchen); never with a character
         dropped (上次着火 without 次 is 山上着火)."""
@@ -76,8 +78,8 @@ class SituationMatcher:
             return True
         if hit.how == "dropped":
             return False
-        own = situation.keywords + tuple(p for f in situation.frames for p in f.event + f.what)
-        return not any(p in hits and hits[p].start < hit.end and hit.start < hits[p].end for p in own)
+        return not any(p in hits and hits[p].start < hit.end and hit.start < hits[p].end
+                       for p in self.own[situation.id])
 
     def withdrawn(self, text: str | Prepared) -> list[str]:
         """Situations heard but withdrawn by a cancelling context, as "id: phrase" (for explanations)."""
