@@ -15,6 +15,13 @@ NOW = datetime(2026, 11, 27, 10, 0, tzinfo=SHANGHAI)
 CALL = "1764222222.7"
 
 
+class Offers(list):
+    """The spoken-emergency offers the pre-fill made (its on_emergency callback)."""
+
+    async def record(self, **kwargs) -> None:
+        self.append(kwargs)
+
+
 @pytest.fixture
 async def store(tmp_path):
     s = await Store.open(tmp_path / "hotline.sqlite")
@@ -26,12 +33,8 @@ async def store(tmp_path):
 
 async def test_the_draft_gets_the_fields_and_their_scores_and_an_emergency_is_offered(store, tmp_path):
     ticket_id = await store.create_ticket_draft(call_id=CALL, request_type=None, created_at=NOW)
-    offers = []
-
-    async def offer(**kwargs):
-        offers.append(kwargs)
-
-    prefill = TicketPrefill(store, recordings_dir=tmp_path / "rec", clock=lambda: NOW, on_emergency=offer)
+    offers = Offers()
+    prefill = TicketPrefill(store, recordings_dir=tmp_path / "rec", clock=lambda: NOW, on_emergency=offers.record)
     await prefill(CaptureResult(CALL, b"", "阿婆 喺 楼梯 跌咗 起唔到身 赤坎区 大通街 十 号", "silence"))
     draft = await store.get_ticket_draft(ticket_id)
     assert (draft["type"], draft["category"], draft["emergency"]) == ("help", "医疗卫生", "120")
@@ -51,12 +54,8 @@ async def test_the_configured_model_is_used(store, tmp_path):
 
 async def test_an_unusable_spoken_number_costs_neither_the_pre_fill_nor_the_emergency(store, tmp_path, caplog):
     ticket_id = await store.create_ticket_draft(call_id=CALL, request_type=None, created_at=NOW)
-    offers = []
-
-    async def offer(**kwargs):
-        offers.append(kwargs)
-
-    prefill = TicketPrefill(store, recordings_dir=tmp_path / "rec", clock=lambda: NOW, on_emergency=offer)
+    offers = Offers()
+    prefill = TicketPrefill(store, recordings_dir=tmp_path / "rec", clock=lambda: NOW, on_emergency=offers.record)
     await prefill(CaptureResult(CALL, b"", "我的电话是二三四五六七八，家里着火了", "silence"))
     draft = await store.get_ticket_draft(ticket_id)
     assert (draft["type"], draft["category"], draft["emergency"]) == ("help", "消防安全", "119")
@@ -75,12 +74,8 @@ async def test_a_field_the_store_refuses_is_left_out_and_not_logged(store, tmp_p
     monkeypatch.setattr(prefill_module, "triage",
                         lambda *a, **k: dataclasses.replace(real(*a, **k), callback_number="2345678"))
     ticket_id = await store.create_ticket_draft(call_id=CALL, request_type=None, created_at=NOW)
-    offers = []
-
-    async def offer(**kwargs):
-        offers.append(kwargs)
-
-    prefill = TicketPrefill(store, recordings_dir=tmp_path / "rec", clock=lambda: NOW, on_emergency=offer)
+    offers = Offers()
+    prefill = TicketPrefill(store, recordings_dir=tmp_path / "rec", clock=lambda: NOW, on_emergency=offers.record)
     with caplog.at_level("INFO"):
         await prefill(CaptureResult(CALL, b"", "家里着火了 电话 二三四五六七八", "silence"))
     draft = await store.get_ticket_draft(ticket_id)
