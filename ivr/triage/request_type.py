@@ -58,10 +58,15 @@ _NEGATED = ("不是投诉", "不是要投诉", "不是举报", "不用投诉", "
             "之前举报")
 
 
-def explicit_type(text: str) -> str | None:
-    """The type of the first explicit request verb (投诉, 举报, ...) in a normalised transcript."""
+def _without_negated(text: str) -> str:
     for phrase in _NEGATED:
         text = text.replace(phrase, "")
+    return text
+
+
+def explicit_type(text: str) -> str | None:
+    """The type of the first explicit request verb (投诉, 举报, ...) in a normalised transcript."""
+    text = _without_negated(text)
     first: tuple[int, str] | None = None
     for kind, verbs in _EXPLICIT:
         for verb in verbs:
@@ -73,8 +78,7 @@ def explicit_type(text: str) -> str | None:
 
 def cue_scores(text: str) -> dict[str, int]:
     """Summed cue weights per type, in REQUEST_PRECEDENCE order (all 0 when no cue is heard)."""
-    for phrase in _NEGATED:
-        text = text.replace(phrase, "")
+    text = _without_negated(text)
     scores = dict.fromkeys(REQUEST_PRECEDENCE, 0)
     for kind, weight, cue in _CUES:
         if cue.search(text):
