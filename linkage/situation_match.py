@@ -81,16 +81,15 @@ class SituationMatcher:
         return not any(p in hits and hits[p].start < hit.end and hit.start < hits[p].end
                        for p in self.own[situation.id])
 
-    def withdrawn(self, text: str | Prepared) -> list[str]:
-        """Situations heard but withdrawn by a cancelling context, as "id: phrase" (for explanations)."""
-        match = self.match(text, keep_cancelled=True)
-        return list(match.cancelled) if match is not None else []
+    def match(self, text: str | Prepared, *, hits: dict[str, Hit] | None = None) -> Match | None:
+        """The situation the transcript describes now, or None."""
+        return self.judge(text, hits=hits)[0]
 
-    def match(self, text: str | Prepared, *, keep_cancelled: bool = False,
-              hits: dict[str, Hit] | None = None) -> Match | None:
-        """The situation the transcript describes now, or None (with `keep_cancelled`, a match with an empty
-        situation that only lists what was withdrawn). `hits`: the phrases already found in `text` by an index
-        holding at least this list's phrases (the triage shares one index with the unit catalogue)."""
+    def judge(self, text: str | Prepared, *,
+              hits: dict[str, Hit] | None = None) -> tuple[Match | None, tuple[str, ...]]:
+        """The situation the transcript describes now (or None), and the situations heard but withdrawn by a
+        cancelling context, as "id: phrase". `hits`: the phrases already found in `text` by an index holding at
+        least this list's phrases (the triage shares one index with the unit catalogue)."""
         prepared = text if isinstance(text, Prepared) else self.prepare(text)
         if hits is None:
             hits = self.index.find(prepared)
@@ -108,11 +107,12 @@ class SituationMatcher:
                 continue
             heard.append(found)
         if not heard:
-            return Match("", "", "", cancelled=tuple(cancelled)) if keep_cancelled and cancelled else None
+            return None, tuple(cancelled)
         best = max(heard, key=lambda h: h.exact)    # max keeps the first listed of equals
-        return Match(best.situation.id, best.situation.centre, best.keyword,
-                     tuple(h.situation.id for h in heard if h is not best), best.situation.category, best.how,
-                     best.evidence, round(best.score, 3), tuple(cancelled))
+        match = Match(best.situation.id, best.situation.centre, best.keyword,
+                      tuple(h.situation.id for h in heard if h is not best), best.situation.category, best.how,
+                      best.evidence, round(best.score, 3), tuple(cancelled))
+        return match, tuple(cancelled)
 
 
 def hear(situation: Situation, hits: dict[str, Hit], text: str) -> Heard | None:

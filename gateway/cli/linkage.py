@@ -92,16 +92,15 @@ async def list_handler(args: argparse.Namespace, config: Any) -> int:
 
 def match_record(emergencies: EmergencyList, text: str) -> dict:
     """Where a transcript would go, with what was heard (phrases, frames, how) and what was set aside."""
-    match = emergencies.match(normalise(text))
+    match, withdrawn = emergencies.matcher().judge(normalise(text))
     if match is None:
-        withdrawn = emergencies.matcher().withdrawn(normalise(text))
         return {"situation": None, "centre": None, "centres": [], "confirm": False, "keyword": None,
-                "how": None, "heard": [], "score": None, "also": [], "cancelled": withdrawn}
+                "how": None, "heard": [], "score": None, "also": [], "cancelled": list(withdrawn)}
     situation = emergencies.get(match.situation)
     return {"situation": match.situation, "centre": match.centre, "centres": list(situation.centres),
             "confirm": situation.confirm, "keyword": match.keyword, "how": match.how,
             "heard": list(match.evidence), "score": match.score, "also": list(match.also),
-            "cancelled": list(match.cancelled)}
+            "cancelled": list(withdrawn)}
 
 
 async def match_handler(args: argparse.Namespace, config: Any) -> int:

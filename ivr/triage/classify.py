@@ -58,6 +58,7 @@ class Triage:
     match: Match | None = field(default=None, compare=False)
     reasons: dict[str, str] = field(default_factory=dict, compare=False)    # why type and category, for --explain
     categories: tuple[Ranked, ...] = field(default=(), compare=False)       # the rules' ranking, best first
+    withdrawn: tuple[str, ...] = field(default=(), compare=False)   # situations set aside, "id: phrase"
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -82,7 +83,7 @@ class Triage:
         return {"type": self.reasons.get("type"), "category": self.reasons.get("category"),
                 "categories_heard": [{"category": r.category.name, "score": round(r.score, 2), "heard": list(r.heard)}
                                      for r in self.categories[:3]],
-                "emergency": emergency, "cancelled": list(m.cancelled) if m else self.reasons.get("cancelled", [])}
+                "emergency": emergency, "cancelled": list(self.withdrawn)}
 
 
 def normalise(transcript: str) -> str:
@@ -177,7 +178,7 @@ def triage(transcript: str, *, dtmf_type: str | None = None, received: datetime,
     shared = units.lexicon is emergencies.lexicon
     hits = shared_index(units, emergencies).find(prepared) if shared else None
     predicted = model.predict(prepared.text) if model is not None else {}
-    match = matcher.match(prepared, hits=hits)
+    match, withdrawn = matcher.judge(prepared, hits=hits)
     if match is None and "emergency" in predicted:
         match = _model_emergency(emergencies, predicted["emergency"])
     scores: dict[str, dict[str, object]] = {}
@@ -235,6 +236,7 @@ def triage(transcript: str, *, dtmf_type: str | None = None, received: datetime,
         match=match,
         reasons=reasons,
         categories=tuple(ranked[:3]),
+        withdrawn=withdrawn,
     )
 
 

@@ -284,6 +284,8 @@ async def test_classify_scores_carry_the_runner_up_and_explain_says_what_decided
     explain = row["explain"]
     assert explain["emergency"] is None and explain["categories_heard"]
     assert explain["cancelled"] == [] or all(":" in c for c in explain["cancelled"])
+    code, rows, _ = await run("上个月 着火 的 事 处理 得 怎么样\n", "--explain")
+    assert rows[0]["emergency"] is None and rows[0]["explain"]["cancelled"] == ["fire: 上个月"]
 
 
 async def test_classify_with_the_rules_alone_and_a_missing_model_file(run, tmp_path, capsys):

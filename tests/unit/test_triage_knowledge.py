@@ -117,7 +117,7 @@ def test_a_frame_with_a_cue_needs_the_cue_too():
 def test_a_cancelling_context_withdraws_the_situation_unless_it_is_happening_now():
     emergencies = emergency_list()
     assert emergencies.match("上次有人晕倒了") is None
-    assert emergencies.matcher().withdrawn("上次有人晕倒了") == ["medical: 上次"]
+    assert emergencies.matcher().judge("上次有人晕倒了") == (None, ("medical: 上次",))
     assert emergencies.match("上次也是这样现在还在晕倒").situation == "medical"
 
 
