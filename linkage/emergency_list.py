@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gateway.contract import is_valid_name
 from gateway.basics.data_errors import DataFileError, read_toml
-from ivr.triage.lexicon import Lexicon, LexiconError, default_lexicon
+from ivr.triage.lexicon import Lexicon, lexicon_for
 from linkage.situation_match import Match, SituationMatcher
 
 DEFAULT_EMERGENCY_PATH = Path(__file__).with_name("emergency.toml")
@@ -152,17 +152,10 @@ def parse_emergency_list(raw: Mapping[str, object], *, source: str = "<emergency
     def fail(at: str, reason: str) -> EmergencyListError:
         return EmergencyListError(source, at, reason)
 
-    if lexicon is None:
-        try:
-            lexicon = default_lexicon()
-        except LexiconError as e:
-            raise fail("<lexicon>", str(e)) from e
+    lexicon, expand = lexicon_for(lexicon, source, fail)
 
     def phrases(value: object, at: str, *, allow_empty: bool = False) -> tuple[str, ...]:
-        try:
-            return lexicon.expand(_strings(value, at, fail, allow_empty=allow_empty), source=source, at=at)
-        except LexiconError as e:
-            raise fail(at, e.reason) from e
+        return expand(_strings(value, at, fail, allow_empty=allow_empty), at)
 
     extra = set(raw) - {"version", "situation", "centres"}
     if extra:

@@ -1,6 +1,6 @@
 """The shared lexicon (`ivr/triage/lexicon.toml`): how callers say things, apart from what the things are.
 
-- ``[variants]``: colloquial and Cantonese-influenced words and their standard Mandarin (冇 -> 没有, 阿婆 -> 老人,
+- ``[variants]``: colloquial and Cantonese-influenced words and their standard Mandarin (冇 -> 没, 阿婆 -> 老人,
   火烛 -> 着火). They are rewritten in the transcript before any lookup, so the emergency list and the unit
   catalogue are written in standard Mandarin once.
 - ``[sets]``: named phrase lists (``person``, ``now``, ``past``, ...) that the emergency list's frames and
@@ -12,7 +12,7 @@ Validated at load; errors name the file, the entry and the reason. Pure apart fr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -60,6 +60,29 @@ class Lexicon:
             elif (standard := self.standardise(phrase)) not in out:
                 out.append(standard)
         return tuple(out)
+
+
+Expander = Callable[[Iterable[str], str], tuple[str, ...]]
+
+
+def lexicon_for(lexicon: Lexicon | None, source: str,
+                fail: Callable[[str, str], DataFileError]) -> tuple[Lexicon, Expander]:
+    """The lexicon a data file refers to (default: the packaged one) and its `expand(phrases, at)`, both raising
+    the file's own error (`fail(at, reason)`), so that a bad "@set" or an unusable lexicon is named where used."""
+    if lexicon is None:
+        try:
+            lexicon = default_lexicon()
+        except LexiconError as e:
+            raise fail("<lexicon>", str(e)) from e
+    chosen = lexicon
+
+    def expand(phrases: Iterable[str], at: str) -> tuple[str, ...]:
+        try:
+            return chosen.expand(phrases, source=source, at=at)
+        except LexiconError as e:
+            raise fail(at, e.reason) from e
+
+    return chosen, expand
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.basics.data_errors import DataFileError, read_toml
-from ivr.triage.lexicon import Lexicon, LexiconError, default_lexicon
+from ivr.triage.lexicon import Lexicon, lexicon_for
 from ivr.triage.phrases import Hit, PhraseIndex, Prepared
 
 DEFAULT_UNITS_PATH = Path(__file__).with_name("units.toml")
@@ -113,17 +113,7 @@ def parse_units(raw: Mapping[str, object], *, source: str = "<unit catalogue>",
     def fail(at: str, reason: str) -> UnitCatalogueError:
         return UnitCatalogueError(source, at, reason)
 
-    if lexicon is None:
-        try:
-            lexicon = default_lexicon()
-        except LexiconError as e:
-            raise fail("<lexicon>", str(e)) from e
-
-    def expand(phrases: tuple[str, ...], at: str) -> tuple[str, ...]:
-        try:
-            return lexicon.expand(phrases, source=source, at=at)
-        except LexiconError as e:
-            raise fail(at, e.reason) from e
+    lexicon, expand = lexicon_for(lexicon, source, fail)
 
     extra = set(raw) - {"version", "category"}
     if extra:
