@@ -168,7 +168,7 @@ async def main(agents_n: int, rounds: int, history: int) -> None:
         broker.start()
         store = await Store.open(state_dir / "hotline.sqlite")
         publisher = MQTTPublisher(store, host=HOST, port=port, username="gateway",
-                                  password=mqtt_password(state_dir, "gateway"), client_id="hotline-gateway")
+                                  password=mqtt_password(state_dir, "gateway"))
         outbox = Outbox(store, clock=now)
         outbox.on_added(publisher.wake)
         popper = ScreenPopper(store, outbox, clock=now)
@@ -182,6 +182,9 @@ async def main(agents_n: int, rounds: int, history: int) -> None:
             outbox_lat = await through_outbox(popper, consoles, agents, rounds + 1)
             outbox_lat = outbox_lat[agents_n:]  # round 0 was the warm-up
             payload = int(statistics.median(consoles.sizes))  # the baseline sends pops of the same size
+            # The baseline connects as the gateway's user: one session per user (the broker takes the user name
+            # as the client id), so the publisher leaves first.
+            await publisher.close()
             direct_lat = await direct(state_dir, port, consoles, agents, rounds, payload)
             print(f"agents={agents_n} rounds={rounds} history_calls_per_caller={history} pop_bytes={payload}")
             o50, o99 = summary("AgentConnect -> console (outbox)", outbox_lat)

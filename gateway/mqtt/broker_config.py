@@ -8,21 +8,27 @@ Users and what they may do:
 Nobody else connects (``allow_anonymous false``). Passwords are generated once per user into
 ``{state_dir}/secrets/mqtt/<user>.secret`` (0600) and only their hashes reach the broker's password file.
 
-Sync on purpose: the stack CLI calls it before starting the broker; ``mosquitto_passwd`` runs as a subprocess.
+A session belongs to its user: the broker takes each client's user name as its client id
+(``use_username_as_clientid``), so no user can connect under another's id and close that user's session (MQTT
+3.1.1 §3.1.4: a second connection with a client id already connected takes the session over). Each user thus
+holds one connection at a time.
+
+Sync on purpose: the stack CLI calls it before starting the broker. The password hashes are computed here, in
+mosquitto's own format (``gateway.mqtt.password_hash``): no password is ever on a command line.
 Topic and user names are the contract's (``gateway.contract``); passwords are ``gateway.mqtt.passwords``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from gateway.contract import CENTRE_PREFIX, GATEWAY_USER, TOPIC_ROOT, centre_user, check_name, linkage_topic
+from gateway.mqtt.password_hash import password_file_line
 from gateway.mqtt.passwords import mqtt_password
 
 def broker_users(agents: Iterable[str], centres: Iterable[str]) -> list[str]:
@@ -84,29 +90,37 @@ def render_mosquitto(
         "log_dest stdout",
         "log_type error", "log_type warning", "log_type notice",
         f"listener {port} {host}",
-        # Agent consoles in the browser. mosquitto 2.0.11 binds websockets on all addresses whatever the host
-        # (fixed in 2.0.12); the password file and ACL still apply.
+        # A listener option in mosquitto 2.0 (ignored before the first listener line): each listener needs it.
+        "use_username_as_clientid true",
+        # Agent consoles in the browser. mosquitto 2.0.11 hands the host to libwebsockets, which binds an IPv6
+        # socket on every address unless the listener is limited to the host's address family (measured with
+        # `ss -ltn`: `*:9001` without socket_domain, `127.0.0.1:9001` with it).
         f"listener {ws_port} {host}",
         "protocol websockets",
+        f"socket_domain {socket_domain(host)}",
+        "use_username_as_clientid true",
         "",
     ]
     return "\n".join(lines)
 
 
+def socket_domain(host: str) -> str:
+    """mosquitto's ``socket_domain`` for a listener on ``host`` (an IP address): ``ipv4`` or ``ipv6``."""
+    return "ipv6" if ipaddress.ip_address(host).version == 6 else "ipv4"
+
+
 def write_password_file(path: Path, passwords: dict[str, str]) -> None:
-    """Hash ``passwords`` with mosquitto_passwd into ``path`` (replaced atomically, mode 0600)."""
-    tool = shutil.which("mosquitto_passwd")
-    if tool is None:
-        raise RuntimeError("mosquitto_passwd not found on PATH (Debian package mosquitto)")
-    fd, tmp = tempfile.mkstemp(prefix=".passwd.", dir=path.parent)
-    os.close(fd)
+    """Write the hashes of ``passwords`` into mosquitto's password file ``path`` (replaced atomically, 0600).
+
+    Hashed in this process (``mosquitto_passwd -b`` would put each password on its command line, readable by
+    every local user in /proc/PID/cmdline while it runs).
+    """
+    text = "".join(password_file_line(user, password) + "\n" for user, password in passwords.items())
+    fd, tmp = tempfile.mkstemp(prefix=".passwd.", dir=path.parent)  # mkstemp: mode 0600
     try:
-        for user, password in passwords.items():
-            subprocess.run([tool, "-b", tmp, user, password], check=True, capture_output=True, timeout=30)
-        os.chmod(tmp, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
         os.replace(tmp, path)
-    except subprocess.CalledProcessError as exc:
-        raise RuntimeError(f"mosquitto_passwd failed for {path}: {exc.stderr.decode(errors='replace').strip()}")
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -1,6 +1,7 @@
 """Publishes the store's outbox to the MQTT broker: QoS 1, in seq order, a row deleted only after its PUBACK.
 
-One long-lived task holds one broker connection (fixed client id, persistent session, user ``gateway``). It
+One long-lived task holds one broker connection (persistent session, user ``gateway``; the broker takes the user
+name as the client id, so the client id sent is the user name too). It
 sends pending rows one at a time: waiting for each PUBACK before the next keeps the order across reconnects
 (a message is never overtaken by a later one) at ~1 ms per message on loopback, far above screen-pop rates.
 
@@ -25,7 +26,6 @@ from gateway.basics.waiting import wait_for_condition
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CLIENT_ID = "hotline-gateway"
 BATCH = 100
 
 
@@ -38,7 +38,7 @@ class MQTTPublisher:
         port: int,
         username: str,
         password: str,
-        client_id: str = DEFAULT_CLIENT_ID,
+        client_id: str | None = None,
         reconnect_min: float = 0.2,
         reconnect_max: float = 10.0,
         publish_timeout: float = 10.0,
@@ -48,7 +48,7 @@ class MQTTPublisher:
     ) -> None:
         self._store = store
         self._client_args: dict[str, Any] = dict(
-            hostname=host, port=port, username=username, password=password, identifier=client_id,
+            hostname=host, port=port, username=username, password=password, identifier=client_id or username,
             # Persistent session: the broker keeps our in-flight QoS 1 state across a short drop.
             clean_session=False, keepalive=keepalive, timeout=publish_timeout, transport=transport,
         )

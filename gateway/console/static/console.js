@@ -84,7 +84,7 @@
       // The broker password lives only in this closure, for reconnects; it is not stored anywhere.
       mqtt = new MqttWs.Client({
         url: result.data.ws_url,
-        clientId: `console-${agent}-${Math.random().toString(36).slice(2, 10)}`,
+        clientId: agent,  // the broker takes the user name as the client id: one session per agent
         username: agent,
         password,
         topic: result.data.topic,
