@@ -18,6 +18,7 @@ from gateway.contract import CAPTURE_MODES
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 CONFIG_ENV = "HOTLINE_CONFIG"
+ASTERISK_ROOT_ENV = "HOTLINE_ASTERISK_ROOT"  # the default Asterisk root, as scripts/setup.sh builds it
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _SIP_CONTACT = re.compile(r"^sips?:[^@\s]+@[A-Za-z0-9.\-\[\]:]+(;[^\s]*)?$")
 
@@ -222,10 +223,15 @@ class Config:
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Load the configuration from ``path``, ``$HOTLINE_CONFIG``, or the embedded defaults alone."""
+    """Load the configuration from ``path``, ``$HOTLINE_CONFIG``, or the embedded defaults alone.
+
+    ``$HOTLINE_ASTERISK_ROOT`` replaces the default ``asterisk.root`` (scripts/setup.sh reads it too).
+    """
     if path is None:
         path = os.environ.get(CONFIG_ENV) or None
     defaults = tomllib.loads(DEFAULTS_PATH.read_text(encoding="utf-8"))
+    if root := os.environ.get(ASTERISK_ROOT_ENV):
+        defaults["asterisk"]["root"] = root  # a config file's asterisk.root still wins
     if path is None:
         return _build(defaults, "<embedded defaults>")
     source = str(path)

@@ -27,4 +27,8 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.installed-*
   touch "$stamp"
 fi
-bash scripts/build-asterisk-root.sh "${HOTLINE_ASTERISK_ROOT:-/var/cache/hotline-gateway/asterisk-root}"
+root=${HOTLINE_ASTERISK_ROOT:-/var/cache/hotline-gateway/asterisk-root}
+bash scripts/build-asterisk-root.sh "$root"
+# Asterisk runs as a system user of its own (hotline-asterisk), the same uid on the host and in the root: the
+# root's asterisk user otherwise has whatever uid Debian gave it there (101), another account's on the host.
+.venv/bin/python -m gateway.sandbox.asterisk_account "$root"

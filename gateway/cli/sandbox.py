@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ def register(subparsers: Any) -> None:
                     help="also start sipp answering machines as the agents")
     up.set_defaults(func=cmd_stack_up)
     stack_sub.add_parser("down", help="stop everything").set_defaults(func=cmd_stack_down)
-    status = stack_sub.add_parser("status", help="what runs and whether it is ready")
+    status = stack_sub.add_parser("status", help="what runs and whether it is ready (exit 3: a part is down,"
+                                  " 4: Asterisk does not run as its dedicated host account)")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_stack_status)
 
@@ -49,8 +51,17 @@ def cmd_stack_up(args: argparse.Namespace, config: Any) -> int:
 
 
 def cmd_stack_down(args: argparse.Namespace, config: Any) -> int:
-    _stack(args, config).down()
+    _stack(args, config).down(log=_say_while_heard)
     return 0
+
+
+def _say_while_heard(message: str) -> None:
+    """print, unless nobody reads our output any more (`make run | tee` after Ctrl-C): stopping goes on."""
+    try:
+        print(message, flush=True)
+    except BrokenPipeError:
+        # the rest, and the flush at exit, go nowhere instead of raising again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def cmd_stack_status(args: argparse.Namespace, config: Any) -> int:
@@ -61,6 +72,10 @@ def cmd_stack_status(args: argparse.Namespace, config: Any) -> int:
         for part, info in status.items():
             print(f"{part:17} " + " ".join(f"{k}={v}" for k, v in (info.items() if isinstance(info, dict) else [])))
     running = status["asterisk"]["running"] and status["gateway"]["running"] and status["mosquitto"]["running"]
+    if not status["asterisk_account"]["ok"]:
+        print(f"warning: Asterisk does not run as its dedicated host account: {status['asterisk_account']['problem']}",
+              file=sys.stderr)
+        return 4
     return 0 if running else 3
 
 

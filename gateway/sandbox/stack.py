@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gateway.sandbox.asterisk_account import AccountError, current_check, ensure_account
 from gateway.sandbox.asterisk_root import AsteriskRoot
 from gateway.config import Config
 from gateway.mqtt.broker_config import write_broker_config
@@ -51,6 +52,10 @@ class Stack:
         self._prompts(log)
         if self.asterisk.pid() is None:
             self._check_free()
+            try:
+                ensure_account(self.root.root, log=log)
+            except AccountError as exc:
+                raise StackError(f"asterisk: {exc}") from None
             self.root.install_config(cfg, secret)
             self.root.install_prompts(cfg.prompt_build_dir, cfg.ivr.asterisk_prompt_dir)
             self.root.mount(extra_dirs=[cfg.speech.asterisk_recording_dir])
@@ -188,5 +193,13 @@ class Stack:
                         else None,
                         "active_sessions": gw.get("active_sessions"), "updated_at": gw.get("updated_at")},
             "simulated_agents": {p.name: p.pid() for p in self.agents if p.pid() is not None},
+            "asterisk_account": self._account(ast_pid),
         }
+
+    def _account(self, pid: int | None) -> dict:
+        """Which uid Asterisk runs as, and whether that is the dedicated host account."""
+        try:
+            return current_check(self.root.root, pid).as_dict()
+        except AccountError as exc:
+            return {"ok": False, "problem": str(exc)}
 
