@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # `make run`: start Asterisk, mosquitto, the gateway and two simulated agents on the embedded defaults; print how
-# to place a test call; stop everything on Ctrl-C.
+# to place a test call; stop everything on Ctrl-C (also when the output is piped: `make run | tee run.log`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-hotline=.venv/bin/hotline
-stop() { trap - INT TERM EXIT; echo; "$hotline" stack down; }
+hotline=(.venv/bin/python -m gateway.cli.main)  # this checkout's code, whatever the venv's editable install is
+tail_pid=
+stop() {
+  # Ctrl-C reaches the whole foreground process group: a `| tee` is already gone, and a write to its pipe would
+  # kill this shell (SIGPIPE) before the stack is down; a second Ctrl-C would cut `stack down` short. So both
+  # are ignored from here on (stack down ignores them too: Python keeps a SIGINT ignored at start ignored), and
+  # what is said goes to stderr, which is usually still the terminal.
+  trap '' INT TERM PIPE
+  trap - EXIT
+  if [ -n "$tail_pid" ]; then kill "$tail_pid" 2>/dev/null || true; fi  # a background job ignores SIGINT
+  echo >&2 || true
+  "${hotline[@]}" stack down >&2 || true
+}
 trap stop INT TERM EXIT
-"$hotline" stack up --simulated-agents
+"${hotline[@]}" stack up --simulated-agents
 state=$(.venv/bin/python -c 'from gateway.config import load_config; print(load_config().state_dir)')
 cat <<MSG
 
@@ -21,4 +32,5 @@ Agent console: http://127.0.0.1:8088/  (agent1, password in $state/secrets/mqtt/
 Gateway log: $state/logs/gateway.log     Ctrl-C stops everything.
 MSG
 tail -n 0 -F "$state/logs/gateway.log" &
+tail_pid=$!
 wait
