@@ -329,3 +329,12 @@ def test_config_check_names_a_speech_model_that_is_not_a_vosk_model(tmp_path, ca
     assert main(["--config", str(path), "config", "check"]) == 2
     err = capsys.readouterr().err
     assert "speech.model" in err and "not a vosk model" in err
+
+
+def test_hotline_asterisk_root_replaces_the_default_root_but_not_a_configured_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOTLINE_ASTERISK_ROOT", "/srv/asterisk-root-copy")
+    monkeypatch.delenv("HOTLINE_CONFIG", raising=False)
+    assert load_config().asterisk.root == Path("/srv/asterisk-root-copy")
+    configured = tmp_path / "hotline.toml"
+    configured.write_text('[asterisk]\nroot = "/opt/root"\n')
+    assert load_config(configured).asterisk.root == Path("/opt/root")
