@@ -401,6 +401,13 @@ def _in_menu(menu: Menu, state: MenuState, event: DigitEvent | Timeout) -> tuple
     return _queue(menu, state, action, "agent" if isinstance(action, AgentAction) else "selected")
 
 
+def fault_priority(menu: Menu, state: MenuState) -> int:
+    """The queue priority a caller at ``state`` is owed if the call fails there (gateway crash, stop, timeout):
+    what the node gives a caller who stops keying (its ``on_timeout``), so a fault in the emergency sub-menu queues
+    the caller at top priority, as that sub-menu's own fallback does (art. 14)."""
+    return menu.nodes[state.node].on_timeout.priority
+
+
 def _ticket_action(menu: Menu, state: MenuState) -> TicketQueryAction:
     action = menu.nodes[state.node].options[state.ticket_key]
     assert isinstance(action, TicketQueryAction)
