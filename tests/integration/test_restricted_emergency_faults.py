@@ -79,9 +79,11 @@ def channel_variable(sandbox, channel: str, name: str) -> str | None:
     return found.group(1).strip() if found else None
 
 
-def drill(sandbox, traces, number: str, sig: signal.Signals) -> dict:
-    """Restricted ``number`` calls, keys 9 during the announcement, stays silent in the emergency sub-menu; half a
-    second into that sub-menu the gateway gets ``sig``. Returns what was measured; restarts the gateway."""
+def drill(sandbox, traces, number: str, sig: signal.Signals, *, dtmf: str = "9", strike_after: str = ASKS_FOR_HELP,
+          delay_s: float = 0.5) -> dict:
+    """Restricted ``number`` calls and keys ``dtmf`` (9: during the announcement, then silence in the emergency
+    sub-menu); ``delay_s`` after the gateway logs ``strike_after`` (by default: half a second into the emergency
+    sub-menu) the gateway gets ``sig``. Returns what was measured; restarts the gateway."""
     stack = sandbox.stack
     if not stack.gateway.pid():
         sandbox.hotline("stack", "up")
@@ -90,7 +92,7 @@ def drill(sandbox, traces, number: str, sig: signal.Signals) -> dict:
     log_from = stack.gateway.log_file.stat().st_size
     completed_before = sandbox.queue_completed()
     call: dict = {}
-    caller = threading.Thread(target=lambda: call.update(sandbox.call(number, dtmf="9", hold_s=25)), daemon=True)
+    caller = threading.Thread(target=lambda: call.update(sandbox.call(number, dtmf=dtmf, hold_s=25)), daemon=True)
     measured: dict = {"signal": sig.name}
     caller.start()
     try:
@@ -99,8 +101,8 @@ def drill(sandbox, traces, number: str, sig: signal.Signals) -> dict:
                 f.seek(log_from)
                 return f.read().decode(errors="replace")
 
-        assert wait_until(lambda: ASKS_FOR_HELP in log_since(), 30), "the caller never reached the emergency sub-menu"
-        time.sleep(0.5)  # into the emergency sub-menu's prompt
+        assert wait_until(lambda: strike_after in log_since(), 30), f"the gateway never logged {strike_after}"
+        time.sleep(delay_s)
         signalled_at = time.time()
         os.kill(pid, sig)
         entry = None
@@ -173,3 +175,16 @@ def test_a_restricted_caller_in_the_emergency_menu_reaches_an_agent_at_top_prior
     assert "event=released_to_dialplan" in m["gateway_log"], "the open session was not released to the dialplan"
     record = sandbox.store_query(lambda s: s.get_call(call["call_id"]))
     assert record["outcome"] in {"failed", "queued", "answered"}, record
+
+
+def test_a_restricted_caller_whose_announcement_is_cut_by_a_kill_reaches_an_agent_at_normal_priority(
+        sandbox, traced_agents):
+    # The announcement not heard to its end is no refusal: the gateway's failure is no decision against the caller
+    # (art. 2), who may have been about to key 9; an agent hears them and can still end the call.
+    number = "13911116666"
+    m = drill(sandbox, traced_agents, number, signal.SIGKILL, dtmf="", strike_after="event=blocked", delay_s=1.5)
+    print(f"\nSIGKILL during the announcement: {report(m)}")
+    call = m["call"]
+    assert call.get("hangup_by") == "caller", f"the caller was hung up: {call} ({report(m)})"
+    assert m["queued"] and m["queue_priority"] == 0, report(m)
+    assert m["invite_after_s"] is not None and m["answered"] == 1, report(m)
