@@ -150,21 +150,20 @@ class CallFlow:
         try:
             pressed = await announce_restriction(agi, prompt_dir=self.settings.prompt_dir, last_day=until_day,
                                                  emergency_keys=key)
-            announced = True
+            announced = pressed is None  # else the key cut it short
         except AGIHangup:
+            # result=-1 from STREAM FILE is also a missing prompt: the channel lives and the announcement was not
+            # heard (RefusalEnd.AGENT). A caller gone is still a blocked attempt, not an "abandoned" call.
             if not await self._channel_still_up(agi):
-                # The caller gone: still a blocked attempt, not an "abandoned" call.
                 log.info("call=%s event=caller_hung_up_during_announcement", call_id)
                 return
-            # result=-1 from STREAM FILE of a missing prompt: the channel lives, the announcement was not heard.
-            log.error("call=%s event=playback_failed hint=missing_prompt", call_id)
         end = refusal_end(announced=announced, emergency_key=pressed)
         if end is RefusalEnd.HANG_UP:
             with contextlib.suppress(AGIHangup):  # the caller left first: the same end, still a blocked attempt
                 await agi.set_variable(ACTION_VAR, ACTION_HANGUP)
             return
         if end is RefusalEnd.AGENT:
-            log.warning("call=%s event=refusal_not_heard action=queue", call_id)
+            log.error("call=%s event=playback_failed hint=missing_prompt action=queue", call_id)
             return await self._queue_anyway(agi, call_id)
         emergency_menu = replace(self.menu, start=EMERGENCY_NODE)
         priority = FaultPriority(agi, emergency_menu)
@@ -173,8 +172,8 @@ class CallFlow:
         log.info("call=%s event=restricted_caller_asks_for_emergency_help priority=%s", call_id, priority.on_channel)
         outcome = await run_menu(agi, emergency_menu, prompt_dir=self.settings.prompt_dir,
                                  lookup_ticket=self.store.ticket_status, on_step=priority.follow)
-        await self.queue(agi, call_id, replace(outcome, ivr_path=[pressed, *outcome.ivr_path],
-                                                          priority=PRIORITY_EMERGENCY), caller)
+        outcome = replace(outcome, ivr_path=[pressed, *outcome.ivr_path], priority=PRIORITY_EMERGENCY)
+        await self.queue(agi, call_id, outcome, caller)
 
     async def queue(self, agi: AGISession, call_id: str, outcome: MenuOutcome, caller: CallerNumber) -> None:
         """The IVR's outcome and the ticket draft in one store operation, then the channel variables the queue and

@@ -380,6 +380,13 @@ _EXPECTED: dict[str, tuple[type, ...]] = {
 }
 
 
+def fault_priority(menu: Menu, state: MenuState) -> int:
+    """The queue priority a caller at ``state`` is owed if the call fails there (gateway crash, stop, timeout):
+    what the node gives a caller who stops keying (its ``on_timeout``), so a fault in the emergency sub-menu queues
+    the caller at top priority, as that sub-menu's own fallback does (art. 14)."""
+    return menu.nodes[state.node].on_timeout.priority
+
+
 def _in_menu(menu: Menu, state: MenuState, event: DigitEvent | Timeout) -> tuple[MenuState, Step]:
     node = menu.nodes[state.node]
     if isinstance(event, Timeout):
@@ -399,13 +406,6 @@ def _in_menu(menu: Menu, state: MenuState, event: DigitEvent | Timeout) -> tuple
         state = replace(state, phase="ticket_entry", ticket_key=event.digit)
         return state, CollectTicket(action.prompt, action.max_digits, action.timeout_ms)
     return _queue(menu, state, action, "agent" if isinstance(action, AgentAction) else "selected")
-
-
-def fault_priority(menu: Menu, state: MenuState) -> int:
-    """The queue priority a caller at ``state`` is owed if the call fails there (gateway crash, stop, timeout):
-    what the node gives a caller who stops keying (its ``on_timeout``), so a fault in the emergency sub-menu queues
-    the caller at top priority, as that sub-menu's own fallback does (art. 14)."""
-    return menu.nodes[state.node].on_timeout.priority
 
 
 def _ticket_action(menu: Menu, state: MenuState) -> TicketQueryAction:
