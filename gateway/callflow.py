@@ -37,7 +37,14 @@ from gateway.contract import (
 )
 from gateway.restriction import RefusalEnd, Restriction, last_day, refusal_end
 from gateway.store.database import Store
-from ivr.menu import PRIORITY_EMERGENCY, PRIORITY_NORMAL, Menu, MenuState, Step, fault_priority
+from ivr.menu import (
+    PRIORITY_EMERGENCY,
+    PRIORITY_NORMAL,
+    Menu,
+    MenuState,
+    Step,
+    fault_priority,
+)
 from ivr.runner import MenuOutcome, announce_restriction, run_menu
 from ivr.triage.deadline import due_date
 
