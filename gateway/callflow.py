@@ -2,7 +2,10 @@
 
 Zhanjiang 12345 rules, art. 2 (7x24 human service): whatever goes wrong here, the caller ends up with an agent. The
 dialplan queues every call unless the gateway explicitly sets ``HOTLINE_ACTION=hangup``, which only a restricted
-number (art. 9) gets, after hearing why and until when.
+number (art. 9) gets, after hearing why and until when, as the session's last command: a gateway killed at any
+moment before it leaves nothing on the channel that could hang up a caller. The channel's ``HOTLINE_PRIORITY`` is
+kept at what a fault owes the caller where they are (the emergency sub-menu: top priority), so the dialplan's
+fallback queues them right also when the gateway is gone.
 
 The caller's number is normalised once, at entry, and travels on as a value; the store sees a call twice: at entry
 (open the call and answer the restriction question) and at queueing (outcome, type, ticket draft with due date).
@@ -10,6 +13,7 @@ The caller's number is normalised once, at entry, and travels on as a value; the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -31,9 +35,16 @@ from gateway.contract import (
     TICKET_ID_VAR,
     inherited,
 )
-from gateway.restriction import Restriction, last_day
+from gateway.restriction import RefusalEnd, Restriction, last_day, refusal_end
 from gateway.store.database import Store
-from ivr.menu import Menu
+from ivr.menu import (
+    PRIORITY_EMERGENCY,
+    PRIORITY_NORMAL,
+    Menu,
+    MenuState,
+    Step,
+    fault_priority,
+)
 from ivr.runner import MenuOutcome, announce_restriction, run_menu
 from ivr.triage.deadline import due_date
 
@@ -58,6 +69,29 @@ class CallFlowSettings:
     restricted_emergency_key: str = ""
     # "audiosocket" or "record" for the next queued call's description (None: no speech capture)
     capture_mode: Callable[[], str | None] = lambda: None
+
+
+class FaultPriority:
+    """One call's ``HOTLINE_PRIORITY`` on the channel, raised as the caller goes where a fault owes them more.
+
+    The dialplan's fallback (gateway gone, session failed) queues with whatever priority the channel holds. It
+    starts at the dialplan's own ``PRIORITY_NORMAL`` and is never lowered: a caller who once asked for emergency
+    help stays at the front of the queue, whatever breaks afterwards.
+    """
+
+    def __init__(self, agi: AGISession, menu: Menu) -> None:
+        self.agi = agi
+        self.menu = menu
+        self.on_channel = PRIORITY_NORMAL
+
+    async def raise_to(self, priority: int) -> None:
+        if priority > self.on_channel:
+            await self.agi.set_variable(inherited(PRIORITY_VAR), str(priority))
+            self.on_channel = priority
+
+    async def follow(self, state: MenuState, step: Step) -> None:
+        """``run_menu``'s step hook: the priority a fault at this node would owe."""
+        await self.raise_to(fault_priority(self.menu, state))
 
 
 class CallFlow:
@@ -89,6 +123,14 @@ class CallFlow:
         except TimeoutError:
             log.warning("call=%s event=deadline_passed action=queue", call_id)
             await self._queue_anyway(agi, call_id)
+        except asyncio.CancelledError:
+            # The gateway is stopping (SIGTERM) with this call still in it: the session closes and the dialplan
+            # queues the caller with the priority on the channel. Only the record is ours to finish.
+            log.warning("call=%s event=released_to_dialplan action=queue", call_id)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._safe_update(call_id, outcome="failed")
+            raise
         except Exception as exc:  # noqa: BLE001 - the top of the session, where the caller's fate is decided
             # A fault of ours (store, protocol, menu data): the caller goes to an agent all the same.
             log.error("call=%s event=gateway_fault error=%s action=queue", call_id, type(exc).__name__, exc_info=True)
@@ -101,30 +143,44 @@ class CallFlow:
                                                       channel=agi.env.get("agi_channel", ""), at=self.clock()):
             return await self.refuse(agi, call_id, caller, restriction)
         outcome = await run_menu(agi, self.menu, prompt_dir=self.settings.prompt_dir,
-                                 lookup_ticket=self.store.ticket_status)
+                                 lookup_ticket=self.store.ticket_status, on_step=FaultPriority(agi, self.menu).follow)
         await self.queue(agi, call_id, outcome, caller)
 
     async def refuse(self, agi: AGISession, call_id: str, caller: CallerNumber, restriction: Restriction) -> None:
         """Zhanjiang 12345 rules, art. 9: a restricted number hears why and until when; nothing else of the call
-        runs, except that emergency help stays one key away (art. 14)."""
+        runs, except that emergency help stays one key away (art. 14). The hang-up is the last thing decided."""
         until_day = last_day(restriction.until, self.settings.tz)
         log.info("call=%s event=blocked caller=%s restriction=%s until=%s", call_id, caller.masked,
                  restriction.id, until_day.isoformat())
         key = self.settings.restricted_emergency_key if self.linkage is not None else ""
+        announced, pressed = False, None
         try:
-            # Inside the try: a caller gone by now was still blocked, not "abandoned".
-            await agi.set_variable(ACTION_VAR, ACTION_HANGUP)
             pressed = await announce_restriction(agi, prompt_dir=self.settings.prompt_dir, last_day=until_day,
                                                  emergency_keys=key)
+            announced = pressed is None  # else the key cut it short
         except AGIHangup:
-            log.info("call=%s event=caller_hung_up_during_announcement", call_id)
+            # result=-1 from STREAM FILE is also a missing prompt: the channel lives and the announcement was not
+            # heard (RefusalEnd.AGENT). A caller gone is still a blocked attempt, not an "abandoned" call.
+            if not await self._channel_still_up(agi):
+                log.info("call=%s event=caller_hung_up_during_announcement", call_id)
+                return
+        end = refusal_end(announced=announced, emergency_key=pressed)
+        if end is RefusalEnd.HANG_UP:
+            with contextlib.suppress(AGIHangup):  # the caller left first: the same end, still a blocked attempt
+                await agi.set_variable(ACTION_VAR, ACTION_HANGUP)
             return
-        if pressed:
-            log.info("call=%s event=restricted_caller_asks_for_emergency_help", call_id)
-            outcome = await run_menu(agi, replace(self.menu, start=EMERGENCY_NODE), prompt_dir=self.settings.prompt_dir,
-                                     lookup_ticket=self.store.ticket_status)
-            await self.queue(agi, call_id, replace(outcome, ivr_path=[pressed, *outcome.ivr_path], priority=10),
-                             caller)
+        if end is RefusalEnd.AGENT:
+            log.error("call=%s event=playback_failed hint=missing_prompt action=queue", call_id)
+            return await self._queue_anyway(agi, call_id)
+        emergency_menu = replace(self.menu, start=EMERGENCY_NODE)
+        priority = FaultPriority(agi, emergency_menu)
+        # First, before anything that could fail: a fault from here on owes the sub-menu's top priority.
+        await priority.raise_to(fault_priority(emergency_menu, MenuState(node=EMERGENCY_NODE)))
+        log.info("call=%s event=restricted_caller_asks_for_emergency_help priority=%s", call_id, priority.on_channel)
+        outcome = await run_menu(agi, emergency_menu, prompt_dir=self.settings.prompt_dir,
+                                 lookup_ticket=self.store.ticket_status, on_step=priority.follow)
+        outcome = replace(outcome, ivr_path=[pressed, *outcome.ivr_path], priority=PRIORITY_EMERGENCY)
+        await self.queue(agi, call_id, outcome, caller)
 
     async def queue(self, agi: AGISession, call_id: str, outcome: MenuOutcome, caller: CallerNumber) -> None:
         """The IVR's outcome and the ticket draft in one store operation, then the channel variables the queue and

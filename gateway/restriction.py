@@ -1,4 +1,5 @@
-"""Article 9 restrictions: who is restricted, from when, until when. Pure decisions, no I/O.
+"""Article 9 restrictions: who is restricted, from when, until when, and how a refused call ends. Pure decisions,
+no I/O.
 
 Zhanjiang 12345 rules, art. 9: a number that disrupts the hotline or harasses, insults or threatens its staff is
 restricted for 30 natural days. Counting follows Civil Code art. 201: a period counted in days starts on the day
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from enum import Enum
 from zoneinfo import ZoneInfo
 
 from gateway.basics.clock import SHANGHAI
@@ -92,3 +94,34 @@ def effective(restrictions: Iterable[Restriction], now: datetime) -> Restriction
     if latest is not None and latest.is_active(now):
         return latest
     return None
+
+
+# -- how a refused call ends ------------------------------------------------------------------------------------
+# Art. 9 restricts the number, art. 14 keeps emergency help one key away, art. 2 (7x24 human service) sends every
+# failure to an agent. So the hang-up is decided once, at the very end, for the one path that earns it: the caller
+# heard the whole announcement and did not ask for emergency help. Until then nothing on the channel says
+# "hang up", and a fault (gateway crash, SIGTERM, AGI command timeout, deadline, cancellation) lets the dialplan
+# queue the caller: at the emergency sub-menu's top priority once the emergency key was pressed. A fault during the
+# announcement itself also ends at an agent: the caller has not yet heard why and until when, may be about to ask
+# for emergency help, and the gateway's own failure is no decision against them; an agent can still end the call.
+
+
+class RefusalEnd(Enum):
+    """Where a restricted caller's call goes once the announcement is over (or could not be played)."""
+
+    HANG_UP = "hang_up"            # art. 9: heard why and until when, asked for nothing else
+    EMERGENCY_MENU = "emergency"   # art. 14: the emergency sub-menu; its fallback is an agent at top priority
+    AGENT = "agent"                # art. 2: the announcement did not play to its end
+
+
+def refusal_end(*, announced: bool, emergency_key: str | None) -> RefusalEnd:
+    """What becomes of a restricted caller: ``announced`` says the announcement played to its end,
+    ``emergency_key`` is the key pressed during it for emergency help (None: none).
+
+    A key pressed for emergency help wins over everything, also when the announcement was cut short by it.
+    """
+    if emergency_key:
+        return RefusalEnd.EMERGENCY_MENU
+    if not announced:
+        return RefusalEnd.AGENT
+    return RefusalEnd.HANG_UP

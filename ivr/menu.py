@@ -380,6 +380,13 @@ _EXPECTED: dict[str, tuple[type, ...]] = {
 }
 
 
+def fault_priority(menu: Menu, state: MenuState) -> int:
+    """The queue priority a caller at ``state`` is owed if the call fails there (gateway crash, stop, timeout):
+    what the node gives a caller who stops keying (its ``on_timeout``), so a fault in the emergency sub-menu queues
+    the caller at top priority, as that sub-menu's own fallback does (art. 14)."""
+    return menu.nodes[state.node].on_timeout.priority
+
+
 def _in_menu(menu: Menu, state: MenuState, event: DigitEvent | Timeout) -> tuple[MenuState, Step]:
     node = menu.nodes[state.node]
     if isinstance(event, Timeout):

@@ -234,7 +234,7 @@ def extension(text: str, context: str, exten: str) -> list[tuple[str | None, str
     return lines
 
 
-ENTRY_IS_HANGUP = '$["${HOTLINE_ACTION}" = "hangup"]'
+ENTRY_IS_HANGUP = '$["${HOTLINE_ACTION}" = "hangup" & "${HOTLINE_PRIORITY}" = "0"]'
 
 
 def entry_paths(priorities):
@@ -287,7 +287,8 @@ def test_only_hotline_action_hangup_ends_the_call_and_every_other_path_reaches_t
     for decisions, (kind, where) in endings:
         if kind == "Hangup":
             assert where == "refused"
-            # the refusal is reached through exactly one decision: HOTLINE_ACTION is "hangup"
+            # the refusal is reached through exactly one decision: HOTLINE_ACTION is "hangup" on a channel whose
+            # priority the gateway never raised (a caller who asked for emergency help is never refused)
             assert [cond for cond, taken in decisions if taken] == [ENTRY_IS_HANGUP], decisions
         elif where == "hotline-linkage,s,1":
             # linkage: the gateway chose a linked centre; that context falls back to the queue itself

@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import logging
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -6,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.callflow import CallFlow, CallFlowSettings
-from gateway.agi.replies import AGIHangup, AGIReply
+from gateway.agi.replies import AGIError, AGIHangup, AGIReply, AGITimeout
 from gateway.store import calls as store_calls
 from gateway.store.database import Store
 from ivr.menu import load_menu
@@ -19,6 +20,10 @@ MOBILE_E164 = "+8613800138000"
 MENU = load_menu()
 
 
+class GatewayKilled(BaseException):
+    """kill -9 of the gateway: nothing after it runs, no handler sees it; the channel keeps what was set."""
+
+
 class FakeAGI:
     """The AGISession surface CallFlow and the IVR runner use, scripted per prompt.
 
@@ -28,7 +33,7 @@ class FakeAGI:
     """
 
     def __init__(self, callerid: str | None = MOBILE, *, keys=None, waits=(), hang_up_at=None, stall_at=None,
-                 uniqueid=CALL_ID, missing_prompt=None):
+                 uniqueid=CALL_ID, missing_prompt=None, die_at=None, time_out_at=None):
         self.env = {"agi_network_script": "entry", "agi_uniqueid": uniqueid, "agi_channel": "PJSIP/hotline-trunk-1"}
         if callerid is not None:
             self.env["agi_callerid"] = callerid
@@ -43,15 +48,32 @@ class FakeAGI:
         self.escapes: list[str] = []
         self.variables: dict[str, str] = {}
         self.set_order: list[str] = []
+        # every AGI command in order, as ("play", prompt) / ("set", name, value) / ("wait",) / ("command", line)
+        self.trace: list[tuple] = []
+        self.die_at = die_at            # the gateway is killed as it sends its die_at-th command (0-based)
+        self.time_out_at = time_out_at  # the prompt whose STREAM FILE gets no reply in time (AGITimeout)
+        self.broken = False
+
+    def _send(self, *entry):
+        """One AGI command leaving the gateway: a kill stops everything here; a failed session refuses it."""
+        if self.die_at is not None and len(self.trace) == self.die_at:
+            raise GatewayKilled(f"killed before {entry}")
+        if self.broken:
+            raise AGIError("session already failed")
+        self.trace.append(entry)
 
     def _hang_up(self, what):
         self.hungup = True
         raise AGIHangup(f"caller hung up during {what}")
 
     async def stream_file(self, name, escape_digits=""):
+        prompt = name.rsplit("/", 1)[1]
+        self._send("play", prompt)
         if self.hungup:
             self._hang_up(name)
-        prompt = name.rsplit("/", 1)[1]
+        if prompt == self.time_out_at:
+            self.broken = True
+            raise AGITimeout(f"no reply to STREAM FILE {prompt}")
         assert name == f"/p/{prompt}"
         self.played.append(prompt)
         self.escapes.append(escape_digits)
@@ -66,17 +88,20 @@ class FakeAGI:
         return key if key and key in escape_digits else None
 
     async def wait_for_digit(self, timeout_ms):
+        self._send("wait")
         if self.hungup:
             self._hang_up("wait")
         return self.waits.pop(0) if self.waits else None
 
     async def get_data(self, name, timeout_ms, max_digits):
+        self._send("get_data", name.rsplit("/", 1)[1])
         if self.hungup:
             self._hang_up(name)
         self.played.append(name.rsplit("/", 1)[1])
         return "", True
 
     async def set_variable(self, name, value):
+        self._send("set", name, value)
         if self.hungup or self.hang_up_at == f"set {name}":
             self._hang_up(f"SET VARIABLE {name}")
         self.variables[name] = value
@@ -86,6 +111,7 @@ class FakeAGI:
         return self.variables.get(name)
 
     async def command(self, line, *, timeout=None):
+        self._send("command", line)
         self.commands.append(line)
         if self.hungup:
             self._hang_up(line)
@@ -135,6 +161,8 @@ async def test_restricted_caller_hears_end_date_and_is_hung_up(store):
     assert (call["outcome"], call["number"], call["ended_at"]) == ("blocked", MOBILE_E164, NOW)
     assert call["ivr_path"] == []
     assert "__HOTLINE_REQUEST_TYPE" not in agi.variables
+    # the hang-up is the session's last command, after the whole announcement: nothing said "hang up" before
+    assert agi.trace[-2:] == [("play", "restricted_outro"), ("set", "HOTLINE_ACTION", "hangup")]
 
 
 @pytest.mark.parametrize("callerid", ["+8613800138000", "008613800138000", '"Zhang" <sip:13800138000@10.0.0.1>'])
@@ -154,16 +182,174 @@ async def test_caller_hanging_up_during_the_announcement_stays_blocked(store):
     call = await store.get_call(CALL_ID)
     assert call["outcome"] == "blocked"
     assert len(await store.blocked_attempts(MOBILE_E164)) == 1
-    assert agi.variables["HOTLINE_ACTION"] == "hangup"
+    assert "HOTLINE_ACTION" not in agi.variables, "nothing is decided for a caller who left mid-announcement"
 
 
-async def test_caller_gone_before_the_announcement_stays_blocked(store):
+async def test_caller_gone_as_the_hang_up_is_decided_stays_blocked(store):
     await restrict(store)
     agi = FakeAGI(MOBILE, hang_up_at="set HOTLINE_ACTION")
     await flow(store).entry(agi)
-    assert agi.played == []
+    assert agi.played == ["restricted_intro", *SAYS_31_MARCH_2026, "restricted_outro"]
     assert (await store.get_call(CALL_ID))["outcome"] == "blocked"
     assert len(await store.blocked_attempts(MOBILE_E164)) == 1
+
+
+# -- a restricted caller asking for emergency help (art. 9 and 14): no fault ever hangs them up ----------------------
+
+class NoCentre:
+    """The linkage hand-off with no centre for the chosen situation: the caller goes to the agent queue."""
+
+    def __init__(self):
+        self.asked = []
+
+    async def from_menu(self, agi, *, call_id, ticket_id, menu_key, caller_e164):
+        self.asked.append(menu_key)
+        return False
+
+
+def restricted_flow(store, *, deadline_s=5):
+    settings = CallFlowSettings(prompt_dir="/p", deadline_s=deadline_s, tz=SHANGHAI, restricted_emergency_key="9")
+    return CallFlow(store, MENU, settings, clock=lambda: NOW, linkage=NoCentre())
+
+
+def hangs_up(agi):
+    """What the dialplan ([hotline-in]) does with the channel as the gateway left it: hang up, or queue."""
+    return agi.variables.get("HOTLINE_ACTION") == "hangup"
+
+
+KEYS_9_DURING_THE_DATE = {"month": "9"}
+KEYS_9_THEN_FIRE = {**KEYS_9_DURING_THE_DATE, "emergency_menu": "2"}
+
+
+async def test_restricted_caller_keying_9_gets_the_emergency_menu_and_is_queued_at_top_priority(store):
+    await restrict(store)
+    agi = FakeAGI(MOBILE, keys=KEYS_9_THEN_FIRE)
+    await restricted_flow(store).entry(agi)
+    assert agi.variables["HOTLINE_ACTION"] == "queue"
+    assert (agi.variables["__HOTLINE_PRIORITY"], agi.variables["__HOTLINE_EMERGENCY"]) == ("10", "119")
+    # the first thing after the key: the channel says "top priority", before the sub-menu plays
+    after_key = agi.trace[agi.trace.index(("play", "month")) + 1]
+    assert after_key == ("set", "__HOTLINE_PRIORITY", "10")
+    assert "restricted_outro" not in agi.played and "emergency_menu" in agi.played
+    assert len(await store.blocked_attempts(MOBILE_E164)) == 1, "the restriction stands and is on record"
+
+
+async def test_restricted_caller_keying_9_then_nothing_reaches_an_agent_at_top_priority(store):
+    await restrict(store)
+    agi = FakeAGI(MOBILE, keys=KEYS_9_DURING_THE_DATE)
+    await restricted_flow(store).entry(agi)
+    assert (agi.variables["HOTLINE_ACTION"], agi.variables["__HOTLINE_PRIORITY"]) == ("queue", "10")
+    assert (await store.get_call(CALL_ID))["priority"] == 10
+
+
+# AGI commands of the undisturbed calls (checked below): the kill drills strike at each, and once after the last
+EMERGENCY_CALL_COMMANDS = 16
+REFUSAL_COMMANDS = 15
+
+
+async def killed_at(store, die_at, **script):
+    agi = FakeAGI(MOBILE, die_at=die_at, **script)
+    with contextlib.suppress(GatewayKilled):
+        await restricted_flow(store).entry(agi)
+    return agi
+
+
+async def test_the_kill_drills_strike_at_every_command_of_their_calls(store):
+    await restrict(store)
+    assert len((await killed_at(store, None, keys=KEYS_9_THEN_FIRE)).trace) == EMERGENCY_CALL_COMMANDS
+    assert len((await killed_at(store, None)).trace) == REFUSAL_COMMANDS
+
+
+@pytest.mark.parametrize("die_at", range(EMERGENCY_CALL_COMMANDS + 1))
+async def test_a_kill_at_any_command_never_hangs_up_a_caller_who_keyed_9(store, die_at):
+    await restrict(store)
+    agi = await killed_at(store, die_at, keys=KEYS_9_THEN_FIRE)
+    assert not hangs_up(agi), agi.trace
+    if ("play", "emergency_menu") in agi.trace:
+        # killed in the emergency sub-menu or later: the dialplan's fallback queues at the sub-menu's priority
+        assert agi.variables["__HOTLINE_PRIORITY"] == "10", agi.trace
+
+
+@pytest.mark.parametrize("die_at", range(REFUSAL_COMMANDS + 1))
+async def test_only_the_session_that_finished_the_announcement_hangs_up(store, die_at):
+    await restrict(store)
+    agi = await killed_at(store, die_at)
+    finished = die_at == REFUSAL_COMMANDS
+    assert hangs_up(agi) == finished, agi.trace
+    if finished:
+        assert agi.trace[-2:] == [("play", "restricted_outro"), ("set", "HOTLINE_ACTION", "hangup")]
+
+
+async def test_deadline_in_the_emergency_menu_queues_the_restricted_caller_at_top_priority(store):
+    await restrict(store)
+    agi = FakeAGI(MOBILE, keys=KEYS_9_DURING_THE_DATE, stall_at="emergency_menu")
+    await asyncio.wait_for(restricted_flow(store, deadline_s=0.2).entry(agi), timeout=5)
+    assert (agi.variables["HOTLINE_ACTION"], agi.variables["__HOTLINE_PRIORITY"]) == ("queue", "10")
+    assert (await store.get_call(CALL_ID))["outcome"] == "failed"
+
+
+async def test_store_fault_after_the_emergency_menu_queues_the_restricted_caller_at_top_priority(store, monkeypatch):
+    await restrict(store)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(store, "queue_call", broken)
+    agi = FakeAGI(MOBILE, keys=KEYS_9_THEN_FIRE)
+    await restricted_flow(store).entry(agi)
+    assert (agi.variables["HOTLINE_ACTION"], agi.variables["__HOTLINE_PRIORITY"]) == ("queue", "10")
+
+
+async def test_agi_command_timeout_in_the_emergency_menu_leaves_top_priority_and_no_hang_up(store):
+    await restrict(store)
+    agi = FakeAGI(MOBILE, keys=KEYS_9_DURING_THE_DATE, time_out_at="emergency_menu")
+    await restricted_flow(store).entry(agi)
+    # the session is dead: nothing more can be set; the dialplan's fallback reads what is there
+    assert "HOTLINE_ACTION" not in agi.variables and agi.variables["__HOTLINE_PRIORITY"] == "10"
+    assert (await store.get_call(CALL_ID))["outcome"] == "failed"
+
+
+async def test_cancelled_in_the_emergency_menu_the_call_is_released_at_top_priority(store):
+    await restrict(store)
+    agi = FakeAGI(MOBILE, keys=KEYS_9_DURING_THE_DATE, stall_at="emergency_menu")
+    task = asyncio.create_task(restricted_flow(store).entry(agi))
+    while "emergency_menu" not in agi.played:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not hangs_up(agi) and agi.variables["__HOTLINE_PRIORITY"] == "10"
+    assert (await store.get_call(CALL_ID))["outcome"] == "failed"
+
+
+@pytest.mark.parametrize("fault", ["missing_prompt", "deadline", "timeout", "cancel"])
+async def test_a_fault_during_the_announcement_sends_the_restricted_caller_to_an_agent(store, fault):
+    await restrict(store)
+    if fault == "missing_prompt":
+        agi = FakeAGI(MOBILE, missing_prompt="restricted_outro")
+    elif fault == "timeout":
+        agi = FakeAGI(MOBILE, time_out_at="month")
+    else:
+        agi = FakeAGI(MOBILE, stall_at="month")
+    task = asyncio.create_task(restricted_flow(store, deadline_s=0.2 if fault == "deadline" else 5).entry(agi))
+    if fault == "cancel":
+        while "month" not in agi.played:
+            await asyncio.sleep(0.01)
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, timeout=5)
+    assert not hangs_up(agi), agi.trace
+    assert agi.variables.get("HOTLINE_ACTION") in {"queue", None}
+    assert agi.variables.get("__HOTLINE_PRIORITY") is None, "no emergency was asked: normal priority"
+    assert (await store.get_call(CALL_ID))["outcome"] == "failed"
+    assert len(await store.blocked_attempts(MOBILE_E164)) == 1
+
+
+async def test_a_fault_in_the_emergency_menu_of_an_unrestricted_caller_also_keeps_top_priority(store):
+    agi = FakeAGI(MOBILE, keys={"welcome": "9"}, time_out_at="emergency_menu")
+    await flow(store).entry(agi)
+    assert agi.variables["__HOTLINE_PRIORITY"] == "10"
+    assert "HOTLINE_ACTION" not in agi.variables
 
 
 async def test_lifted_restriction_lets_the_caller_through_to_the_menu(store):

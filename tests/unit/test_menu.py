@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from ivr.menu import (
     DEFAULT_MENU_PATH, AnnounceTicket, CollectTicket, DigitEvent, LookupTicket, MenuError, PlayAndWait, Played,
-    Queue, TicketEntered, TicketLookedUp, Timeout, load_menu, next_step, start, validate_prompts,
+    MenuState, Queue, TicketEntered, TicketLookedUp, Timeout, fault_priority, load_menu, next_step, start,
+    validate_prompts,
 )
 from ivr.prompts import DEFAULT_CATALOGUE_PATH, load_catalogue
 
@@ -298,3 +299,14 @@ def test_missing_ticket_status_prompt_is_named():
     with pytest.raises(MenuError) as info:
         validate_prompts(MENU, catalogue)
     assert info.value.field_path == "nodes.welcome.options.6.status_prompts.done"
+
+
+def test_a_fault_in_the_emergency_sub_menu_owes_its_own_fallback_top_priority():
+    assert fault_priority(MENU, MenuState(node="emergency")) == 10
+    assert fault_priority(MENU, MenuState(node="welcome")) == 0
+
+
+def test_the_fault_priority_follows_the_caller_into_the_emergency_sub_menu():
+    state, _ = start(MENU)
+    state, _ = next_step(MENU, state, DigitEvent("9"))
+    assert state.node == "emergency" and fault_priority(MENU, state) == 10

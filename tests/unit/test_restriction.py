@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.basics.clock import SHANGHAI
-from gateway.restriction import Restriction, effective, last_day, restriction_end
+from gateway.restriction import RefusalEnd, Restriction, effective, last_day, refusal_end, restriction_end
 
 
 def sh(*args) -> datetime:
@@ -193,3 +193,25 @@ def test_effective_is_the_latest_decided_or_none(decisions, now):
         return
     latest = max(taken, key=lambda r: (r.decided_at, r.id))
     assert result == (latest if now < latest.until else None)
+
+
+# -- how a refused call ends (art. 9, 14, 2) ----------------------------------------------------------------------
+
+def test_a_restricted_caller_who_heard_it_all_and_asked_nothing_is_the_only_one_hung_up():
+    assert refusal_end(announced=True, emergency_key=None) is RefusalEnd.HANG_UP
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_the_emergency_key_always_leads_to_the_emergency_menu(announced):
+    # also when pressing it cut the announcement short, which is how it is pressed
+    assert refusal_end(announced=announced, emergency_key="9") is RefusalEnd.EMERGENCY_MENU
+
+
+def test_an_announcement_that_did_not_play_to_its_end_sends_the_caller_to_an_agent():
+    assert refusal_end(announced=False, emergency_key=None) is RefusalEnd.AGENT
+
+
+@given(announced=st.booleans(), key=st.one_of(st.none(), st.sampled_from(list("0123456789*#"))))
+def test_hanging_up_needs_the_whole_announcement_and_no_key(announced, key):
+    ends_in_hang_up = refusal_end(announced=announced, emergency_key=key) is RefusalEnd.HANG_UP
+    assert ends_in_hang_up == (announced and key is None)
