@@ -49,6 +49,11 @@ from linkage.reloader import EmergencyListHolder
 
 log = logging.getLogger("gateway.service")
 STATUS_INTERVAL_S = 0.5
+# Shutdown waits this long for background work (recorded captures being recognised) before the store closes; a
+# recording of the longest description (speech.max_seconds) is recognised in well under it (vosk RTF ~0.2).
+SHUTDOWN_GRACE_S = 10.0
+# ... and this long for the MQTT publisher to send the pops still in the outbox (they are kept if it cannot).
+PUBLISH_DRAIN_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,7 @@ class GatewayService:
                                       password=mqtt_password(cfg.state_dir, GATEWAY_USER))
             outbox.on_added(publisher.wake)
             await publisher.start()
-            stack.push_async_callback(publisher.close)
+            stack.push_async_callback(publisher.close, PUBLISH_DRAIN_S)
             screenpopper = ScreenPopper(store, outbox, clock=utc_now, low_confidence=cfg.triage.low_confidence)
 
             emergencies = EmergencyListHolder(cfg.linkage.emergency_list)
@@ -121,11 +126,12 @@ class GatewayService:
             agent_transfer = AgentTransfer(ami, store, emergency_list, pusher, clock=utc_now,
                                            caller_profile="hotline_caller")
             agent_transfer.attach(ami)
+            stack.push_async_callback(agent_transfer.close)
 
             speech = await _start_speech(cfg, stack, ami, store, linkage, emergency_list) if cfg.speech.enabled \
                 else None
             background: set[asyncio.Task] = set()
-            stack.push_async_callback(_cancel_all, background)
+            stack.push_async_callback(finish_background, background, SHUTDOWN_GRACE_S)
 
             flow = CallFlow(store, menu, CallFlowSettings(
                 prompt_dir=cfg.ivr.asterisk_prompt_dir, deadline_s=cfg.gateway.call_deadline_s, tz=cfg.gateway.tz,
@@ -147,6 +153,7 @@ class GatewayService:
             try:
                 yield service
             finally:
+                service._stopping.set()
                 log.info("event=stopping")
 
     async def _on_agent_connect(self, event) -> None:
@@ -157,10 +164,10 @@ class GatewayService:
         capture = self.speech.capture if self.speech else None
         session = await capture.finish_for_call(call_id) if capture is not None else None
         await self.screenpopper.handle(event)
-        if capture is not None and session is None:
+        if capture is not None and session is None and not self._stopping.is_set():
             # No live capture: Asterisk may have recorded the caller instead. Recognising the file takes longer
             # than an agent should wait, so the pop went first and an updated pop follows.
-            task = asyncio.create_task(self._recorded_capture(call_id, event))
+            task = asyncio.create_task(self._recorded_capture(call_id, event), name=f"recorded-capture-{call_id}")
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
@@ -176,6 +183,10 @@ class GatewayService:
                 return
             await self.speech.prefill(result)
             await self.screenpopper.handle(event)
+        except asyncio.CancelledError:
+            # The gateway is stopping and its grace ran out: the agent has the first pop, without the transcript.
+            log.warning("call=%s event=recorded_capture_cancelled reason=shutdown", call_id)
+            raise
         except Exception:  # noqa: BLE001 - a lost transcript, not a lost call
             log.exception("call=%s event=recorded_capture_failed", call_id)
 
@@ -285,11 +296,19 @@ async def _start_console(cfg: Config, store: Store, transfer, centres) -> web.Ap
     return runner
 
 
-async def _cancel_all(tasks: set[asyncio.Task]) -> None:
-    """Background work still running at shutdown (recognising a recorded capture) is cancelled and awaited."""
-    for task in list(tasks):
+async def finish_background(tasks: set[asyncio.Task], grace_s: float) -> int:
+    """At shutdown, before the store closes: background work (recognising a recorded capture and filing it) gets
+    ``grace_s`` to finish; what is still running then is cancelled, awaited, and logged by name. The number
+    cancelled."""
+    if not tasks:
+        return 0
+    _, pending = await asyncio.wait(set(tasks), timeout=grace_s)
+    for task in pending:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in pending:
+        log.warning("event=background_work_cancelled task=%s grace_s=%g", task.get_name(), grace_s)
+    return len(pending)
 
 
 def _prompt_pcm(config: Config, name: str) -> bytes:
