@@ -33,6 +33,7 @@ from gateway.contract import (
 )
 from gateway.restriction import Restriction, last_day
 from gateway.store.database import Store
+from gateway.basics.write_health import is_disk_failure, log_write_failure
 from ivr.menu import Menu
 from ivr.runner import MenuOutcome, announce_restriction, run_menu
 from ivr.triage.deadline import due_date
@@ -90,19 +91,34 @@ class CallFlow:
             log.warning("call=%s event=deadline_passed action=queue", call_id)
             await self._queue_anyway(agi, call_id)
         except Exception as exc:  # noqa: BLE001 - the top of the session, where the caller's fate is decided
-            # A fault of ours (store, protocol, menu data): the caller goes to an agent all the same.
-            log.error("call=%s event=gateway_fault error=%s action=queue", call_id, type(exc).__name__, exc_info=True)
+            # A fault of ours (store, protocol, menu data): the caller goes to an agent all the same. A failing
+            # state disk is logged once by the store's health, not with a traceback per call.
+            log.log(logging.WARNING if is_disk_failure(exc) else logging.ERROR,
+                    "call=%s event=gateway_fault error=%s action=queue", call_id, type(exc).__name__,
+                    exc_info=not is_disk_failure(exc))
             await self._queue_anyway(agi, call_id)
 
     async def _entry(self, agi: AGISession, call_id: str, caller: CallerNumber) -> None:
         # Inherited (__) so that the agent leg and the AMI queue events carry our call id.
         await agi.set_variable(inherited(CALL_ID_VAR), call_id)
-        if restriction := await self.store.enter_call(call_id=call_id, number=caller.e164,
-                                                      channel=agi.env.get("agi_channel", ""), at=self.clock()):
+        if restriction := await self._enter(agi, call_id, caller):
             return await self.refuse(agi, call_id, caller, restriction)
         outcome = await run_menu(agi, self.menu, prompt_dir=self.settings.prompt_dir,
                                  lookup_ticket=self.store.ticket_status)
         await self.queue(agi, call_id, outcome, caller)
+
+    async def _enter(self, agi: AGISession, call_id: str, caller: CallerNumber) -> Restriction | None:
+        """Open the call record and answer the restriction question. When the state disk refuses the record
+        (full, failing), the question is still answered from a read, and the call goes on without its record."""
+        now = self.clock()
+        try:
+            return await self.store.enter_call(call_id=call_id, number=caller.e164,
+                                               channel=agi.env.get("agi_channel", ""), at=now)
+        except Exception as exc:
+            if not is_disk_failure(exc):
+                raise
+            log_write_failure(log, exc, "call_record_skipped", call=call_id)
+        return await self.store.active_restriction(caller.e164, now)
 
     async def refuse(self, agi: AGISession, call_id: str, caller: CallerNumber, restriction: Restriction) -> None:
         """Zhanjiang 12345 rules, art. 9: a restricted number hears why and until when; nothing else of the call
@@ -131,11 +147,19 @@ class CallFlow:
         the screen-pop read (art. 10, 11: the ticket exists before an agent answers; speech fills it meanwhile)."""
         now = self.clock()
         known_type = outcome.request_type if outcome.request_type in REQUEST_TYPES else None
-        ticket_id = await self.store.queue_call(
-            call_id, ivr_path=list(outcome.ivr_path), request_type=outcome.request_type, emergency=outcome.emergency,
-            priority=outcome.priority, ticket_query=outcome.ticket_query, ticket_type=known_type,
-            due=due_date(known_type, now) if known_type else None, at=now)
-        await agi.set_variable(inherited(TICKET_ID_VAR), ticket_id)
+        try:
+            ticket_id = await self.store.queue_call(
+                call_id, ivr_path=list(outcome.ivr_path), request_type=outcome.request_type,
+                emergency=outcome.emergency, priority=outcome.priority, ticket_query=outcome.ticket_query,
+                ticket_type=known_type, due=due_date(known_type, now) if known_type else None, at=now)
+        except Exception as exc:
+            if not is_disk_failure(exc):
+                raise
+            # the state disk refuses the draft: the caller is queued all the same, the agent types the ticket
+            log_write_failure(log, exc, "ticket_draft_skipped", call=call_id)
+            ticket_id = None
+        if ticket_id is not None:
+            await agi.set_variable(inherited(TICKET_ID_VAR), ticket_id)
         if capture := self.settings.capture_mode():
             await agi.set_variable(CAPTURE_VAR, capture)
         if outcome.emergency and self.linkage is not None and await self.linkage.from_menu(
@@ -174,5 +198,5 @@ class CallFlow:
     async def _safe_update(self, call_id: str, **fields) -> None:
         try:
             await self.store.update_call(call_id, **fields)
-        except Exception:  # noqa: BLE001 - the call record must not take the call down with it
-            log.exception("call=%s event=store_update_failed", call_id)
+        except Exception as exc:  # noqa: BLE001 - the call record must not take the call down with it
+            log_write_failure(log, exc, "store_update_failed", call=call_id)

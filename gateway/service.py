@@ -31,7 +31,9 @@ from ami_handlers.queue_events import channel_vars
 from ami_handlers.screenpop import ScreenPopper
 from gateway.mqtt.passwords import mqtt_password
 from gateway.mqtt.publisher import MQTTPublisher
-from gateway.store.outbox import Outbox
+from gateway.basics.write_health import failure_kind
+from gateway.store.outbox import Outbox, SpillingOutboxStore
+from gateway.basics.status_file import write_status_file
 from ivr.speech.audiosocket import AudioSocketServer
 from ivr.speech.capture import SpeechCapture
 from ivr.menu import load_menu, validate_prompts
@@ -54,6 +56,7 @@ STATUS_INTERVAL_S = 0.5
 SHUTDOWN_GRACE_S = 10.0
 # ... and this long for the MQTT publisher to send the pops still in the outbox (they are kept if it cannot).
 PUBLISH_DRAIN_S = 3.0
+STATUS_TARGET = "status"
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class GatewayService:
 
     def __init__(self, config: Config, *, status_file: Path, store: Store, ami: AMIConnection,
                  publisher: MQTTPublisher, screenpopper: ScreenPopper, fastagi: FastAGIServer,
-                 speech: SpeechParts | None, background: set[asyncio.Task]) -> None:
+                 speech: SpeechParts | None, background: set[asyncio.Task],
+                 outbox_store: SpillingOutboxStore | None = None) -> None:
         self.config = config
         self.status_file = status_file
         self.store = store
@@ -82,6 +86,7 @@ class GatewayService:
         self.speech = speech
         self._background = background
         self._stopping = asyncio.Event()
+        self.outbox_store = outbox_store
 
     @classmethod
     @asynccontextmanager
@@ -103,8 +108,10 @@ class GatewayService:
             stack.push_async_callback(ami.close)
             QueueEventRecorder(store, clock=utc_now).attach(ami)
 
-            outbox = Outbox(store, clock=utc_now)
-            publisher = MQTTPublisher(store, host=cfg.mqtt.host, port=cfg.mqtt.port, username=GATEWAY_USER,
+            # a full state disk must not stop the screen-pops: the outbox spills to memory meanwhile
+            outbox_store = SpillingOutboxStore(store)
+            outbox = Outbox(outbox_store, clock=utc_now)
+            publisher = MQTTPublisher(outbox_store, host=cfg.mqtt.host, port=cfg.mqtt.port, username=GATEWAY_USER,
                                       password=mqtt_password(cfg.state_dir, GATEWAY_USER))
             outbox.on_added(publisher.wake)
             await publisher.start()
@@ -141,7 +148,8 @@ class GatewayService:
                                     command_timeout=cfg.fastagi.command_timeout_s,
                                     header_timeout=cfg.fastagi.header_timeout_s)
             service = cls(cfg, status_file=status_file, store=store, ami=ami, publisher=publisher,
-                          screenpopper=screenpopper, fastagi=fastagi, speech=speech, background=background)
+                          screenpopper=screenpopper, fastagi=fastagi, speech=speech, background=background,
+                          outbox_store=outbox_store)
             ami.on_event("AgentConnect", service._on_agent_connect)
             await ami.connect()
             await fastagi.start()
@@ -200,19 +208,23 @@ class GatewayService:
             "ami_reconnects": self.ami.reconnects,
             "mqtt_connected": self.publisher.connected,
             "console_listening": True,
+            # the state disk: writes refused (store, status file, recordings) and pops waiting in memory
+            "state_writes": {**self.store.health.snapshot(),
+                             "outbox_in_memory": self.outbox_store.spilled if self.outbox_store else 0},
             "updated_at": utc_now().isoformat(timespec="seconds"),
         }
 
-    async def _write_status(self) -> None:
-        text = json.dumps(self.status())
-        path = self.status_file
-
-        def write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
-        await asyncio.to_thread(write)
+    async def _write_status(self) -> bool:
+        """Write the status file; False (recorded in the health, never raised) when the disk refuses it."""
+        try:
+            await asyncio.to_thread(write_status_file, self.status_file, json.dumps(self.status()))
+        except OSError as exc:
+            if failure_kind(exc) is None:
+                log.warning("event=status_write_failed error=%s", type(exc).__name__)
+            self.store.health.failed(STATUS_TARGET, exc)
+            return False
+        self.store.health.succeeded(STATUS_TARGET)
+        return True
 
     async def run_until_stopped(self) -> None:
         """Serve until SIGTERM or SIGINT, keeping the status file current."""
@@ -222,10 +234,10 @@ class GatewayService:
         last = None
         while not self._stopping.is_set():
             current = self.status()
+            writes = current["state_writes"]
             key = (current["ami_ready"], current["active_sessions"], current["ami_reconnects"],
-                   current["mqtt_connected"])
-            if key != last:
-                await self._write_status()
+                   current["mqtt_connected"], writes["ok"], tuple(writes["failing"]), writes["outbox_in_memory"])
+            if key != last and await self._write_status():
                 last = key
             try:
                 await asyncio.wait_for(self._stopping.wait(), STATUS_INTERVAL_S)
@@ -255,7 +267,7 @@ async def _start_speech(cfg: Config, stack: AsyncExitStack, ami: AMIConnection, 
         await recogniser.load()
     prefill = TicketPrefill(store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now,
                             emergencies=emergency_list, on_emergency=linkage.offer_from_speech,
-                            model=await load_triage_model(cfg.triage.model))
+                            model=await load_triage_model(cfg.triage.model), health=store.health)
     vad = VADSettings(end_silence_ms=cfg.speech.end_silence_ms, no_speech_ms=cfg.speech.no_speech_ms,
                       max_ms=cfg.speech.max_seconds * 1000)
     server: list[AudioSocketServer] = []   # filled below: the capture asks for the port only once it runs

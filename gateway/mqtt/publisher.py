@@ -20,6 +20,7 @@ from typing import Any, Literal
 import aiomqtt
 
 from gateway.basics.backoff import backoff_delays
+from gateway.basics.write_health import log_write_failure
 from gateway.store.outbox import OutboxStore
 from gateway.basics.waiting import wait_for_condition
 
@@ -126,9 +127,9 @@ class MQTTPublisher:
                     await self._publish_forever(client)
             except aiomqtt.MqttError as exc:
                 log.warning("event=mqtt_unavailable broker=%s error=%s", target, exc)
-            except Exception:
+            except Exception as exc:  # noqa: BLE001 - logged by log_write_failure
                 # A store error (disk full, locked too long) must not end publishing for good.
-                log.exception("event=mqtt_publisher_failed broker=%s", target)
+                log_write_failure(log, exc, "mqtt_publisher_failed", broker=target)
             finally:
                 if self._connected:
                     await self._set_connected(False)

@@ -41,7 +41,7 @@ from gateway.store import migrations
 from gateway.basics.phone import normalise_strict
 from gateway.restriction import Restriction, check_days
 from gateway.store.calls import CallsMixin
-from gateway.store.health import WriteHealth
+from gateway.basics.write_health import WriteHealth
 from gateway.store.delivery import DeliveryMixin
 from gateway.store.rows import (
     RESTRICTION_COLUMNS,

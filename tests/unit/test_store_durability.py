@@ -89,7 +89,7 @@ async def test_a_full_store_is_logged_once_counted_and_recovers_without_reopenin
     store = await Store.open(tmp_path / "hotline.sqlite")
     try:
         await _fill(store)
-        caplog.set_level(logging.WARNING, logger="gateway.store.health")
+        caplog.set_level(logging.WARNING, logger="gateway.basics.write_health")
         failures = 0
         for i in range(50):
             try:

@@ -8,7 +8,7 @@ write of that kind that succeeds again logs the recovery with the count. ``snaps
 """
 from __future__ import annotations
 
-__all__ = ["WriteHealth", "failure_kind", "is_disk_failure"]
+__all__ = ["WriteHealth", "failure_kind", "is_disk_failure", "log_write_failure"]
 
 import errno
 import logging
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from gateway.basics.logs import log_event
 
-log = logging.getLogger("gateway.store.health")
+log = logging.getLogger("gateway.basics.write_health")
 
 # SQLite's primary result codes (the low byte of the extended code) that mean the disk, not the statement.
 _SQLITE_KINDS = {sqlite3.SQLITE_FULL: "disk_full", sqlite3.SQLITE_IOERR: "io_error",
@@ -54,8 +54,14 @@ def is_disk_failure(exc: BaseException) -> bool:
 class _Failing:
     kind: str
     since: float
+    logged: bool = True
     count: int = 0
     last_error: str = ""
+
+
+# A disk on the edge of full lets some writes through (a row that fits a page already there) and refuses others:
+# an outage of the same kind that starts again this soon after the last one logged is counted, not logged.
+QUIET_S = 300.0
 
 
 @dataclass
@@ -63,7 +69,9 @@ class WriteHealth:
     """Counts failed writes per target ("store", "status", "recording", ...) and logs each outage once."""
 
     clock: object = time.time
+    quiet_s: float = QUIET_S
     _failing: dict[str, _Failing] = field(default_factory=dict)
+    _logged_at: dict[tuple[str, str], float] = field(default_factory=dict)
     failed_writes: int = 0
     recoveries: int = 0
 
@@ -75,9 +83,13 @@ class WriteHealth:
         self.failed_writes += 1
         current = self._failing.get(target)
         if current is None or current.kind != kind:
-            current = self._failing[target] = _Failing(kind, self.clock())
-            log_event(log, logging.ERROR, "state_write_failed", target=target, kind=kind,
-                      error=f"{type(exc).__name__}: {exc}"[:200], action="calls_go_on")
+            now = self.clock()
+            logged = self._logged_at.get((target, kind))
+            current = self._failing[target] = _Failing(kind, now, logged=logged is None or now - logged >= self.quiet_s)
+            if current.logged:
+                self._logged_at[(target, kind)] = now
+                log_event(log, logging.ERROR, "state_write_failed", target=target, kind=kind,
+                          error=f"{type(exc).__name__}: {exc}"[:200], action="calls_go_on")
         current.count += 1
         current.last_error = f"{type(exc).__name__}: {exc}"[:200]
         return kind
@@ -87,6 +99,7 @@ class WriteHealth:
         current = self._failing.pop(target, None)
         if current is not None:
             self.recoveries += 1
+        if current is not None and current.logged:
             log_event(log, logging.WARNING, "state_write_recovered", target=target, kind=current.kind,
                       failed_writes=current.count, outage_s=f"{self.clock() - current.since:.1f}")
 
@@ -103,3 +116,13 @@ class WriteHealth:
         return {"ok": self.ok, "failed_writes": self.failed_writes, "recoveries": self.recoveries,
                 "failing": {target: {"kind": f.kind, "count": f.count, "since": round(f.since, 1),
                                      "last_error": f.last_error} for target, f in sorted(self._failing.items())}}
+
+
+def log_write_failure(logger: logging.Logger, exc: BaseException, event: str, **fields: object) -> None:
+    """Log a failed write where it happened: a disk failure in one short DEBUG line (``WriteHealth`` has logged
+    the outage once already), anything else as the error it is, with its traceback."""
+    kind = failure_kind(exc)
+    if kind is not None:
+        log_event(logger, logging.DEBUG, event, **fields, kind=kind)
+    else:
+        log_event(logger, logging.ERROR, event, **fields, error=type(exc).__name__, exc_info=True)
