@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from gateway.contract import CALL_ID_VAR
 from gateway.basics.waiting import wait_for_condition
+from gateway.basics.write_health import log_write_failure
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +141,7 @@ class QueueEventRecorder:
         try:
             await self._store.update_call(call_id, **fields)
         except Exception as exc:
-            log.error("event=call_update_failed call_id=%s ami_event=%s error=%s", call_id, name,
-                      type(exc).__name__, exc_info=True)
+            log_write_failure(log, exc, "call_update_failed", call_id=call_id, ami_event=name)
             return
         log.info("event=call_updated call_id=%s ami_event=%s outcome=%s", call_id, name,
                  fields.get("outcome", "-"))

@@ -18,6 +18,7 @@ from ami_handlers.queue_events import EventSource, agent_name, channel_vars
 from gateway.contract import CALL_ID_VAR, LINKAGE_FAILED_VAR, TICKET_ID_VAR, new_message_id, screenpop_topic
 from gateway.basics.phone import mask, normalise
 from gateway.basics.waiting import wait_for_condition
+from gateway.basics.write_health import is_disk_failure, log_write_failure
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +118,7 @@ class ScreenPopper:
         try:
             await self._pop(event)
         except Exception as exc:
-            log.error("event=screenpop_failed call_id=%s error=%s", event_var(event, CALL_ID_VAR),
-                      type(exc).__name__, exc_info=True)
+            log_write_failure(log, exc, "screenpop_failed", call_id=event_var(event, CALL_ID_VAR))
         finally:
             async with self._progress:
                 self.processed += 1
@@ -147,7 +147,13 @@ class ScreenPopper:
         if ticket is None:
             ticket = await self._store.ticket_draft_for_call(call_id)
         if ticket is not None and ticket.get("agent") != agent:
-            await self._store.update_ticket_draft(ticket["ticket_id"], agent=agent)
+            try:
+                await self._store.update_ticket_draft(ticket["ticket_id"], agent=agent)
+            except Exception as exc:
+                if not is_disk_failure(exc):
+                    raise
+                # the state disk refuses it: the pop goes all the same (the agent needs the caller's data now)
+                log_write_failure(log, exc, "ticket_agent_not_recorded", call_id=call_id)
             ticket = {**ticket, "agent": agent}
         history = await self._store.caller_history(call.get("number"), now=now, days=self._history_days)
         history = _without_current(history, call_id, ticket["ticket_id"] if ticket else None)

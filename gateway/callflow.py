@@ -22,6 +22,7 @@ from typing import Callable, Protocol
 from gateway.agi.replies import AGIError, AGIHangup
 from gateway.agi.session import AGISession
 from gateway.basics.phone import CallerNumber, normalise
+from gateway.basics.write_health import is_disk_failure, log_write_failure
 from gateway.contract import (
     ACTION_HANGUP,
     ACTION_QUEUE,
@@ -132,19 +133,34 @@ class CallFlow:
                     await self._safe_update(call_id, outcome="failed")
             raise
         except Exception as exc:  # noqa: BLE001 - the top of the session, where the caller's fate is decided
-            # A fault of ours (store, protocol, menu data): the caller goes to an agent all the same.
-            log.error("call=%s event=gateway_fault error=%s action=queue", call_id, type(exc).__name__, exc_info=True)
+            # A fault of ours (store, protocol, menu data): the caller goes to an agent all the same. A failing
+            # state disk is logged once by the store's health, not with a traceback per call.
+            log.log(logging.WARNING if is_disk_failure(exc) else logging.ERROR,
+                    "call=%s event=gateway_fault error=%s action=queue", call_id, type(exc).__name__,
+                    exc_info=not is_disk_failure(exc))
             await self._queue_anyway(agi, call_id)
 
     async def _entry(self, agi: AGISession, call_id: str, caller: CallerNumber) -> None:
         # Inherited (__) so that the agent leg and the AMI queue events carry our call id.
         await agi.set_variable(inherited(CALL_ID_VAR), call_id)
-        if restriction := await self.store.enter_call(call_id=call_id, number=caller.e164,
-                                                      channel=agi.env.get("agi_channel", ""), at=self.clock()):
+        if restriction := await self._enter(agi, call_id, caller):
             return await self.refuse(agi, call_id, caller, restriction)
         outcome = await run_menu(agi, self.menu, prompt_dir=self.settings.prompt_dir,
                                  lookup_ticket=self.store.ticket_status, on_step=FaultPriority(agi, self.menu).follow)
         await self.queue(agi, call_id, outcome, caller)
+
+    async def _enter(self, agi: AGISession, call_id: str, caller: CallerNumber) -> Restriction | None:
+        """Open the call record and answer the restriction question. When the state disk refuses the record
+        (full, failing), the question is still answered from a read, and the call goes on without its record."""
+        now = self.clock()
+        try:
+            return await self.store.enter_call(call_id=call_id, number=caller.e164,
+                                               channel=agi.env.get("agi_channel", ""), at=now)
+        except Exception as exc:
+            if not is_disk_failure(exc):
+                raise
+            log_write_failure(log, exc, "call_record_skipped", call=call_id)
+        return await self.store.active_restriction(caller.e164, now)
 
     async def refuse(self, agi: AGISession, call_id: str, caller: CallerNumber, restriction: Restriction) -> None:
         """Zhanjiang 12345 rules, art. 9: a restricted number hears why and until when; nothing else of the call
@@ -187,11 +203,19 @@ class CallFlow:
         the screen-pop read (art. 10, 11: the ticket exists before an agent answers; speech fills it meanwhile)."""
         now = self.clock()
         known_type = outcome.request_type if outcome.request_type in REQUEST_TYPES else None
-        ticket_id = await self.store.queue_call(
-            call_id, ivr_path=list(outcome.ivr_path), request_type=outcome.request_type, emergency=outcome.emergency,
-            priority=outcome.priority, ticket_query=outcome.ticket_query, ticket_type=known_type,
-            due=due_date(known_type, now) if known_type else None, at=now)
-        await agi.set_variable(inherited(TICKET_ID_VAR), ticket_id)
+        try:
+            ticket_id = await self.store.queue_call(
+                call_id, ivr_path=list(outcome.ivr_path), request_type=outcome.request_type,
+                emergency=outcome.emergency, priority=outcome.priority, ticket_query=outcome.ticket_query,
+                ticket_type=known_type, due=due_date(known_type, now) if known_type else None, at=now)
+        except Exception as exc:
+            if not is_disk_failure(exc):
+                raise
+            # the state disk refuses the draft: the caller is queued all the same, the agent types the ticket
+            log_write_failure(log, exc, "ticket_draft_skipped", call=call_id)
+            ticket_id = None
+        if ticket_id is not None:
+            await agi.set_variable(inherited(TICKET_ID_VAR), ticket_id)
         if capture := self.settings.capture_mode():
             await agi.set_variable(CAPTURE_VAR, capture)
         if outcome.emergency and self.linkage is not None and await self.linkage.from_menu(
@@ -230,5 +254,5 @@ class CallFlow:
     async def _safe_update(self, call_id: str, **fields) -> None:
         try:
             await self.store.update_call(call_id, **fields)
-        except Exception:  # noqa: BLE001 - the call record must not take the call down with it
-            log.exception("call=%s event=store_update_failed", call_id)
+        except Exception as exc:  # noqa: BLE001 - the call record must not take the call down with it
+            log_write_failure(log, exc, "store_update_failed", call=call_id)

@@ -31,7 +31,9 @@ from ami_handlers.queue_events import channel_vars
 from ami_handlers.screenpop import ScreenPopper
 from gateway.mqtt.passwords import mqtt_password
 from gateway.mqtt.publisher import MQTTPublisher
-from gateway.store.outbox import Outbox
+from gateway.basics.write_health import failure_kind
+from gateway.store.outbox import Outbox, SpillingOutboxStore
+from gateway.basics.status_file import write_status_file
 from ivr.speech.audiosocket import AudioSocketServer
 from ivr.speech.capture import SpeechCapture
 from ivr.menu import load_menu, validate_prompts
@@ -49,6 +51,12 @@ from linkage.reloader import EmergencyListHolder
 
 log = logging.getLogger("gateway.service")
 STATUS_INTERVAL_S = 0.5
+# Shutdown waits this long for background work (recorded captures being recognised) before the store closes; a
+# recording of the longest description (speech.max_seconds) is recognised in well under it (vosk RTF ~0.2).
+SHUTDOWN_GRACE_S = 10.0
+# ... and this long for the MQTT publisher to send the pops still in the outbox (they are kept if it cannot).
+PUBLISH_DRAIN_S = 3.0
+STATUS_TARGET = "status"
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,8 @@ class GatewayService:
 
     def __init__(self, config: Config, *, status_file: Path, store: Store, ami: AMIConnection,
                  publisher: MQTTPublisher, screenpopper: ScreenPopper, fastagi: FastAGIServer,
-                 speech: SpeechParts | None, background: set[asyncio.Task]) -> None:
+                 speech: SpeechParts | None, background: set[asyncio.Task],
+                 outbox_store: SpillingOutboxStore | None = None) -> None:
         self.config = config
         self.status_file = status_file
         self.store = store
@@ -77,6 +86,7 @@ class GatewayService:
         self.speech = speech
         self._background = background
         self._stopping = asyncio.Event()
+        self.outbox_store = outbox_store
 
     @classmethod
     @asynccontextmanager
@@ -98,12 +108,14 @@ class GatewayService:
             stack.push_async_callback(ami.close)
             QueueEventRecorder(store, clock=utc_now).attach(ami)
 
-            outbox = Outbox(store, clock=utc_now)
-            publisher = MQTTPublisher(store, host=cfg.mqtt.host, port=cfg.mqtt.port, username=GATEWAY_USER,
+            # a full state disk must not stop the screen-pops: the outbox spills to memory meanwhile
+            outbox_store = SpillingOutboxStore(store)
+            outbox = Outbox(outbox_store, clock=utc_now)
+            publisher = MQTTPublisher(outbox_store, host=cfg.mqtt.host, port=cfg.mqtt.port, username=GATEWAY_USER,
                                       password=mqtt_password(cfg.state_dir, GATEWAY_USER))
             outbox.on_added(publisher.wake)
             await publisher.start()
-            stack.push_async_callback(publisher.close)
+            stack.push_async_callback(publisher.close, PUBLISH_DRAIN_S)
             screenpopper = ScreenPopper(store, outbox, clock=utc_now, low_confidence=cfg.triage.low_confidence)
 
             emergencies = EmergencyListHolder(cfg.linkage.emergency_list)
@@ -121,11 +133,12 @@ class GatewayService:
             agent_transfer = AgentTransfer(ami, store, emergency_list, pusher, clock=utc_now,
                                            caller_profile="hotline_caller")
             agent_transfer.attach(ami)
+            stack.push_async_callback(agent_transfer.close)
 
             speech = await _start_speech(cfg, stack, ami, store, linkage, emergency_list) if cfg.speech.enabled \
                 else None
             background: set[asyncio.Task] = set()
-            stack.push_async_callback(_cancel_all, background)
+            stack.push_async_callback(finish_background, background, SHUTDOWN_GRACE_S)
 
             flow = CallFlow(store, menu, CallFlowSettings(
                 prompt_dir=cfg.ivr.asterisk_prompt_dir, deadline_s=cfg.gateway.call_deadline_s, tz=cfg.gateway.tz,
@@ -135,7 +148,8 @@ class GatewayService:
                                     command_timeout=cfg.fastagi.command_timeout_s,
                                     header_timeout=cfg.fastagi.header_timeout_s)
             service = cls(cfg, status_file=status_file, store=store, ami=ami, publisher=publisher,
-                          screenpopper=screenpopper, fastagi=fastagi, speech=speech, background=background)
+                          screenpopper=screenpopper, fastagi=fastagi, speech=speech, background=background,
+                          outbox_store=outbox_store)
             ami.on_event("AgentConnect", service._on_agent_connect)
             await ami.connect()
             await fastagi.start()
@@ -147,6 +161,7 @@ class GatewayService:
             try:
                 yield service
             finally:
+                service._stopping.set()
                 log.info("event=stopping")
 
     async def _on_agent_connect(self, event) -> None:
@@ -157,10 +172,10 @@ class GatewayService:
         capture = self.speech.capture if self.speech else None
         session = await capture.finish_for_call(call_id) if capture is not None else None
         await self.screenpopper.handle(event)
-        if capture is not None and session is None:
+        if capture is not None and session is None and not self._stopping.is_set():
             # No live capture: Asterisk may have recorded the caller instead. Recognising the file takes longer
             # than an agent should wait, so the pop went first and an updated pop follows.
-            task = asyncio.create_task(self._recorded_capture(call_id, event))
+            task = asyncio.create_task(self._recorded_capture(call_id, event), name=f"recorded-capture-{call_id}")
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
@@ -176,6 +191,10 @@ class GatewayService:
                 return
             await self.speech.prefill(result)
             await self.screenpopper.handle(event)
+        except asyncio.CancelledError:
+            # The gateway is stopping and its grace ran out: the agent has the first pop, without the transcript.
+            log.warning("call=%s event=recorded_capture_cancelled reason=shutdown", call_id)
+            raise
         except Exception:  # noqa: BLE001 - a lost transcript, not a lost call
             log.exception("call=%s event=recorded_capture_failed", call_id)
 
@@ -189,19 +208,23 @@ class GatewayService:
             "ami_reconnects": self.ami.reconnects,
             "mqtt_connected": self.publisher.connected,
             "console_listening": True,
+            # the state disk: writes refused (store, status file, recordings) and pops waiting in memory
+            "state_writes": {**self.store.health.snapshot(),
+                             "outbox_in_memory": self.outbox_store.spilled if self.outbox_store else 0},
             "updated_at": utc_now().isoformat(timespec="seconds"),
         }
 
-    async def _write_status(self) -> None:
-        text = json.dumps(self.status())
-        path = self.status_file
-
-        def write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(text)
-            tmp.replace(path)
-        await asyncio.to_thread(write)
+    async def _write_status(self) -> bool:
+        """Write the status file; False (recorded in the health, never raised) when the disk refuses it."""
+        try:
+            await asyncio.to_thread(write_status_file, self.status_file, json.dumps(self.status()))
+        except OSError as exc:
+            if failure_kind(exc) is None:
+                log.warning("event=status_write_failed error=%s", type(exc).__name__)
+            self.store.health.failed(STATUS_TARGET, exc)
+            return False
+        self.store.health.succeeded(STATUS_TARGET)
+        return True
 
     async def run_until_stopped(self) -> None:
         """Serve until SIGTERM or SIGINT, keeping the status file current."""
@@ -211,10 +234,10 @@ class GatewayService:
         last = None
         while not self._stopping.is_set():
             current = self.status()
+            writes = current["state_writes"]
             key = (current["ami_ready"], current["active_sessions"], current["ami_reconnects"],
-                   current["mqtt_connected"])
-            if key != last:
-                await self._write_status()
+                   current["mqtt_connected"], writes["ok"], tuple(writes["failing"]), writes["outbox_in_memory"])
+            if key != last and await self._write_status():
                 last = key
             try:
                 await asyncio.wait_for(self._stopping.wait(), STATUS_INTERVAL_S)
@@ -244,7 +267,7 @@ async def _start_speech(cfg: Config, stack: AsyncExitStack, ami: AMIConnection, 
         await recogniser.load()
     prefill = TicketPrefill(store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now,
                             emergencies=emergency_list, on_emergency=linkage.offer_from_speech,
-                            model=await load_triage_model(cfg.triage.model))
+                            model=await load_triage_model(cfg.triage.model), health=store.health)
     vad = VADSettings(end_silence_ms=cfg.speech.end_silence_ms, no_speech_ms=cfg.speech.no_speech_ms,
                       max_ms=cfg.speech.max_seconds * 1000)
     server: list[AudioSocketServer] = []   # filled below: the capture asks for the port only once it runs
@@ -285,11 +308,19 @@ async def _start_console(cfg: Config, store: Store, transfer, centres) -> web.Ap
     return runner
 
 
-async def _cancel_all(tasks: set[asyncio.Task]) -> None:
-    """Background work still running at shutdown (recognising a recorded capture) is cancelled and awaited."""
-    for task in list(tasks):
+async def finish_background(tasks: set[asyncio.Task], grace_s: float) -> int:
+    """At shutdown, before the store closes: background work (recognising a recorded capture and filing it) gets
+    ``grace_s`` to finish; what is still running then is cancelled, awaited, and logged by name. The number
+    cancelled."""
+    if not tasks:
+        return 0
+    _, pending = await asyncio.wait(set(tasks), timeout=grace_s)
+    for task in pending:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*pending, return_exceptions=True)
+    for task in pending:
+        log.warning("event=background_work_cancelled task=%s grace_s=%g", task.get_name(), grace_s)
+    return len(pending)
 
 
 def _prompt_pcm(config: Config, name: str) -> bytes:

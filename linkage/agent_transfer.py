@@ -12,16 +12,25 @@ bridged to the agent), so the hand-off is done over AMI, whose ``Redirect`` move
   through ``[hotline-threeway-centre]``, whose UserEvents tell whether the centre answered (hand-off log).
 
 Either way the case data goes to the centre beside the voice (``Pusher.spawn``): it never holds the voice up.
-The gateway's AMI user needs write class ``call`` (Setvar, Redirect) and ``originate`` (Originate).
+The gateway's AMI user needs write class ``call`` (Setvar, Redirect, Hangup) and ``originate`` (Originate).
+
+A three-way originate is remembered until Asterisk says how it ended, so that memory cannot grow with every
+transfer, each way out removes the entry: the centre answers (``Stage: answered`` from
+``[hotline-threeway-centre]``), it does not (its ``failed`` extension, ``Stage: NOANSWER``), the caller hangs up
+first (``Stage: left`` from ``[hotline-threeway]``'s ``h`` extension; the still ringing centre is hung up, there
+is nobody left to hand over), or nothing is heard within the centre's answer timeout and a grace (an AMI
+reconnect lost the event; the hand-off is then marked failed). ``OriginateResponse`` settles it too, if the AMI
+user ever reads class ``call``.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +40,7 @@ from gateway.contract import (
     CONF_VAR,
     HANDOFF_ID_VAR,
     LINKAGE_CONTEXT,
+    LINKAGE_EVENT,
     LINKAGE_TARGETS_VAR,
     THREEWAY_CENTRE_CONTEXT,
     THREEWAY_CONTEXT,
@@ -50,6 +60,12 @@ USER_PROFILE = "hotline_user"
 # mid-call) can leave behind.
 MAX_CALLS = 10_000
 _ORIGINATE_PREFIX = "hl-threeway-"
+# How long past the centre's answer timeout a three-way originate may stay unreported before it is given up.
+ORIGINATE_GRACE_S = 15.0
+# The dialplan's ``Stage`` values that end a three-way originate (asterisk_conf/extensions.conf).
+_ANSWERED_STAGE = "answered"
+_FAILED_STAGE = "NOANSWER"
+_LEFT_STAGE = "left"
 # OriginateResponse "Reason" (Asterisk's AST_CONTROL_* at the end of the attempt) -> hand-off result.
 _ORIGINATE_REASONS = {"1": "no_answer", "3": "no_answer", "5": "busy", "8": "failed", "0": "failed"}
 _CONF_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -68,6 +84,16 @@ class _Call:
     caller_channel: str
     agent_channel: str
     agent: str | None
+
+
+@dataclass
+class _Originate:
+    """A three-way transfer's centre leg that Asterisk has not yet reported on."""
+    handoff_id: int
+    action_id: str
+    channel_id: str           # the uniqueid given to the centre's channel (Originate ChannelId), to hang it up
+    centre: str
+    timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
 
 def conference_name(call_id: str) -> str:
@@ -91,7 +117,8 @@ class AgentTransfer:
 
     def __init__(self, ami: Any, store: Any, emergencies: Callable[[], EmergencyList], pusher: Any,
                  *, clock: Callable[[], datetime], caller_profile: str = USER_PROFILE,
-                 user_profile: str = USER_PROFILE, bridge_profile: str = BRIDGE_PROFILE) -> None:
+                 user_profile: str = USER_PROFILE, bridge_profile: str = BRIDGE_PROFILE,
+                 originate_grace_s: float = ORIGINATE_GRACE_S) -> None:
         """``caller_profile`` is the ConfBridge user profile of the caller, ``user_profile`` that of the agent and
         the centre: with a marked caller profile and ``end_marked`` users the conference ends with the caller."""
         self.ami = ami
@@ -103,8 +130,10 @@ class AgentTransfer:
         self.user_profile = user_profile
         self.bridge_profile = bridge_profile
         self._calls: OrderedDict[str, _Call] = OrderedDict()
-        self._originates: dict[str, int] = {}     # Originate ActionID -> hand-off id
+        self.originate_grace_s = originate_grace_s
+        self._originates: dict[int, _Originate] = {}   # hand-off id -> its centre leg, until Asterisk reports
         self._busy: set[str] = set()              # calls with a transfer under way (a double click)
+        self._tasks: set[asyncio.Task] = set()    # hand-off log writes started by a timer
 
     # -- who has which caller -----------------------------------------------------------------------------------
 
@@ -113,6 +142,7 @@ class AgentTransfer:
         ami.on_event("AgentConnect", self._on_queue_event)
         ami.on_event("AgentComplete", self._on_queue_event)
         ami.on_event("OriginateResponse", self.on_originate_response)
+        ami.on_event("UserEvent", self.on_linkage_event)
 
     def _on_queue_event(self, event: Mapping[str, Any]) -> None:
         name = str(event.get("Event", ""))
@@ -138,6 +168,20 @@ class AgentTransfer:
 
     def in_progress(self, call_id: str) -> bool:
         return call_id in self._calls
+
+    @property
+    def pending_originates(self) -> int:
+        """Three-way centre legs Asterisk has not reported on yet."""
+        return len(self._originates)
+
+    async def close(self) -> None:
+        """Stop the give-up timers and let the hand-off writes they started finish (the store closes after)."""
+        for pending in self._originates.values():
+            if pending.timer is not None:
+                pending.timer.cancel()
+        self._originates.clear()
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # -- transfer -----------------------------------------------------------------------------------------------
 
@@ -206,11 +250,15 @@ class AgentTransfer:
                                "ExtraContext": THREEWAY_CONTEXT, "ExtraExten": "s", "ExtraPriority": "1"})
         # Both legs are out of the queue's bridge now: the next AgentComplete is this call's; forget it already.
         self._calls.pop(call_id, None)
-        action_id = f"{_ORIGINATE_PREFIX}{handoff_id}-{uuid.uuid4().hex[:8]}"
-        self._originates[action_id] = handoff_id
+        tag = uuid.uuid4().hex[:8]
+        pending = _Originate(handoff_id, f"{_ORIGINATE_PREFIX}{handoff_id}-{tag}",
+                             f"{_ORIGINATE_PREFIX}{handoff_id}-{tag}-centre", centre.name)
+        self._originates[handoff_id] = pending
+        pending.timer = asyncio.get_running_loop().call_later(
+            centre.answer_timeout_s + self.originate_grace_s, self._give_up, handoff_id)
         try:
             await self.ami.action({
-                "Action": "Originate", "ActionID": action_id,
+                "Action": "Originate", "ActionID": pending.action_id, "ChannelId": pending.channel_id,
                 # Originate takes one channel; a centre reached as "A&B" is called on its first target.
                 "Channel": centre.dial.split("&", 1)[0],
                 # Through the dialplan rather than Application=ConfBridge: [hotline-threeway-centre] reports the
@@ -222,13 +270,71 @@ class AgentTransfer:
                             f"{CONF_USER_VAR}={self.user_profile}",
             })
         except AMIError:
-            self._originates.pop(action_id, None)
+            self._settle(handoff_id)
             raise
+
+    def _settle(self, handoff_id: int) -> _Originate | None:
+        """Forget a three-way originate: Asterisk reported on it, or it was given up."""
+        pending = self._originates.pop(handoff_id, None)
+        if pending is not None and pending.timer is not None:
+            pending.timer.cancel()
+        return pending
+
+    async def on_linkage_event(self, event: Mapping[str, Any]) -> None:
+        """``UserEvent: HotlineLinkage`` of a three-way hand-off: the centre answered, did not, or the caller
+        left first. The hand-off log itself is ``LinkageHandoff.on_event``'s (it hears the same event)."""
+        if str(event.get("UserEvent", "")).lower() != LINKAGE_EVENT.lower():
+            return
+        try:
+            handoff_id = int(event.get("Handoff") or "")
+        except ValueError:
+            return
+        stage = str(event.get("Stage") or "")
+        if stage in (_ANSWERED_STAGE, _FAILED_STAGE):
+            self._settle(handoff_id)
+        elif stage == _LEFT_STAGE and (pending := self._settle(handoff_id)) is not None:
+            await self._caller_left(pending)
+
+    async def _caller_left(self, pending: _Originate) -> None:
+        """The caller hung up while the centre's phone still rang: nobody is left to hand over to it."""
+        log.info("event=linkage_stage handoff=%s stage=caller_left_before_centre_answered centre=%s",
+                 pending.handoff_id, pending.centre)
+        try:
+            await self.store.update_handoff(pending.handoff_id, detail="the caller hung up before the centre answered")
+        except Exception:
+            # the log must not take the AMI reader down
+            log.exception("event=linkage_log_failed handoff=%s stage=left", pending.handoff_id)
+        try:
+            # AMI Hangup finds a channel by uniqueid too; the centre's answer timeout ends it otherwise.
+            await self.ami.action({"Action": "Hangup", "Channel": pending.channel_id})
+        except AMIError as exc:
+            log.info("event=linkage_centre_hangup_skipped handoff=%s reason=%s", pending.handoff_id, exc)
+
+    def _give_up(self, handoff_id: int) -> None:
+        pending = self._settle(handoff_id)
+        if pending is None:
+            return
+        task = asyncio.create_task(self._log_given_up(pending), name=f"threeway-give-up-{handoff_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _log_given_up(self, pending: _Originate) -> None:
+        log.warning("event=linkage_originate_unreported handoff=%s centre=%s action=forgotten", pending.handoff_id,
+                    pending.centre)
+        try:
+            handoff = await self.store.get_handoff(pending.handoff_id)
+            if handoff is not None and handoff.get("result") is None:
+                await self.store.update_handoff(pending.handoff_id, result="failed", ended_at=self.clock(),
+                                                detail="Asterisk did not report on the centre's leg")
+        except Exception:
+            # a timer's write: nobody else would hear of its failure
+            log.exception("event=linkage_log_failed handoff=%s stage=unreported", pending.handoff_id)
 
     async def on_originate_response(self, event: Mapping[str, Any]) -> None:
         """The centre's leg of a three-way transfer answered, or did not: the hand-off log."""
-        handoff_id = self._originates.pop(str(event.get("ActionID", "")), None)
-        if handoff_id is None:
+        action_id = str(event.get("ActionID", ""))
+        handoff_id = next((h for h, p in self._originates.items() if p.action_id == action_id), None)
+        if handoff_id is None or self._settle(handoff_id) is None:
             return
         now = self.clock()
         try:

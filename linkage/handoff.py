@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 
+from gateway.basics.write_health import is_disk_failure, log_write_failure
 from gateway.contract import (
     ACTION_LINKAGE,
     ACTION_VAR,
@@ -66,13 +67,21 @@ class LinkageHandoff:
         if not centres:
             return False
         now = self.clock()
-        handoff_id = await self.store.add_handoff(call_id=call_id, centre=centres[0].name, trigger="menu",
-                                                  mode="blind", requested_at=now, ticket_id=ticket_id,
-                                                  situation=situation.id)
-        await agi.set_variable(inherited(HANDOFF_ID_VAR), str(handoff_id))
+        try:
+            handoff_id = await self.store.add_handoff(call_id=call_id, centre=centres[0].name, trigger="menu",
+                                                      mode="blind", requested_at=now, ticket_id=ticket_id,
+                                                      situation=situation.id)
+        except Exception as exc:
+            if not is_disk_failure(exc):
+                raise
+            # the state disk refuses the hand-off log: the caller still goes to the centre, without the log
+            log_write_failure(log, exc, "handoff_log_skipped", call=call_id)
+            handoff_id = None
+        if handoff_id is not None:
+            await agi.set_variable(inherited(HANDOFF_ID_VAR), str(handoff_id))
         await agi.set_variable(LINKAGE_TARGETS_VAR, dial_targets(centres))
         await agi.set_variable(ACTION_VAR, ACTION_LINKAGE)
-        await self._push(handoff_id, centres[0], situation)
+        await self._push(handoff_id, centres[0], situation, call_id=call_id, ticket_id=ticket_id)
         log.info("call=%s event=linkage_requested handoff=%s situation=%s centres=%s trigger=menu", call_id,
                  handoff_id, situation.id, ">".join(c.name for c in centres))
         return True
@@ -112,9 +121,12 @@ class LinkageHandoff:
                  handoff_id, situation.id, situation.confirm)
         return handoff_id
 
-    async def _push(self, handoff_id: int, centre: Centre, situation: Situation) -> None:
-        """The case data to the centre beside the call; started, never awaited (the voice does not wait)."""
-        handoff = await self.store.get_handoff(handoff_id)
+    async def _push(self, handoff_id: int | None, centre: Centre, situation: Situation, *,
+                    call_id: str | None = None, ticket_id: str | None = None) -> None:
+        """The case data to the centre beside the call; started, never awaited (the voice does not wait). Without
+        a hand-off row (the store refused it) the call and ticket ids come from the caller."""
+        handoff = await self.store.get_handoff(handoff_id) if handoff_id is not None else None
+        handoff = handoff or {"call_id": call_id, "ticket_id": ticket_id}
         call = await self.store.get_call(handoff["call_id"]) or {}
         ticket = await self.store.get_ticket_draft(handoff["ticket_id"]) if handoff.get("ticket_id") else None
         ticket = ticket or {}

@@ -31,6 +31,7 @@ from gateway.basics.backoff import backoff_delays
 from gateway.contract import linkage_topic
 from gateway.basics.phone import mask
 from gateway.basics.clock import SHANGHAI
+from gateway.basics.write_health import log_write_failure
 from linkage.emergency_list import Centre
 
 log = logging.getLogger(__name__)
@@ -245,8 +246,8 @@ async def _recorded(write: Awaitable[Any], call_id: str, push_id: str) -> Any:
     """A store write whose failure is logged, not raised: the push goes on without its record."""
     try:
         return await write
-    except Exception:
-        log.exception("event=linkage_push_record_failed call_id=%s push_id=%s", call_id, push_id)
+    except Exception as exc:  # noqa: BLE001 - logged by log_write_failure (a failing disk once, in the health)
+        log_write_failure(log, exc, "linkage_push_record_failed", call_id=call_id, push_id=push_id)
         return None
 
 

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import aiomqtt
 
 from gateway.basics.backoff import backoff_delays
+from gateway.basics.write_health import log_write_failure
 from gateway.store.outbox import OutboxStore
 from gateway.basics.waiting import wait_for_condition
 
@@ -76,7 +77,12 @@ class MQTTPublisher:
         """Something was added to the outbox: publish now instead of at the next sweep."""
         self._wakeup.set()
 
-    async def close(self) -> None:
+    async def close(self, drain_s: float = 0.0) -> None:
+        """Stop publishing. With ``drain_s``, a connected publisher first gets that long to send what the outbox
+        still holds (pops of calls answered just before a shutdown); whatever is left stays in the store for the
+        next start."""
+        if drain_s > 0 and self._task is not None and self._connected:
+            await self.drain(drain_s)
         task, self._task = self._task, None
         if task is None:
             return
@@ -88,6 +94,21 @@ class MQTTPublisher:
     async def wait_published(self, count: int, timeout: float) -> bool:
         """True once ``published`` reaches ``count``, False on timeout."""
         return await wait_for_condition(self._progress, lambda: self.published >= count, timeout)
+
+    async def drain(self, timeout: float) -> bool:
+        """True once the outbox is empty; False if the broker goes away or ``timeout`` passes first."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self.wake()
+        while True:
+            if not await self._store.outbox_pending(1):
+                return True
+            remaining = deadline - loop.time()
+            if not self._connected or remaining <= 0:
+                return False
+            await wait_for_condition(self._progress,
+                                     lambda sent=self.published: self.published > sent or not self._connected,
+                                     min(0.2, remaining))
 
     async def wait_connected(self, timeout: float) -> bool:
         return await wait_for_condition(self._progress, lambda: self._connected, timeout)
@@ -106,9 +127,9 @@ class MQTTPublisher:
                     await self._publish_forever(client)
             except aiomqtt.MqttError as exc:
                 log.warning("event=mqtt_unavailable broker=%s error=%s", target, exc)
-            except Exception:
+            except Exception as exc:  # noqa: BLE001 - logged by log_write_failure
                 # A store error (disk full, locked too long) must not end publishing for good.
-                log.exception("event=mqtt_publisher_failed broker=%s", target)
+                log_write_failure(log, exc, "mqtt_publisher_failed", broker=target)
             finally:
                 if self._connected:
                     await self._set_connected(False)

@@ -191,7 +191,8 @@ class Stack:
                         "mqtt_connected": bool(gw.get("mqtt_connected")),
                         "console": f"http://{cfg.console.host}:{cfg.console.port}/" if gw.get("console_listening")
                         else None,
-                        "active_sessions": gw.get("active_sessions"), "updated_at": gw.get("updated_at")},
+                        "active_sessions": gw.get("active_sessions"), "updated_at": gw.get("updated_at"),
+                        **_state_writes(gw.get("state_writes"))},
             "simulated_agents": {p.name: p.pid() for p in self.agents if p.pid() is not None},
             "asterisk_account": self._account(ast_pid),
         }
@@ -203,3 +204,13 @@ class Stack:
         except AccountError as exc:
             return {"ok": False, "problem": str(exc)}
 
+
+def _state_writes(writes: object) -> dict:
+    """The gateway's state-disk health for ``stack status``: whether its writes go through, which fail and why."""
+    if not isinstance(writes, dict):
+        return {"state_ok": None}
+    failing = writes.get("failing") or {}
+    return {"state_ok": bool(writes.get("ok")),
+            "state_failing": ",".join(f"{target}:{info.get('kind')}" for target, info in failing.items()) or None,
+            "state_failed_writes": writes.get("failed_writes"),
+            "outbox_in_memory": writes.get("outbox_in_memory")}

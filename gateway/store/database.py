@@ -6,6 +6,17 @@ asyncio lock and a `BEGIN IMMEDIATE` transaction: the lock stops two coroutines 
 interleaving inside one transaction, IMMEDIATE stops two processes (gateway and admin CLI) from deadlocking on
 a lock upgrade; busy_timeout makes the loser wait instead of failing.
 
+Durability: WAL with ``synchronous=NORMAL`` syncs only at checkpoints, so the last transactions before a power
+loss may roll back. That is the right price for the per-call writes (entry, queueing, outbox: up to hundreds a
+second, each redone or superseded by the next event), not for a restriction decision and its audit, which are an
+operator's act under art. 9 and must outlive the machine. SQLite's ``synchronous`` is a setting of the connection,
+not of a transaction, so ``_write(durable=True)`` raises it to FULL for the one transaction, under the write lock
+(no other transaction of this connection can commit meanwhile), and back to NORMAL after: FULL syncs the WAL at
+that COMMIT, which also makes every earlier frame durable; later NORMAL commits cannot undo it.
+
+Disk failures (SQLITE_FULL, SQLITE_IOERR, ...) of any write are recorded in ``self.health`` (logged once per
+kind, not once per call); the exception still reaches the writer, who decides what the call does without it.
+
 Numbers are E.164 text. Datetimes go in as aware datetimes, are stored as UTC text and come back aware in
 Asia/Shanghai (the hotline's civil time).
 
@@ -30,6 +41,7 @@ from gateway.store import migrations
 from gateway.basics.phone import normalise_strict
 from gateway.restriction import Restriction, check_days
 from gateway.store.calls import CallsMixin
+from gateway.basics.write_health import WriteHealth
 from gateway.store.delivery import DeliveryMixin
 from gateway.store.rows import (
     RESTRICTION_COLUMNS,
@@ -45,16 +57,18 @@ from gateway.store.rows import (
 from gateway.store.tickets import TicketsMixin
 
 BUSY_TIMEOUT_MS = 5000
+STORE_TARGET = "store"
 
 
 class Store(CallsMixin, TicketsMixin, DeliveryMixin):
-    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: Path, health: WriteHealth | None = None) -> None:
         self._db = db
         self.path = path
         self._write_lock = asyncio.Lock()
+        self.health = health or WriteHealth()
 
     @classmethod
-    async def open(cls, path: str | Path) -> Store:
+    async def open(cls, path: str | Path, *, health: WriteHealth | None = None) -> Store:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below), never implicit.
@@ -65,7 +79,7 @@ class Store(CallsMixin, TicketsMixin, DeliveryMixin):
             await _enable_wal(db)
             await db.execute("PRAGMA synchronous = NORMAL")
             await db.execute("PRAGMA foreign_keys = ON")
-            store = cls(db, path)
+            store = cls(db, path, health)
             await store._migrate()
         except BaseException:
             await db.close()
@@ -114,16 +128,30 @@ class Store(CallsMixin, TicketsMixin, DeliveryMixin):
                 )
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _write(self, *, durable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction; ``durable``: synced to disk at its COMMIT (synchronous=FULL), see above."""
         async with self._write_lock:
-            await self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
-                await self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    await self._db.execute("ROLLBACK")
+                if durable:
+                    await self._db.execute("PRAGMA synchronous = FULL")
+                try:
+                    await self._db.execute("BEGIN IMMEDIATE")
+                    yield self._db
+                    await self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        try:
+                            await self._db.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            pass  # SQLite has rolled back already (it does on SQLITE_FULL and SQLITE_IOERR)
+                    raise
+                finally:
+                    if durable:
+                        await self._db.execute("PRAGMA synchronous = NORMAL")
+            except Exception as exc:
+                self.health.failed(STORE_TARGET, exc)
                 raise
+            self.health.succeeded(STORE_TARGET)
 
     # -- restrictions -----------------------------------------------------------------------------------------
 
@@ -133,7 +161,7 @@ class Store(CallsMixin, TicketsMixin, DeliveryMixin):
         number = normalise_strict(number)
         reason, operator = check_text(reason, "reason"), check_text(operator, "operator")
         check_days(days)
-        async with self._write() as db:
+        async with self._write(durable=True) as db:
             return await insert_restriction(db, number, reason=reason, operator=operator, days=days,
                                              decided_at=decided_at)
 
@@ -144,7 +172,7 @@ class Store(CallsMixin, TicketsMixin, DeliveryMixin):
         so a large import does not stall calls served by the same event loop.
         """
         prepared = await asyncio.to_thread(prepare_bulk, list(rows))
-        async with self._write() as db:
+        async with self._write(durable=True) as db:
             before = (await db.execute_fetchall("SELECT COALESCE(MAX(id), 0) FROM restrictions"))[0][0]
             await db.executemany(
                 "INSERT INTO restrictions (number, reason, operator, days, decided_at, until) VALUES (?,?,?,?,?,?)",
@@ -165,7 +193,7 @@ class Store(CallsMixin, TicketsMixin, DeliveryMixin):
     async def lift_restriction(self, number: str, *, operator: str, reason: str, at: datetime) -> Restriction | None:
         number = normalise_strict(number)
         operator, reason = check_text(operator, "operator"), check_text(reason, "reason")
-        async with self._write() as db:
+        async with self._write(durable=True) as db:
             active = await restriction_in_force(db, number, at)
             if active is None:
                 return None

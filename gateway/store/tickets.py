@@ -143,7 +143,7 @@ class TicketsMixin:
         self, *, number: str, reason: str, requested_by: str, call_id: str | None, at: datetime
     ) -> int:
         number = normalise_strict(number)
-        async with self._write() as db:
+        async with self._write(durable=True) as db:
             cursor = await db.execute(
                 "INSERT INTO pending_restrictions (number, reason, requested_by, call_id, requested_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -172,7 +172,7 @@ class TicketsMixin:
         request's decision. Unknown id -> LookupError; already decided -> ValueError."""
         operator = check_text(operator, "operator")
         check_days(days)
-        async with self._write() as db:
+        async with self._write(durable=True) as db:
             request = await _undecided(db, pending_id)
             reason = f"{request['reason']} (requested by {request['requested_by']}"
             reason += f", call {request['call_id']})" if request["call_id"] else ")"
@@ -187,7 +187,7 @@ class TicketsMixin:
 
     async def reject_pending_restriction(self, pending_id: int, *, operator: str, reason: str, at: datetime) -> None:
         operator, reason = check_text(operator, "operator"), check_text(reason, "reason")
-        async with self._write() as db:
+        async with self._write(durable=True) as db:
             await _undecided(db, pending_id)
             await db.execute(
                 "UPDATE pending_restrictions SET status = 'rejected', decided_by = ?, decided_at = ?,"

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
+from gateway.basics.write_health import WriteHealth, is_disk_failure, log_write_failure
 from gateway.contract import REQUEST_TYPES
 from ivr.speech.capture import CaptureResult, store_recording
 from ivr.triage.classify import triage
@@ -17,6 +18,7 @@ from ivr.triage.model import TriageModel
 from linkage.emergency_list import EmergencyList
 
 log = logging.getLogger("ivr.triage.prefill")
+RECORDING_TARGET = "recording"
 
 
 class DraftStore(Protocol):
@@ -35,8 +37,9 @@ class TicketPrefill:
     def __init__(self, store: DraftStore, *, recordings_dir: Path, clock: Callable[[], datetime],
                  emergencies: Callable[[], EmergencyList] | None = None,
                  on_emergency: Callable[..., Awaitable[object]] | None = None,
-                 model: TriageModel | None = None) -> None:
+                 model: TriageModel | None = None, health: WriteHealth | None = None) -> None:
         self.store = store
+        self.health = health            # where a recording the disk refused is counted (the store's health)
         self.recordings_dir = recordings_dir
         self.clock = clock
         # art. 14 linkage: a spoken emergency is offered to the caller (LinkageHandoff.offer_from_speech)
@@ -46,7 +49,7 @@ class TicketPrefill:
 
     async def __call__(self, result: CaptureResult) -> None:
         now = self.clock()
-        path = await store_recording(self.recordings_dir, result, now)
+        path = await self._keep_recording(result, now)
         draft = await self.store.ticket_draft_for_call(result.call_id)
         if draft is None:
             log.warning("call=%s event=prefill_without_draft", result.call_id)
@@ -73,6 +76,19 @@ class TicketPrefill:
         log.info("call=%s event=ticket_prefilled ticket=%s recording=%s fields=%s", result.call_id, draft["ticket_id"],
                  "yes" if path else "no", ",".join(sorted(k for k, v in fields.items() if v)))
 
+    async def _keep_recording(self, result: CaptureResult, now: datetime) -> Path | None:
+        """The caller's description as a file; None when the disk refuses it (the transcript still goes on to
+        the ticket and the emergency check)."""
+        try:
+            path = await store_recording(self.recordings_dir, result, now)
+        except OSError as exc:
+            if self.health is None or self.health.failed(RECORDING_TARGET, exc) is None:
+                log.warning("call=%s event=recording_not_kept error=%s", result.call_id, type(exc).__name__)
+            return None
+        if path is not None and self.health is not None:
+            self.health.succeeded(RECORDING_TARGET)
+        return path
+
     async def _write(self, ticket_id: str, call_id: str, fields: dict) -> dict:
         """Write the fields in one update; if the store refuses one, write the transcript and then each field on
         its own, so one unusable value costs only itself. Logs name the field, never its value (the store's
@@ -82,6 +98,12 @@ class TicketPrefill:
             return fields
         except ValueError:
             pass
+        except Exception as exc:
+            if not is_disk_failure(exc):
+                raise
+            # the state disk refuses the draft: the emergency offer below still runs on the transcript
+            log_write_failure(log, exc, "prefill_not_stored", call=call_id, ticket=ticket_id)
+            return {}
         written: dict = {}
         for name in sorted(fields, key=lambda n: n != "transcript"):
             try:

@@ -244,3 +244,32 @@ async def test_close_while_broker_is_unreachable_returns_promptly(store):
     assert not publisher.connected
     async with asyncio.timeout(2):
         await publisher.close()
+
+
+async def test_close_with_a_drain_sends_what_the_outbox_still_holds_first(broker, store):
+    agent = Agent(broker)
+    # no wake and a long sweep: only the drain at close can send these
+    publisher = publisher_for(broker, store, sweep_interval=60)
+    try:
+        await asyncio.wait_for(agent.subscribed.wait(), 5)
+        await publisher.start()
+        assert await publisher.wait_connected(5)
+        await asyncio.sleep(0.2)                       # the publisher has swept the empty outbox and idles
+        ids = await put_screenpops(Outbox(store, clock=now), 20)
+        await publisher.close(drain_s=5)
+        assert await store.outbox_pending() == []
+        assert await agent.wait_for(20) == ids
+    finally:
+        await publisher.close()
+        await agent.close()
+
+
+async def test_a_drain_at_close_does_not_wait_for_an_unreachable_broker(store):
+    publisher = MQTTPublisher(store, host=HOST, port=free_port(), username="gateway", password="x",
+                              client_id="hotline-gateway", reconnect_max=0.2)
+    await put_screenpops(Outbox(store, clock=now), 2)
+    await publisher.start()
+    await asyncio.sleep(0.3)
+    async with asyncio.timeout(1):
+        await publisher.close(drain_s=30)
+    assert len(await store.outbox_pending()) == 2     # kept for the next start

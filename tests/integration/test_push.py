@@ -279,3 +279,22 @@ async def test_spawn_returns_at_once_and_close_waits_for_the_push(store):
     finally:
         await runner.cleanup()
     assert (await store.list_pushes())[0]["state"] == "sent"
+
+
+async def test_a_push_still_running_when_the_close_bound_passes_is_recorded_cancelled(store):
+    async def never(request):
+        await asyncio.sleep(60)
+        return web.Response(status=200)
+
+    runner, url = await serve(never)
+    pusher = Pusher(store, http=HTTPPush(backoff_s=0.01))
+    try:
+        task = pusher.spawn(http_centre(url, timeout=30), **CASE)
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await pusher.close(timeout=0.3)
+        assert time.monotonic() - started < 2 and task.cancelled()
+    finally:
+        await runner.cleanup()
+    [push] = await store.list_pushes()
+    assert (push["state"], push["last_error"]) == ("failed", "cancelled")

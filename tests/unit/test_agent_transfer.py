@@ -134,6 +134,7 @@ async def test_threeway_moves_caller_and_agent_into_the_case_conference_then_ori
         "ExtraContext": "hotline-threeway", "ExtraExten": "s", "ExtraPriority": "1"}
     originate = dict(ami.actions[-1])
     action_id = originate.pop("ActionID")
+    assert originate.pop("ChannelId").startswith(action_id)
     assert originate == {
         "Action": "Originate", "Channel": "PJSIP/centre-120",
         "Context": "hotline-threeway-centre", "Exten": "s", "Priority": "1", "Async": "true", "Timeout": "15500",
@@ -146,6 +147,7 @@ async def test_threeway_moves_caller_and_agent_into_the_case_conference_then_ori
     await ami.emit({"Event": "OriginateResponse", "ActionID": action_id, "Response": "Success", "Reason": "4"})
     h = await store.get_handoff(handoff_id)
     assert (h["result"], h["answered_at"]) == ("answered", T0)
+    assert transfer.pending_originates == 0
 
 
 async def test_threeway_centre_that_does_not_answer_is_logged_no_answer(transfer, ami, store):
@@ -222,3 +224,93 @@ async def test_a_double_click_starts_one_transfer(transfer, ami):
     assert [str(r) for r in results if isinstance(r, TransferError)] == [
         "a transfer of this call is already under way"]
     assert [a["Action"] for a in ami.actions].count("Redirect") == 1
+
+
+# -- the tracking of three-way originates: every way out forgets the entry -------------------------------------
+
+QUICK = Centre("119", "PJSIP/centre-119", 0.05, "none")
+QUICK_LIST = EmergencyList((Situation("fire", "火灾", ("119",), "1", ("着火",), ()),), "test", (QUICK,))
+
+
+def linkage_event(handoff_id: int, stage: str) -> dict:
+    return {"Event": "UserEvent", "UserEvent": "HotlineLinkage", "Call": CALL_ID, "Handoff": str(handoff_id),
+            "Stage": stage}
+
+
+async def threeway(t: AgentTransfer, ami: FakeAMI, call_id: str = CALL_ID) -> int:
+    await ami.emit(agent_connect(call_id))
+    return await t.transfer(call_id=call_id, centre="119", mode="threeway", agent="agent1", ticket_id=None)
+
+
+@pytest.mark.parametrize("stage", ["answered", "NOANSWER"])
+async def test_the_centres_answer_or_failure_from_the_dialplan_forgets_the_originate(transfer, ami, stage):
+    handoff_id = await threeway(transfer, ami)
+    assert transfer.pending_originates == 1
+    await ami.emit(linkage_event(handoff_id + 1, stage))       # another hand-off's event
+    assert transfer.pending_originates == 1
+    await ami.emit(linkage_event(handoff_id, stage))
+    assert transfer.pending_originates == 0
+    assert [a["Action"] for a in ami.actions].count("Hangup") == 0
+
+
+async def test_a_caller_who_hangs_up_while_the_centre_rings_is_forgotten_and_the_centre_hung_up(
+        transfer, ami, store):
+    handoff_id = await threeway(transfer, ami)
+    channel_id = ami.actions[-1]["ChannelId"]
+    await ami.emit(linkage_event(handoff_id, "left"))
+    assert transfer.pending_originates == 0
+    assert ami.actions[-1] == {"Action": "Hangup", "Channel": channel_id}
+    assert (await store.get_handoff(handoff_id))["detail"] == "the caller hung up before the centre answered"
+    # the caller leaving after the centre answered hangs nobody up
+    handoff_id = await threeway(transfer, ami)
+    await ami.emit(linkage_event(handoff_id, "answered"))
+    await ami.emit(linkage_event(handoff_id, "left"))
+    assert [a["Action"] for a in ami.actions].count("Hangup") == 1
+
+
+async def test_an_originate_asterisk_never_reports_on_is_given_up_and_its_handoff_marked_failed(ami, store, pusher):
+    import asyncio
+    t = AgentTransfer(ami, store, lambda: QUICK_LIST, pusher, clock=lambda: T0, originate_grace_s=0.05)
+    t.attach(ami)
+    handoff_id = await threeway(t, ami)
+    assert t.pending_originates == 1
+    await asyncio.sleep(0.3)
+    await t.close()
+    assert t.pending_originates == 0
+    h = await store.get_handoff(handoff_id)
+    assert (h["result"], h["ended_at"], h["detail"]) == ("failed", T0, "Asterisk did not report on the centre's leg")
+
+
+async def test_a_late_report_after_giving_up_changes_nothing(ami, store, pusher):
+    import asyncio
+    t = AgentTransfer(ami, store, lambda: QUICK_LIST, pusher, clock=lambda: T0, originate_grace_s=0.01)
+    t.attach(ami)
+    handoff_id = await threeway(t, ami)
+    await asyncio.sleep(0.2)
+    await t.close()
+    await ami.emit(linkage_event(handoff_id, "left"))
+    assert [a["Action"] for a in ami.actions].count("Hangup") == 0 and t.pending_originates == 0
+
+
+async def test_a_thousand_threeway_transfers_ending_every_way_leave_nothing_tracked(ami, store, pusher):
+    import asyncio
+    t = AgentTransfer(ami, store, lambda: QUICK_LIST, pusher, clock=lambda: T0, originate_grace_s=0.2)
+    t.attach(ami)
+    endings = ["answered", "NOANSWER", "left", "originate_refused", "unreported"]
+    for i in range(1000):
+        ending = endings[i % len(endings)]
+        ami.fail_on = "Originate" if ending == "originate_refused" else None
+        call_id = f"1764222222.{1000 + i}"
+        try:
+            handoff_id = await threeway(t, ami, call_id)
+        except TransferError:
+            continue
+        if ending in ("answered", "NOANSWER", "left"):
+            await ami.emit(linkage_event(handoff_id, ending))
+    assert 0 < t.pending_originates <= 200        # only the unreported ones, until their time is up
+    async with asyncio.timeout(10):
+        while t.pending_originates or t._tasks:
+            await asyncio.sleep(0.05)
+    await t.close()
+    failed = [h for h in await store.list_handoffs(limit=2000) if h["result"] == "failed"]
+    assert len(failed) == 400                     # 200 refused by Asterisk, 200 never reported on

@@ -88,7 +88,8 @@ def test_a_channel_without_a_conference_name_is_hung_up_not_put_in_an_empty_one(
 def test_threeway_is_reached_only_by_redirect(files):
     text = files["extensions.conf"]
     lines = contexts(text)[agent_transfer.THREEWAY_CONTEXT]
-    assert [line for line in lines if line.startswith("exten")] == [lines[0]] and lines[0].startswith("exten => s,1,")
+    entries = [line for line in lines if line.startswith("exten") and not line.startswith("exten => h,")]
+    assert entries == [lines[0]] and lines[0].startswith("exten => s,1,")
     assert not re.search(r"include\s*=>\s*hotline-threeway", text)
     assert not re.search(r"Goto(If)?\([^)]*hotline-threeway", text)
 
@@ -109,3 +110,11 @@ def test_blind_transfer_target_and_the_modules_and_ami_rights_are_there(files):
     for section in conf_sections(files["manager.conf"]).values():
         writes |= {c.strip() for c in section.get("write", "").split(",") if c.strip()}
     assert {"call", "originate"} <= writes    # Setvar/Redirect; Originate
+
+
+def test_the_callers_hangup_in_the_conference_is_reported_with_its_handoff(files):
+    [(_, app, args)] = priorities(contexts(files["extensions.conf"])[agent_transfer.THREEWAY_CONTEXT], "h")
+    assert app == "UserEvent"
+    name, *fields = [part.strip() for part in args.split(",")]
+    assert name == agent_transfer.LINKAGE_EVENT
+    assert "Handoff: ${HOTLINE_HANDOFF_ID}" in fields and "Stage: left" in fields
