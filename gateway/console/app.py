@@ -161,9 +161,12 @@ def _refuse_cross_site(request: web.Request) -> web.Response | None:
 def _apply_headers(request: web.Request, response: web.StreamResponse | web.HTTPException) -> None:
     config: _Config = request.app[_config_key]
     headers = response.headers
+    # worker-src blob:: MQTT.js runs its keepalive timer in a worker it creates from a blob, because browsers
+    # throttle a background tab's timers to one a minute, too rare for a 30 s keepalive (the broker would drop it).
     headers["Content-Security-Policy"] = (
         f"default-src 'self'; connect-src 'self' {_origin(config.ws_url)}; script-src 'self'; style-src 'self'; "
-        "img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+        "worker-src blob:; img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
     )
     headers["X-Content-Type-Options"] = "nosniff"
     headers["X-Frame-Options"] = "DENY"

@@ -421,6 +421,7 @@ async def test_api_responses_are_not_cached_and_carry_security_headers(client, t
         assert "default-src 'self'" in csp
         assert "connect-src 'self' ws://127.0.0.1:19001;" in csp
         assert "frame-ancestors 'none'" in csp
+        assert "worker-src blob:;" in csp and "script-src 'self';" in csp   # MQTT.js's keepalive worker only
 
 
 async def test_page_and_static_files_are_served_with_the_same_policy(client):
@@ -432,7 +433,7 @@ async def test_page_and_static_files_are_served_with_the_same_policy(client):
         assert label in html
     assert "http://" not in html and "https://" not in html  # nothing from outside the gateway
     assert "Content-Security-Policy" in page.headers
-    for name in ("console.js", "mqtt-ws.js", "console.css"):
+    for name in ("console.js", "broker.js", "vendor/mqtt/mqtt.min.js", "vendor/mqtt/LICENSE", "console.css"):
         response = await client.get(f"/static/{name}")
         assert response.status == 200, name
         assert response.headers["X-Content-Type-Options"] == "nosniff"

@@ -217,9 +217,9 @@ def test_the_agent_transfers_from_the_page_and_sees_the_outcome(transfer_server,
 
     server = transfer_server
     b.sign_in(browser, server.url, "agent1", mqtt_password(broker["state_dir"], "agent1"))
-    ticket_id = b.make_ticket(server, "call-1", "赤坎区人民大道中 1 号")
-    publish("agent1", b.screenpop("pop-1", "agent1", "call-1", ticket_id, "赤坎区人民大道中 1 号"))
-    b.wait_for(browser, lambda d: b.text(d, "ticket-id") == ticket_id, "the screen-pop")
+    ticket = b.make_ticket(server, "call-1", "赤坎区人民大道中 1 号", answered_by="agent1", pop_id="pop-1")
+    publish("agent1", b.screenpop("pop-1", "agent1", "call-1", ticket, "赤坎区人民大道中 1 号"))
+    b.wait_for(browser, lambda d: b.text(d, "ticket-id") == ticket.number, "the screen-pop")
     select = Select(browser.find_element(By.ID, "transfer-centre"))
     assert [o.text for o in select.options] == ["消防 119", "120"]
 
@@ -231,5 +231,5 @@ def test_the_agent_transfers_from_the_page_and_sees_the_outcome(transfer_server,
     b.wait_for(browser, lambda d: "this call is not connected to an agent" in b.text(d, "transfer-status"),
                "the refusal's reason")
     assert server.transfer_calls == [
-        {"call_id": "call-1", "centre": "119", "mode": "blind", "agent": "agent1", "ticket_id": ticket_id},
-        {"call_id": "call-1", "centre": "120", "mode": "threeway", "agent": "agent1", "ticket_id": ticket_id}]
+        {"call_id": "call-1", "centre": "119", "mode": "blind", "agent": "agent1", "ticket_id": ticket.number},
+        {"call_id": "call-1", "centre": "120", "mode": "threeway", "agent": "agent1", "ticket_id": ticket.number}]
