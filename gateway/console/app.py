@@ -32,7 +32,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -47,6 +46,7 @@ from gateway.console.access import (
     decide,
 )
 from gateway.console.current_call import current_screenpop
+from gateway.console.headers import security_headers
 from gateway.console.ticket_fields import FieldError, validate_ticket_fields
 from gateway.contract import is_valid_name, screenpop_topic
 from gateway.mqtt.passwords import mqtt_password
@@ -102,7 +102,7 @@ def create_console_app(
     hand-off id (raises `TransferError`); without it the transfer API answers 503. `centres()` lists what the page
     offers, as `{"name", "label"}` dicts (`linkage.agent_transfer.centre_choices`).
     """
-    app = web.Application(middlewares=[_security_headers], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[security_headers(ws_url)], client_max_size=MAX_BODY_BYTES)
     app[_store_key] = store
     app[_transfer_key] = transfer
     app[_centres_key] = centres or (list)
@@ -126,62 +126,6 @@ def create_console_app(
     app.router.add_post("/api/tickets/{public_id}/assign", _assign)
     app.router.add_get("/api/centres", _centres)
     return app
-
-
-# -- middleware -----------------------------------------------------------------------------------------------
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def _security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-        refusal = _refuse_cross_site(request)
-        if refusal is not None:
-            _apply_headers(request, refusal)
-            return refusal
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        _apply_headers(request, exc)
-        raise
-    _apply_headers(request, response)
-    return response
-
-
-def _refuse_cross_site(request: web.Request) -> web.Response | None:
-    if request.content_type != "application/json":
-        return _error(415, "content_type", "state-changing requests must send Content-Type: application/json")
-    origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
-        return _error(403, "origin", "cross-origin request refused")
-    return None
-
-
-def _apply_headers(request: web.Request, response: web.StreamResponse | web.HTTPException) -> None:
-    config: _Config = request.app[_config_key]
-    headers = response.headers
-    # worker-src blob:: MQTT.js runs its keepalive timer in a worker it creates from a blob, because browsers
-    # throttle a background tab's timers to one a minute, too rare for a 30 s keepalive (the broker would drop it).
-    headers["Content-Security-Policy"] = (
-        f"default-src 'self'; connect-src 'self' {_origin(config.ws_url)}; script-src 'self'; style-src 'self'; "
-        "worker-src blob:; img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-        "frame-ancestors 'none'"
-    )
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["X-Frame-Options"] = "DENY"
-    headers["Referrer-Policy"] = "no-referrer"
-    if request.path.startswith("/api/"):
-        headers["Cache-Control"] = "no-store"
-        headers["Pragma"] = "no-cache"
-    else:
-        # The page and its scripts change with a deploy; revalidate rather than run a stale console.
-        headers.setdefault("Cache-Control", "no-cache")
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 # -- page -------------------------------------------------------------------------------------------------------
