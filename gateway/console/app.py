@@ -35,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ami_handlers.screenpop import DEFAULT_LOW_CONFIDENCE
+from ami_handlers.screenpop import DEFAULT_LOW_CONFIDENCE, assemble_screenpop
 from gateway.basics.phone import mask
 from gateway.console.access import (
     ROLE_AGENT,
@@ -63,6 +63,7 @@ LOGIN_FAILURE_DELAY_S = 0.5
 MAX_BODY_BYTES = 64 * 1024
 _REASON_LIMIT = 500
 _AGENT_LIMIT = 64
+_TICKET_NUMBER_LIMIT = 20
 _PASSWORD_LIMIT = 256
 
 TransferFunction = Callable[..., Awaitable[int]]
@@ -119,6 +120,7 @@ def create_console_app(
     app.router.add_post("/api/logout", _logout)
     app.router.add_get("/api/session", _session)
     app.router.add_get("/api/screenpop", _current_screenpop)
+    app.router.add_get("/api/tickets", _find_ticket)
     app.router.add_get("/api/tickets/{public_id}", _get_ticket)
     app.router.add_put("/api/tickets/{public_id}", _put_ticket)
     app.router.add_post("/api/tickets/{public_id}/abusive", _mark_abusive)
@@ -217,6 +219,29 @@ async def _current_screenpop(request: web.Request) -> web.Response:
         # longer see is not shown).
         if draft is None or not await _permitted(request, viewer, draft, "screenpop"):
             pop = None
+    return _json({"pop": pop})
+
+
+async def _find_ticket(request: web.Request) -> web.Response:
+    """A supervisor opens any ticket by the number a caller or an agent reads out (``?number=2026030200001``): the
+    answer is shaped like a screen-pop (caller, history, transcript, ticket with its public id)."""
+    viewer = _signed_in(request)
+    if not viewer.is_supervisor:
+        return _error(403, "role", "only a supervisor looks tickets up by number")
+    number = request.query.get("number", "").strip()
+    if not (number.isdigit() and len(number) <= _TICKET_NUMBER_LIMIT):
+        return _error(400, "ticket", "a ticket number is digits")
+    config: _Config = request.app[_config_key]
+    store = request.app[_store_key]
+    draft = await store.get_ticket_draft(number)
+    if draft is None or not await _permitted(request, viewer, draft, "lookup"):
+        raise _http_error(web.HTTPNotFound, "ticket", "no such ticket")
+    call = (await store.get_call(draft["call_id"]) if draft.get("call_id") else None) or {
+        "call_id": draft.get("call_id"), "number": None, "ivr_path": []}
+    now = config.clock()
+    pop = await assemble_screenpop(store, message_id=f"ticket-{draft['public_id']}", agent=viewer.name, call=call,
+                                   ticket=draft, reason=None, created_at=now, now=now,
+                                   low_confidence=config.low_confidence)
     return _json({"pop": pop})
 
 

@@ -319,6 +319,23 @@ async def test_an_access_that_cannot_be_audited_shows_nothing(client, store, tmp
     assert "赤坎区" not in await response.text()
 
 
+async def test_a_supervisor_opens_any_ticket_by_its_number_audited_and_agents_may_not(client, store, tmp_path,
+                                                                                      ticket, ticket_no):
+    await login(client, tmp_path)
+    assert (await client.get(f"/api/tickets?number={ticket_no}")).status == 403
+    await login(client, tmp_path, "lead1")
+    response = await client.get(f"/api/tickets?number={ticket_no}")
+    assert response.status == 200
+    pop = (await response.json())["pop"]
+    assert (pop["ticket"]["id"], pop["ticket"]["public_id"], pop["caller_number"]) == (ticket_no, ticket, NUMBER)
+    assert pop["agent"] == "lead1" and pop["ticket"]["address"] == "赤坎区人民大道中 1 号"
+    assert (await client.get("/api/tickets?number=2026030299999")).status == 404
+    for bad in ("abc", "1" * 21, ""):
+        assert (await client.get(f"/api/tickets?number={bad}")).status == 400
+    audit = await store.ticket_access_audit(ticket_no)
+    assert [(r["viewer"], r["action"], r["basis"]) for r in audit] == [("lead1", "lookup", "supervisor")]
+
+
 # -- the current call's screen-pop ---------------------------------------------------------------------------
 
 

@@ -58,8 +58,8 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 def broker(tmp_path):
     state_dir = tmp_path / "state"
     port, ws_port = free_port(HOST), free_port(HOST)
-    conf = write_broker_config(state_dir, host=HOST, port=port, ws_port=ws_port, agents=["agent1", "agent2"],
-                               centres=[])
+    conf = write_broker_config(state_dir, host=HOST, port=port, ws_port=ws_port,
+                               agents=["agent1", "agent2", "lead1"], centres=[])
     broker = LocalBroker(conf, host=HOST, port=port, log_file=tmp_path / "mosquitto.log")
     broker.start()
     try:
@@ -79,8 +79,8 @@ class ConsoleServer:
         self.thread.start()
         self.port = free_port(HOST)
         self.store: Store = self.run(Store.open(db_path))
-        app = create_console_app(store=self.store, state_dir=state_dir, agents=["agent1", "agent2"], ws_url=ws_url,
-                                 clock=lambda: datetime.now(UTC))
+        app = create_console_app(store=self.store, state_dir=state_dir, agents=["agent1", "agent2", "lead1"],
+                                 supervisors=["lead1"], ws_url=ws_url, clock=lambda: datetime.now(UTC))
         self.runner = web.AppRunner(app)
         self.run(self.runner.setup())
         self.run(web.TCPSite(self.runner, HOST, self.port).start())
@@ -466,3 +466,24 @@ def test_another_agents_console_never_gets_the_pop_of_a_call_it_did_not_answer(s
     sign_in(browser, server.url, "agent2", mqtt_password(broker["state_dir"], "agent2"))
     time.sleep(1)   # the fetch after subscribing has answered
     assert listed_pops(browser) == [] and "赤坎区北桥街道" not in browser.page_source
+
+
+def test_a_supervisor_opens_an_agents_ticket_by_its_number_and_saves_it_audited(server, broker, publish, browser):
+    ticket = answer(server, publish, "agent1", "call-sup", "雷州市雷城街道")
+    sign_in(browser, server.url, "lead1", mqtt_password(broker["state_dir"], "lead1"))
+    assert text(browser, "signed-in-agent") == "班长 lead1"
+    assert listed_pops(browser) == []   # agent1's pop is agent1's
+    browser.find_element(By.ID, "lookup-number").send_keys(ticket.number)
+    browser.find_element(By.ID, "lookup-submit").click()
+    wait_for(browser, lambda d: value(d, "ticket-address") == "雷州市雷城街道", "the ticket looked up")
+    assert text(browser, "ticket-id") == ticket.number and text(browser, "caller-number") == "13800138000"
+    category = browser.find_element(By.ID, "ticket-category")
+    category.clear()
+    category.send_keys("市政设施")
+    browser.find_element(By.ID, "save").click()
+    wait_for(browser, lambda d: text(d, "save-status") == "已保存", "已保存")
+    saved = server.run(server.store.get_ticket_draft(ticket.number))
+    assert (saved["category"], saved["agent"]) == ("市政设施", "agent1")
+    audit = server.run(server.store.ticket_access_audit(ticket.number))
+    assert [(r["viewer"], r["role"], r["action"]) for r in audit] == [
+        ("lead1", "supervisor", "lookup"), ("lead1", "supervisor", "save")]

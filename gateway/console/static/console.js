@@ -128,6 +128,7 @@
     $("login-section").hidden = true;
     $("workspace").hidden = false;
     $("logout").hidden = false;
+    $("lookup-form").hidden = details.role !== "supervisor";
     loadCentres();
   }
 
@@ -158,6 +159,7 @@
     $("no-pop").hidden = false;
     $("workspace").hidden = true;
     $("reconnect-form").hidden = true;
+    $("lookup-form").hidden = true;
     $("logout").hidden = true;
     $("login-section").hidden = false;
     $("signed-in-agent").textContent = "";
@@ -187,6 +189,24 @@
     showNewPop(pop);
   }
 
+  // A supervisor opens any ticket by its number (the gateway audits it); it is listed like a pop.
+  async function lookUpTicket(event) {
+    event.preventDefault();
+    const number = $("lookup-number").value.trim();
+    $("lookup-status").textContent = "";
+    let result;
+    try { result = await api("GET", `/api/tickets?number=${encodeURIComponent(number)}`); } catch (e) {
+      $("lookup-status").textContent = "查询失败：网络错误";
+      return;
+    }
+    if (!result.ok || !result.data || !result.data.pop) {
+      $("lookup-status").textContent = result.status === 404 ? "没有这个工单" : `查询失败：${errorText(result)}`;
+      return;
+    }
+    const known = pops.find((p) => p.id === result.data.pop.id);
+    if (known) reopen(known); else showNewPop(result.data.pop);
+  }
+
   function showNewPop(pop) {
     if (!pop || typeof pop.id !== "string" || !pop.ticket) return;
     // The broker's ACL is the guard; this only keeps a mis-addressed pop off the screen.
@@ -194,10 +214,14 @@
     if (seen.has(pop.id)) return;
     seen.add(pop.id);
     if (seen.size > MAX_SEEN) seen.delete(seen.values().next().value);  // Sets iterate oldest first
-    pops.unshift(pop);
+    // Newest first. A fetched pop can be older than one that came live meanwhile: it is listed, not put in front.
+    const at = Date.parse(pop.created_at) || 0;
+    const index = pops.findIndex((p) => (Date.parse(p.created_at) || 0) <= at);
+    const position = index === -1 ? pops.length : index;
+    pops.splice(position, 0, pop);
     if (pops.length > MAX_POPS) pops.length = MAX_POPS;
     renderPops();
-    showPop(pop);
+    if (position === 0) showPop(pop);
   }
 
   function renderPops() {
@@ -435,6 +459,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     $("login-form").addEventListener("submit", signIn);
     $("reconnect-form").addEventListener("submit", reconnectWithPassword);
+    $("lookup-form").addEventListener("submit", lookUpTicket);
     $("ticket-form").addEventListener("submit", saveTicket);
     $("abusive-form").addEventListener("submit", markAbusive);
     $("logout").addEventListener("click", logout);
