@@ -38,8 +38,9 @@ class ScreenPopStore(Protocol):
     async def get_call(self, call_id: str) -> dict | None: ...
     async def get_ticket_draft(self, ticket_id: str) -> dict | None: ...
     async def ticket_draft_for_call(self, call_id: str) -> dict | None: ...
-    async def update_ticket_draft(self, ticket_id: str, **fields: Any) -> None: ...
     async def caller_history(self, number_e164: str | None, *, now: datetime, days: int = 90) -> dict: ...
+    async def record_screenpop(self, *, message_id: str, agent: str, call_id: str, ticket_id: str | None,
+                               reason: str | None, at: datetime) -> None: ...
 
 
 class ScreenPopOutbox(Protocol):
@@ -63,7 +64,9 @@ def build_screenpop(
     ticket_part = None
     if ticket is not None:
         # On the wire the ticket's id is "id" (the agent console's contract); the store calls it ticket_id.
-        ticket_part = {"id": ticket.get("ticket_id"),
+        # "public_id" is the console's name for the ticket (its API takes no other); "id", the ticket number
+        # read to the caller and held by the HOTLINE_TICKET_ID channel variable, is shown.
+        ticket_part = {"id": ticket.get("ticket_id"), "public_id": ticket.get("public_id"),
                        **{name: _json_value(ticket.get(name)) for name in SCREENPOP_TICKET_FIELDS}}
         scores = ticket.get("scores") or {}
         ticket_part["scores"] = scores
@@ -146,29 +149,44 @@ class ScreenPopper:
         ticket = await self._store.get_ticket_draft(ticket_id) if ticket_id else None
         if ticket is None:
             ticket = await self._store.ticket_draft_for_call(call_id)
-        if ticket is not None and ticket.get("agent") != agent:
-            try:
-                await self._store.update_ticket_draft(ticket["ticket_id"], agent=agent)
-            except Exception as exc:
-                if not is_disk_failure(exc):
-                    raise
-                # the state disk refuses it: the pop goes all the same (the agent needs the caller's data now)
-                log_write_failure(log, exc, "ticket_agent_not_recorded", call_id=call_id)
-            ticket = {**ticket, "agent": agent}
-        history = await self._store.caller_history(call.get("number"), now=now, days=self._history_days)
-        history = _without_current(history, call_id, ticket["ticket_id"] if ticket else None)
         message_id = new_message_id()
-        payload = build_screenpop(
-            message_id=message_id, agent=agent, call=call, ticket=ticket, history=history,
-            transcript=ticket.get("transcript") if ticket else None, created_at=now,
-            # the caller came back from a linked centre that did not answer: the agent must know
-            reason=LINKAGE_FAILED_REASON if event_var(event, LINKAGE_FAILED_VAR) else None,
-            low_confidence=self._low_confidence,
-        )
+        # the caller came back from a linked centre that did not answer: the agent must know
+        reason = LINKAGE_FAILED_REASON if event_var(event, LINKAGE_FAILED_VAR) else None
+        # Recorded before it is queued: the answering agent may work on the ticket from now on, and a console that
+        # connects later is sent this pop again (gateway.console.app, /api/screenpop).
+        try:
+            await self._store.record_screenpop(message_id=message_id, agent=agent, call_id=call_id,
+                                               ticket_id=ticket["ticket_id"] if ticket else None, reason=reason,
+                                               at=now)
+        except Exception as exc:
+            if not is_disk_failure(exc):
+                raise
+            # the state disk refuses it: the pop goes all the same (the agent needs the caller's data now)
+            log_write_failure(log, exc, "screenpop_not_recorded", call_id=call_id)
+        if ticket is not None:
+            ticket = {**ticket, "agent": agent}
+        payload = await assemble_screenpop(
+            self._store, message_id=message_id, agent=agent, call=call, ticket=ticket, reason=reason,
+            created_at=now, now=now, history_days=self._history_days, low_confidence=self._low_confidence)
         seq = await self._outbox.put(topic, payload, message_id=message_id)
         self.popped += 1
         log.info("event=screenpop_queued call_id=%s agent=%s ticket=%s seq=%s message_id=%s caller=%s", call_id,
                  agent, ticket["ticket_id"] if ticket else "-", seq, message_id, mask(call.get("number")))
+
+
+async def assemble_screenpop(
+    store: ScreenPopStore, *, message_id: str, agent: str, call: Mapping[str, Any], ticket: Mapping[str, Any] | None,
+    reason: str | None, created_at: datetime, now: datetime, history_days: int = 90,
+    low_confidence: float = DEFAULT_LOW_CONFIDENCE,
+) -> dict:
+    """The screen-pop for a call and its ticket, with the caller's history as the store has it ``now``."""
+    history = await store.caller_history(call.get("number"), now=now, days=history_days)
+    history = _without_current(history, str(call.get("call_id")), ticket["ticket_id"] if ticket else None)
+    return build_screenpop(
+        message_id=message_id, agent=agent, call=call, ticket=ticket, history=history,
+        transcript=ticket.get("transcript") if ticket else None, created_at=created_at, reason=reason,
+        low_confidence=low_confidence,
+    )
 
 
 def _call_from_event(event: Mapping[str, Any], call_id: str) -> dict:

@@ -99,6 +99,7 @@ class Endpoint:
 
     name: str
     contact: str
+    role: str = "agent"     # agents only: "agent" or "supervisor" (sees every ticket on the console, audited)
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -312,17 +313,26 @@ def _is_zone(v: str) -> bool:
     return True
 
 
-def _endpoints(r: _Reader, key: str) -> tuple[Endpoint, ...]:
+_ROLES = ("agent", "supervisor")
+
+
+def _endpoints(r: _Reader, key: str, *, roles: bool = False) -> tuple[Endpoint, ...]:
     items = r.data.get(key)
     if not isinstance(items, list):
         r.problems.append(ConfigProblem(key, "must be an array of tables"))
         return ()
     seen: set[str] = set()
     out = []
+    allowed = {"name", "contact", "role"} if roles else {"name", "contact"}
     for i, item in enumerate(items):
         field = f"{key}[{i}]"
-        if not isinstance(item, dict) or set(item) - {"name", "contact"}:
-            r.problems.append(ConfigProblem(field, "must be a table with only 'name' and 'contact'"))
+        if not isinstance(item, dict) or set(item) - allowed:
+            keys = "'name', 'contact' and 'role'" if roles else "'name' and 'contact'"
+            r.problems.append(ConfigProblem(field, f"must be a table with only {keys}"))
+            continue
+        role = item.get("role", "agent")
+        if role not in _ROLES:
+            r.problems.append(ConfigProblem(f"{field}.role", 'must be "agent" or "supervisor"'))
             continue
         name, contact = item.get("name"), item.get("contact")
         if not isinstance(name, str) or not _NAME.match(name):
@@ -334,7 +344,7 @@ def _endpoints(r: _Reader, key: str) -> tuple[Endpoint, ...]:
         if not isinstance(contact, str) or not _SIP_CONTACT.match(contact):
             r.problems.append(ConfigProblem(f"{field}.contact", "must be a SIP URI like sip:agent1@127.0.0.1:5071"))
             continue
-        out.append(Endpoint(name, contact))
+        out.append(Endpoint(name, contact, role))
     return tuple(out)
 
 
@@ -391,7 +401,7 @@ def _build(data: dict[str, Any], source: str) -> Config:
             name=r.get("queue.name", str, check=_NAME.match, reason="must be 1-40 letters, digits, '_' or '-'"),
             ring_timeout_s=r.get("queue.ring_timeout_s", int, **positive),
         ),
-        agents=_endpoints(r, "agents"),
+        agents=_endpoints(r, "agents", roles=True),
         centres=_endpoints(r, "centres"),
         ivr=IVRSection(
             menu=Path(menu) if menu else pkg_ivr / "menu.toml",

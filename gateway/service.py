@@ -296,7 +296,8 @@ async def _start_speech(cfg: Config, stack: AsyncExitStack, ami: AMIConnection, 
 async def _start_console(cfg: Config, store: Store, transfer, centres) -> web.AppRunner:
     app = create_console_app(store=store, state_dir=cfg.state_dir, agents=[a.name for a in cfg.agents],
                              ws_url=f"ws://{cfg.mqtt.host}:{cfg.mqtt.ws_port}/mqtt", clock=utc_now,
-                             transfer=transfer, centres=centres)
+                             transfer=transfer, centres=centres, low_confidence=cfg.triage.low_confidence,
+                             supervisors=[a.name for a in cfg.agents if a.role == "supervisor"])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

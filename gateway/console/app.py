@@ -1,7 +1,8 @@
 """The agent console: a local web page where an agent signs in, sees screen-pops and saves the pre-filled ticket.
 
 The page gets screen-pops straight from the broker (MQTT over websockets, the agent's own broker account and
-ACL), so this app only serves the page and a small JSON API: sign-in, read and save a ticket draft, and ask for
+ACL), so this app only serves the page and a small JSON API: sign-in, the current call's screen-pop again (for a
+page that loads or reconnects after the pop went out), read and save a ticket draft, and ask for
 a caller to be restricted (Zhanjiang 12345 rules, art. 9). That request is only *pending*: a supervisor confirms
 it with the CLI, so a single agent's click never blocks a number by itself. The agent may also hand the caller to
 a linked centre with one key (art. 14), blind or three-way (`linkage.agent_transfer.AgentTransfer.transfer`).
@@ -11,6 +12,11 @@ needs it anyway to open the broker connection (it keeps it in memory only). The 
 HttpOnly, SameSite=Strict cookie, mapped server-side; together with requiring a JSON body on every state-changing
 request that is the CSRF defence (a cross-site form can send neither the cookie nor application/json).
 Caller numbers never reach the log unmasked (article 20).
+
+Tickets are named by their random public id, never by their (sequential) number, and shown only to those who may
+see them (`gateway.console.access`: the ticket's agent, agents who answered its call or were assigned it,
+supervisors); every access by anyone but the ticket's agent, and every refusal, is written to the store's access
+audit before anything is shown or changed. A refusal answers 404, like an unknown id, so it tells nothing.
 """
 
 from __future__ import annotations
@@ -20,18 +26,30 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from ami_handlers.screenpop import DEFAULT_LOW_CONFIDENCE, assemble_screenpop
+from gateway.basics.phone import mask
+from gateway.console.access import (
+    ROLE_AGENT,
+    ROLE_SUPERVISOR,
+    Access,
+    TicketHolders,
+    Viewer,
+    decide,
+)
+from gateway.console.current_call import current_screenpop
+from gateway.console.headers import security_headers
+from gateway.console.ticket_fields import FieldError, validate_ticket_fields
+from gateway.contract import is_valid_name, screenpop_topic
 from gateway.mqtt.passwords import mqtt_password
-from gateway.contract import REQUEST_TYPES, is_valid_name, screenpop_topic
-from gateway.basics.phone import mask, normalise_strict
 from linkage.agent_transfer import MODES as TRANSFER_MODES
 from linkage.agent_transfer import TransferError
 
@@ -43,11 +61,9 @@ SESSION_TTL = timedelta(hours=12)
 # A failed sign-in costs the guesser this long; the same for unknown agents, so timing names no agent.
 LOGIN_FAILURE_DELAY_S = 0.5
 MAX_BODY_BYTES = 64 * 1024
-# Bounds for the fields an agent edits; generous for real tickets, small enough that nothing abuses the store.
-_TEXT_LIMITS = {"category": 64, "unit": 128, "address": 256, "summary": 4000}
-_CALLBACK_LIMIT = 32
 _REASON_LIMIT = 500
 _AGENT_LIMIT = 64
+_TICKET_NUMBER_LIMIT = 20
 _PASSWORD_LIMIT = 256
 
 TransferFunction = Callable[..., Awaitable[int]]
@@ -63,102 +79,55 @@ _centres_key = web.AppKey("centres", object)
 class _Config:
     state_dir: Path
     agents: frozenset[str]
+    supervisors: frozenset[str]
     ws_url: str
     clock: Callable[[], datetime]
+    low_confidence: float
 
 
 @dataclass(frozen=True)
 class _Session:
-    agent: str
+    viewer: Viewer
     expires: datetime
-
-
-class FieldError(ValueError):
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 def create_console_app(
     *, store, state_dir: Path, agents: list[str], ws_url: str, clock: Callable[[], datetime],
     transfer: TransferFunction | None = None, centres: Callable[[], list[dict]] | None = None,
+    supervisors: Iterable[str] = (), low_confidence: float = DEFAULT_LOW_CONFIDENCE,
 ) -> web.Application:
     """The console app. `ws_url` is the broker's websockets URL as the *browser* reaches it (CSP allows it).
+    `agents` may sign in; those also in `supervisors` (config: `role = "supervisor"`) see every ticket.
 
     `transfer(call_id=, centre=, mode=, agent=, ticket_id=)` hands a caller to a linked centre and returns the
     hand-off id (raises `TransferError`); without it the transfer API answers 503. `centres()` lists what the page
     offers, as `{"name", "label"}` dicts (`linkage.agent_transfer.centre_choices`).
     """
-    app = web.Application(middlewares=[_security_headers], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[security_headers(ws_url)], client_max_size=MAX_BODY_BYTES)
     app[_store_key] = store
     app[_transfer_key] = transfer
-    app[_centres_key] = centres or (lambda: [])
-    app[_config_key] = _Config(state_dir=Path(state_dir), agents=frozenset(agents), ws_url=ws_url, clock=clock)
+    app[_centres_key] = centres or (list)
+    unknown = set(supervisors) - set(agents)
+    if unknown:
+        raise ValueError(f"supervisors must be agents too: {', '.join(sorted(unknown))}")
+    app[_config_key] = _Config(state_dir=Path(state_dir), agents=frozenset(agents),
+                               supervisors=frozenset(supervisors), ws_url=ws_url, clock=clock,
+                               low_confidence=low_confidence)
     app[_sessions_key] = {}
     app.router.add_get("/", _index)
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
     app.router.add_post("/api/login", _login)
     app.router.add_post("/api/logout", _logout)
-    app.router.add_get("/api/tickets/{ticket_id}", _get_ticket)
-    app.router.add_put("/api/tickets/{ticket_id}", _put_ticket)
-    app.router.add_post("/api/tickets/{ticket_id}/abusive", _mark_abusive)
-    app.router.add_post("/api/tickets/{ticket_id}/transfer", _transfer)
+    app.router.add_get("/api/session", _session)
+    app.router.add_get("/api/screenpop", _current_screenpop)
+    app.router.add_get("/api/tickets", _find_ticket)
+    app.router.add_get("/api/tickets/{public_id}", _get_ticket)
+    app.router.add_put("/api/tickets/{public_id}", _put_ticket)
+    app.router.add_post("/api/tickets/{public_id}/abusive", _mark_abusive)
+    app.router.add_post("/api/tickets/{public_id}/transfer", _transfer)
+    app.router.add_post("/api/tickets/{public_id}/assign", _assign)
     app.router.add_get("/api/centres", _centres)
     return app
-
-
-# -- middleware -----------------------------------------------------------------------------------------------
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def _security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
-        refusal = _refuse_cross_site(request)
-        if refusal is not None:
-            _apply_headers(request, refusal)
-            return refusal
-    try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        _apply_headers(request, exc)
-        raise
-    _apply_headers(request, response)
-    return response
-
-
-def _refuse_cross_site(request: web.Request) -> web.Response | None:
-    if request.content_type != "application/json":
-        return _error(415, "content_type", "state-changing requests must send Content-Type: application/json")
-    origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
-        return _error(403, "origin", "cross-origin request refused")
-    return None
-
-
-def _apply_headers(request: web.Request, response: web.StreamResponse | web.HTTPException) -> None:
-    config: _Config = request.app[_config_key]
-    headers = response.headers
-    headers["Content-Security-Policy"] = (
-        f"default-src 'self'; connect-src 'self' {_origin(config.ws_url)}; script-src 'self'; style-src 'self'; "
-        "img-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    )
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["X-Frame-Options"] = "DENY"
-    headers["Referrer-Policy"] = "no-referrer"
-    if request.path.startswith("/api/"):
-        headers["Cache-Control"] = "no-store"
-        headers["Pragma"] = "no-cache"
-    else:
-        # The page and its scripts change with a deploy; revalidate rather than run a stale console.
-        headers.setdefault("Cache-Control", "no-cache")
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 # -- page -------------------------------------------------------------------------------------------------------
@@ -190,9 +159,10 @@ async def _login(request: web.Request) -> web.Response:
     now = config.clock()
     _drop_expired(sessions, now)
     token = secrets.token_urlsafe(32)
-    sessions[token] = _Session(agent=agent, expires=now + SESSION_TTL)
-    log.info("event=console_login agent=%s", agent)
-    response = web.json_response({"agent": agent, "ws_url": config.ws_url, "topic": screenpop_topic(agent)})
+    viewer = Viewer(agent, ROLE_SUPERVISOR if agent in config.supervisors else ROLE_AGENT)
+    sessions[token] = _Session(viewer=viewer, expires=now + SESSION_TTL)
+    log.info("event=console_login agent=%s role=%s", agent, viewer.role)
+    response = web.json_response(_session_details(config, viewer))
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/",
                         max_age=int(SESSION_TTL.total_seconds()))
     return response
@@ -207,12 +177,21 @@ async def _logout(request: web.Request) -> web.Response:
     return response
 
 
+async def _session(request: web.Request) -> web.Response:
+    """Who is signed in: a page that was reloaded shows its workspace (and its current pop) at once."""
+    return _json(_session_details(request.app[_config_key], _signed_in(request)))
+
+
+def _session_details(config: _Config, viewer: Viewer) -> dict:
+    return {"agent": viewer.name, "role": viewer.role, "ws_url": config.ws_url, "topic": screenpop_topic(viewer.name)}
+
+
 def _drop_expired(sessions: dict[str, _Session], now: datetime) -> None:
     for token in [token for token, session in sessions.items() if session.expires <= now]:
         del sessions[token]
 
 
-def _signed_in_agent(request: web.Request) -> str:
+def _signed_in(request: web.Request) -> Viewer:
     token = request.cookies.get(SESSION_COOKIE)
     sessions: dict[str, _Session] = request.app[_sessions_key]
     session = sessions.get(token) if token else None
@@ -220,69 +199,130 @@ def _signed_in_agent(request: web.Request) -> str:
         if token:
             sessions.pop(token, None)
         raise _http_error(web.HTTPUnauthorized, "session", "sign in first")
-    return session.agent
+    return session.viewer
+
+
+# -- the current call's screen-pop -------------------------------------------------------------------------------
+
+
+async def _current_screenpop(request: web.Request) -> web.Response:
+    """The pop of the signed-in agent's current call (``{"pop": null}`` without one). The page asks on load and
+    each time its broker connection is (re)established, after subscribing: what was published while it was away
+    arrives this way, what comes later over MQTT; the page drops the repeat by the pop's id."""
+    viewer = _signed_in(request)
+    config: _Config = request.app[_config_key]
+    store = request.app[_store_key]
+    pop = await current_screenpop(store, viewer.name, now=config.clock(), low_confidence=config.low_confidence)
+    if pop is not None and pop.get("ticket"):
+        draft = await store.ticket_by_public_id(pop["ticket"].get("public_id") or "")
+        # The pop was sent to this agent because they answered; the rule still decides (a ticket they may no
+        # longer see is not shown).
+        if draft is None or not await _permitted(request, viewer, draft, "screenpop"):
+            pop = None
+    return _json({"pop": pop})
+
+
+async def _find_ticket(request: web.Request) -> web.Response:
+    """A supervisor opens any ticket by the number a caller or an agent reads out (``?number=2026030200001``): the
+    answer is shaped like a screen-pop (caller, history, transcript, ticket with its public id)."""
+    viewer = _signed_in(request)
+    if not viewer.is_supervisor:
+        return _error(403, "role", "only a supervisor looks tickets up by number")
+    number = request.query.get("number", "").strip()
+    if not (number.isdigit() and len(number) <= _TICKET_NUMBER_LIMIT):
+        return _error(400, "ticket", "a ticket number is digits")
+    config: _Config = request.app[_config_key]
+    store = request.app[_store_key]
+    draft = await store.get_ticket_draft(number)
+    if draft is None or not await _permitted(request, viewer, draft, "lookup"):
+        raise _http_error(web.HTTPNotFound, "ticket", "no such ticket")
+    call = (await store.get_call(draft["call_id"]) if draft.get("call_id") else None) or {
+        "call_id": draft.get("call_id"), "number": None, "ivr_path": []}
+    now = config.clock()
+    pop = await assemble_screenpop(store, message_id=f"ticket-{draft['public_id']}", agent=viewer.name, call=call,
+                                   ticket=draft, reason=None, created_at=now, now=now,
+                                   low_confidence=config.low_confidence)
+    return _json({"pop": pop})
 
 
 # -- tickets ----------------------------------------------------------------------------------------------------
 
 
 async def _get_ticket(request: web.Request) -> web.Response:
-    agent = _signed_in_agent(request)
-    draft = await _draft_for(request, agent)
+    viewer = _signed_in(request)
+    draft = await _draft_for(request, viewer, "read")
     return _json(draft)
 
 
 async def _put_ticket(request: web.Request) -> web.Response:
-    agent = _signed_in_agent(request)
+    viewer = _signed_in(request)
     body = await _json_body(request)
     try:
         fields = validate_ticket_fields(body)
     except FieldError as exc:
         return _error(400, exc.field, exc.reason)
-    draft = await _draft_for(request, agent)
+    draft = await _draft_for(request, viewer, "save")
     store = request.app[_store_key]
-    await store.update_ticket_draft(draft["id"], **fields, status="saved", agent=agent,
-                                    at=request.app[_config_key].clock())
-    log.info("event=console_ticket_saved ticket=%s agent=%s fields=%s", draft["id"], agent,
+    # The ticket stays its agent's: a supervisor or an assigned agent saving it does not take it over.
+    await store.update_ticket_draft(draft["ticket_id"], **fields, status="saved", at=request.app[_config_key].clock())
+    log.info("event=console_ticket_saved ticket=%s agent=%s fields=%s", draft["ticket_id"], viewer.name,
              ",".join(sorted(fields)))
-    return _json(await _draft_for(request, agent))
+    return _json(_for_page(await store.get_ticket_draft(draft["ticket_id"])))
 
 
 async def _mark_abusive(request: web.Request) -> web.Response:
-    agent = _signed_in_agent(request)
+    viewer = _signed_in(request)
     body = await _json_body(request)
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         return _error(400, "reason", "a reason is required")
     if len(reason) > _REASON_LIMIT:
         return _error(400, "reason", f"at most {_REASON_LIMIT} characters")
-    draft = await _draft_for(request, agent)
+    draft = await _draft_for(request, viewer, "abusive")
     store = request.app[_store_key]
     call = await store.get_call(draft["call_id"]) if draft.get("call_id") else None
     number = (call or {}).get("number")
     if not number:
         return _error(409, "number", "this call has no caller number to restrict")
     pending_id = await store.add_pending_restriction(
-        number=number, reason=reason.strip(), requested_by=agent, call_id=draft["call_id"],
+        number=number, reason=reason.strip(), requested_by=viewer.name, call_id=draft["call_id"],
         at=request.app[_config_key].clock(),
     )
     log.info("event=console_abusive_requested ticket=%s call_id=%s number=%s agent=%s pending_id=%s",
-             draft["id"], draft["call_id"], mask(number), agent, pending_id)
+             draft["ticket_id"], draft["call_id"], mask(number), viewer.name, pending_id)
     return _json({"pending_id": pending_id}, status=201)
+
+
+async def _assign(request: web.Request) -> web.Response:
+    """A supervisor lets another agent work on a ticket (``{"agent": "agent2"}``)."""
+    viewer = _signed_in(request)
+    config: _Config = request.app[_config_key]
+    if not viewer.is_supervisor:
+        return _error(403, "role", "only a supervisor assigns tickets")
+    body = await _json_body(request)
+    agent = body.get("agent")
+    if not isinstance(agent, str) or agent not in config.agents:
+        return _error(400, "agent", "choose an agent of this hotline")
+    draft = await _draft_for(request, viewer, "assign")
+    await request.app[_store_key].assign_ticket(draft["ticket_id"], agent=agent, source="supervisor",
+                                                assigned_by=viewer.name, call_id=draft.get("call_id"),
+                                                at=config.clock())
+    log.info("event=console_ticket_assigned ticket=%s agent=%s by=%s", draft["ticket_id"], agent, viewer.name)
+    return _json({"ticket": draft["public_id"], "agent": agent}, status=201)
 
 
 # -- transfer to a linked centre --------------------------------------------------------------------------------
 
 
 async def _centres(request: web.Request) -> web.Response:
-    _signed_in_agent(request)
+    _signed_in(request)
     centres = [{"name": str(c["name"]), "label": str(c.get("label") or c["name"])}
                for c in request.app[_centres_key]()]
     return _json({"centres": centres})
 
 
 async def _transfer(request: web.Request) -> web.Response:
-    agent = _signed_in_agent(request)
+    viewer = _signed_in(request)
     transfer: TransferFunction | None = request.app[_transfer_key]
     if transfer is None:
         return _error(503, "transfer", "transfers to linked centres are not available on this console")
@@ -292,86 +332,56 @@ async def _transfer(request: web.Request) -> web.Response:
         return _error(400, "centre", "choose a linked centre")
     if mode not in TRANSFER_MODES:
         return _error(400, "mode", f"must be one of {', '.join(TRANSFER_MODES)}")
-    draft = await _draft_for(request, agent)
+    draft = await _draft_for(request, viewer, "transfer")
     if not draft.get("call_id"):
         return _error(409, "call", "this ticket has no call to transfer")
+    ticket_id, agent = draft["ticket_id"], viewer.name
     try:
         handoff_id = await transfer(call_id=draft["call_id"], centre=centre, mode=mode, agent=agent,
-                                    ticket_id=draft["id"])
+                                    ticket_id=ticket_id)
     except TransferError as exc:
         log.info("event=console_transfer_refused ticket=%s call_id=%s centre=%s mode=%s agent=%s reason=%s",
-                 draft["id"], draft["call_id"], centre, mode, agent, exc.reason)
+                 ticket_id, draft["call_id"], centre, mode, agent, exc.reason)
         return _error(409, "transfer", exc.reason)
-    log.info("event=console_transfer ticket=%s call_id=%s centre=%s mode=%s agent=%s handoff=%s", draft["id"],
+    log.info("event=console_transfer ticket=%s call_id=%s centre=%s mode=%s agent=%s handoff=%s", ticket_id,
              draft["call_id"], centre, mode, agent, handoff_id)
     return _json({"handoff_id": handoff_id}, status=202)
 
 
-async def _draft_for(request: web.Request, agent: str) -> dict:
-    ticket_id = request.match_info["ticket_id"]
-    if len(ticket_id) > 64:
+# -- who may see a ticket ---------------------------------------------------------------------------------------
+
+
+async def _draft_for(request: web.Request, viewer: Viewer, action: str) -> dict:
+    """The draft named by the URL's public id, if ``viewer`` may see it; else 404, the same as an unknown id."""
+    draft = await request.app[_store_key].ticket_by_public_id(request.match_info["public_id"])
+    if draft is None or not await _permitted(request, viewer, draft, action):
         raise _http_error(web.HTTPNotFound, "ticket", "no such ticket")
-    draft = await request.app[_store_key].get_ticket_draft(ticket_id)
-    if draft is None:
-        raise _http_error(web.HTTPNotFound, "ticket", "no such ticket")
-    # A ticket taken by one agent is not another's to edit (article 10: first-contact responsibility).
-    if draft.get("agent") not in (None, "", agent):
-        raise _http_error(web.HTTPForbidden, "ticket", "this ticket belongs to another agent")
-    # The store names the key ticket_id; the page (like the screen-pop's ticket) calls it id.
-    return {**draft, "id": ticket_id}
+    return _for_page(draft)
 
 
-def validate_ticket_fields(body: dict[str, Any]) -> dict[str, Any]:
-    """The fields an agent may edit, checked and converted for the store; FieldError names the first bad one."""
-    editable = {"type", *_TEXT_LIMITS, "callback_number", "due"}
-    fields: dict[str, Any] = {}
-    for name, value in body.items():
-        if name not in editable:
-            raise FieldError(name, "not an editable field")
-        if name == "type":
-            if value not in REQUEST_TYPES:
-                raise FieldError(name, f"must be one of {', '.join(REQUEST_TYPES)}")
-            fields[name] = value
-        elif name == "due":
-            fields[name] = _iso_date(value)
-        elif name == "callback_number":
-            fields[name] = _callback_number(value)
-        else:
-            fields[name] = _bounded_text(name, value, _TEXT_LIMITS[name])
-    if not fields:
-        raise FieldError("body", "no fields to save")
-    return fields
+async def _permitted(request: web.Request, viewer: Viewer, draft: dict, action: str) -> bool:
+    store = request.app[_store_key]
+    holders = TicketHolders.of(draft.get("agent"), await store.ticket_assignees(draft["ticket_id"]))
+    access = decide(viewer, holders)
+    if access.audited:
+        # Written before anything is shown or changed: an access that cannot be audited does not happen.
+        try:
+            await store.audit_ticket_access(viewer=viewer.name, role=viewer.role, action=action,
+                                            ticket_id=draft["ticket_id"], basis=access.value,
+                                            at=request.app[_config_key].clock())
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            log.error("event=console_audit_failed ticket=%s agent=%s action=%s error=%s", draft["ticket_id"],
+                      viewer.name, action, type(exc).__name__)
+            raise _http_error(web.HTTPServiceUnavailable, "audit", "try again shortly") from None
+    if access is Access.DENIED:
+        log.warning("event=console_ticket_refused ticket=%s agent=%s action=%s", draft["ticket_id"], viewer.name,
+                    action)
+    return access.allowed
 
 
-def _bounded_text(name: str, value: Any, limit: int) -> str:
-    if not isinstance(value, str):
-        raise FieldError(name, "must be text")
-    value = value.strip()
-    if len(value) > limit:
-        raise FieldError(name, f"at most {limit} characters")
-    if any(ch < " " and ch not in "\n\t" for ch in value):
-        raise FieldError(name, "contains control characters")
-    return value
-
-
-def _iso_date(value: Any) -> date:
-    if not isinstance(value, str) or len(value) != 10:
-        raise FieldError("due", "must be an ISO date YYYY-MM-DD")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise FieldError("due", "must be an ISO date YYYY-MM-DD") from None
-
-
-def _callback_number(value: Any) -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if not isinstance(value, str) or len(value) > _CALLBACK_LIMIT:
-        raise FieldError("callback_number", f"must be a phone number of at most {_CALLBACK_LIMIT} characters")
-    try:
-        return normalise_strict(value)
-    except ValueError:
-        raise FieldError("callback_number", "not a usable phone number") from None
+def _for_page(draft: dict) -> dict:
+    # The page shows the ticket number as "id" (as the screen-pop does) and names the ticket by its public id.
+    return {**draft, "id": draft["ticket_id"]}
 
 
 # -- JSON helpers -----------------------------------------------------------------------------------------------

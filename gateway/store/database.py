@@ -22,7 +22,8 @@ Asia/Shanghai (the hotline's civil time).
 
 Layout: this module keeps the connection, the schema and the transaction (`_write`) plus restrictions;
 `calls.CallsMixin` adds call records, call entry and queueing; `tickets.TicketsMixin` ticket drafts and status,
-caller history and pending restrictions; `delivery.DeliveryMixin` the outbox, hand-offs and pushes; `rows` holds
+caller history and pending restrictions; `ticket_access.TicketAccessMixin` public ids, assignments, the
+screen-pop log and the console's access audit; `delivery.DeliveryMixin` the outbox, hand-offs and pushes; `rows` holds
 the row conversions, field validators and value sets.
 """
 
@@ -54,13 +55,14 @@ from gateway.store.rows import (
     check_text,
     to_ts,
 )
+from gateway.store.ticket_access import TicketAccessMixin
 from gateway.store.tickets import TicketsMixin
 
 BUSY_TIMEOUT_MS = 5000
 STORE_TARGET = "store"
 
 
-class Store(CallsMixin, TicketsMixin, DeliveryMixin):
+class Store(CallsMixin, TicketsMixin, TicketAccessMixin, DeliveryMixin):
     def __init__(self, db: aiosqlite.Connection, path: Path, health: WriteHealth | None = None) -> None:
         self._db = db
         self.path = path

@@ -206,4 +206,68 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE ticket_drafts ADD COLUMN scores TEXT;
         """,
     ),
+    (
+        6,
+        """
+        -- Art. 20: the console names a ticket by a random public id, never by the guessable ticket number (the
+        -- number stays what the caller hears and keys into the progress query).
+        ALTER TABLE ticket_drafts ADD COLUMN public_id TEXT;
+        UPDATE ticket_drafts SET public_id = lower(hex(randomblob(16))) WHERE public_id IS NULL;
+        CREATE UNIQUE INDEX ticket_drafts_public_id ON ticket_drafts (public_id);
+        CREATE TRIGGER ticket_drafts_public_id_required BEFORE INSERT ON ticket_drafts WHEN NEW.public_id IS NULL
+        BEGIN
+            SELECT RAISE(ABORT, 'ticket_drafts.public_id is required');
+        END;
+
+        -- Who may work on a ticket besides a supervisor: every agent who answered its call (the screen-pop on
+        -- AgentConnect) and every agent it was assigned to (by a supervisor, or for a return call). Append-only.
+        CREATE TABLE ticket_assignments (
+            id          INTEGER PRIMARY KEY,
+            ticket_id   TEXT NOT NULL REFERENCES ticket_drafts (ticket_id),
+            agent       TEXT NOT NULL,
+            source      TEXT NOT NULL CHECK (source IN ('answered', 'supervisor', 'return_call')),
+            assigned_by TEXT,
+            call_id     TEXT,
+            at          TEXT NOT NULL,
+            CHECK ((source = 'supervisor') = (assigned_by IS NOT NULL))
+        );
+        CREATE INDEX ticket_assignments_ticket ON ticket_assignments (ticket_id, agent);
+        INSERT INTO ticket_assignments (ticket_id, agent, source, call_id, at)
+            SELECT ticket_id, agent, 'answered', call_id, updated_at FROM ticket_drafts WHERE agent IS NOT NULL;
+
+        -- The screen-pops sent, without their content: the console of an agent who reconnects is sent its
+        -- current call's pop again, rebuilt from the store under the same message id.
+        CREATE TABLE screenpops (
+            id         INTEGER PRIMARY KEY,
+            message_id TEXT NOT NULL UNIQUE,
+            agent      TEXT NOT NULL,
+            call_id    TEXT NOT NULL,
+            ticket_id  TEXT,
+            reason     TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX screenpops_agent ON screenpops (agent, id);
+
+        -- Every console access to a ticket by anyone but the ticket's agent, and every refusal: who, what, when,
+        -- which ticket (art. 20). No caller number. Append-only, like restriction_audit.
+        CREATE TABLE ticket_access_audit (
+            id        INTEGER PRIMARY KEY,
+            at        TEXT NOT NULL,
+            viewer    TEXT NOT NULL,
+            role      TEXT NOT NULL CHECK (role IN ('agent', 'supervisor')),
+            action    TEXT NOT NULL,
+            ticket_id TEXT NOT NULL,
+            basis     TEXT NOT NULL CHECK (basis IN ('assigned', 'supervisor', 'denied'))
+        );
+        CREATE INDEX ticket_access_audit_ticket ON ticket_access_audit (ticket_id, id);
+        CREATE TRIGGER ticket_access_audit_no_update BEFORE UPDATE ON ticket_access_audit
+        BEGIN
+            SELECT RAISE(ABORT, 'ticket_access_audit is append-only');
+        END;
+        CREATE TRIGGER ticket_access_audit_no_delete BEFORE DELETE ON ticket_access_audit
+        BEGIN
+            SELECT RAISE(ABORT, 'ticket_access_audit is append-only');
+        END;
+        """,
+    ),
 ]

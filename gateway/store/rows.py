@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import sqlite3
 from datetime import UTC, date, datetime
 from typing import Any
@@ -35,7 +36,7 @@ TICKET_FIELDS = (
 TICKET_DRAFT_STATUSES = frozenset({"draft", "saved"})
 # What the IVR progress query (art. 12) tells a caller about a ticket that has not yet left the hotline.
 DRAFT_PUBLIC_STATUS = "received"
-TICKET_COLUMNS = "ticket_id, call_id, " + ", ".join(TICKET_FIELDS) + ", created_at, updated_at"
+TICKET_COLUMNS = "ticket_id, public_id, call_id, " + ", ".join(TICKET_FIELDS) + ", created_at, updated_at"
 HANDOFF_TRIGGERS = frozenset({"menu", "speech", "agent"})
 HANDOFF_MODES = frozenset({"blind", "threeway"})
 # answered: the centre took the call; no_answer/busy: it did not within its answer timeout; fallback_*: the call
@@ -51,6 +52,9 @@ HANDOFF_COLUMNS = ("id, call_id, ticket_id, situation, centre, trigger, mode, re
 _HANDOFF_TIMES = ("requested_at", "ring_at", "answered_at", "ended_at")
 PUSH_COLUMNS = ("id, push_id, handoff_id, call_id, centre, adapter, state, attempts, last_error, created_at, "
                  "updated_at")
+# Why an agent may work on a ticket besides being its agent (ticket_assignments.source).
+ASSIGNMENT_SOURCES = frozenset({"answered", "supervisor", "return_call"})
+_PUBLIC_ID = re.compile(r"[0-9a-f]{32}")
 PENDING_COLUMNS = (
     "id, number, reason, requested_by, call_id, requested_at, status, decided_by, decided_at, decision_reason,"
     " restriction_id"
@@ -95,6 +99,16 @@ def prepare_bulk(rows: list[tuple[str, str, str, int, datetime]]) -> list[tuple]
              to_ts(decided_at), to_ts(until))
         )
     return prepared
+
+
+def new_public_id() -> str:
+    """A ticket's public id: 128 random bits as 32 lower-case hex digits."""
+    return secrets.token_hex(16)
+
+
+def is_public_id(text: object) -> bool:
+    """Whether ``text`` has the form of a public id (so a malformed one never reaches a query)."""
+    return isinstance(text, str) and _PUBLIC_ID.fullmatch(text) is not None
 
 
 def lookup_key(number: str | None) -> str | None:

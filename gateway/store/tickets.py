@@ -27,6 +27,7 @@ from gateway.store.rows import (
     check_text,
     ticket_from_row,
     check_ticket_field,
+    new_public_id,
     to_ts,
 )
 
@@ -210,7 +211,8 @@ async def _undecided(db: aiosqlite.Connection, pending_id: int) -> dict:
 async def insert_ticket_draft(db: aiosqlite.Connection, *, call_id: str, request_type: str | None,
                               created_at: datetime, emergency: str | None = None, due: Any = None) -> str:
     """A new draft inside the caller's transaction; its id is the local date and that day's sequence number
-    ("2026112700042"). Fields must have been checked (``check_ticket_field``)."""
+    ("2026112700042"), its public id (the console's name for it) 128 random bits. Fields must have been checked
+    (``check_ticket_field``)."""
     day = check_aware(created_at, "created_at").astimezone(SHANGHAI).date().strftime("%Y%m%d")
     rows = await db.execute_fetchall(
         "INSERT INTO ticket_sequences (day, last) VALUES (?, 1)"
@@ -219,9 +221,9 @@ async def insert_ticket_draft(db: aiosqlite.Connection, *, call_id: str, request
     )
     ticket_id = f"{day}{rows[0][0]:05d}"
     await db.execute(
-        "INSERT INTO ticket_drafts (ticket_id, call_id, type, emergency, due, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (ticket_id, check_text(call_id, "call_id"), request_type, emergency, due, to_ts(created_at),
-         to_ts(created_at)),
+        "INSERT INTO ticket_drafts (ticket_id, public_id, call_id, type, emergency, due, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (ticket_id, new_public_id(), check_text(call_id, "call_id"), request_type, emergency, due,
+         to_ts(created_at), to_ts(created_at)),
     )
     return ticket_id

@@ -1,5 +1,6 @@
 """The agent console end to end in headless Chromium: a real mosquitto (websockets, password file, per-agent ACL),
-the console app on a free port with a real Store, screen-pops published as the gateway's broker user."""
+the console app on a free port with a real Store, screen-pops published as the gateway's broker user (by hand, or
+by the gateway's own ScreenPopper on an AgentConnect event), the page's MQTT client the vendored MQTT.js."""
 
 import asyncio
 import json
@@ -10,11 +11,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import paho.mqtt.client as paho
 import pytest
 from aiohttp import web
 
+from ami_handlers.screenpop import ScreenPopper
 from gateway.console.app import create_console_app
 from gateway.mqtt.broker_config import write_broker_config
 from gateway.sandbox.broker import LocalBroker, free_port
@@ -55,8 +58,8 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 def broker(tmp_path):
     state_dir = tmp_path / "state"
     port, ws_port = free_port(HOST), free_port(HOST)
-    conf = write_broker_config(state_dir, host=HOST, port=port, ws_port=ws_port, agents=["agent1", "agent2"],
-                               centres=[])
+    conf = write_broker_config(state_dir, host=HOST, port=port, ws_port=ws_port,
+                               agents=["agent1", "agent2", "lead1"], centres=[])
     broker = LocalBroker(conf, host=HOST, port=port, log_file=tmp_path / "mosquitto.log")
     broker.start()
     try:
@@ -76,8 +79,8 @@ class ConsoleServer:
         self.thread.start()
         self.port = free_port(HOST)
         self.store: Store = self.run(Store.open(db_path))
-        app = create_console_app(store=self.store, state_dir=state_dir, agents=["agent1", "agent2"], ws_url=ws_url,
-                                 clock=lambda: datetime.now(UTC))
+        app = create_console_app(store=self.store, state_dir=state_dir, agents=["agent1", "agent2", "lead1"],
+                                 supervisors=["lead1"], ws_url=ws_url, clock=lambda: datetime.now(UTC))
         self.runner = web.AppRunner(app)
         self.run(self.runner.setup())
         self.run(web.TCPSite(self.runner, HOST, self.port).start())
@@ -133,23 +136,35 @@ def browser(tmp_path):
         driver.quit()
 
 
-def make_ticket(server: ConsoleServer, call_id: str, address: str) -> str:
-    async def create() -> str:
+class Ticket(NamedTuple):
+    number: str      # what the caller hears and the page shows
+    public_id: str   # what the page's API calls name it by
+
+
+def make_ticket(server: ConsoleServer, call_id: str, address: str, *, answered_by: str | None = None,
+                pop_id: str | None = None) -> Ticket:
+    """A queued call's ticket draft; ``answered_by`` records, as the gateway's screen-pop does, that this agent
+    answered (so the agent may see it) under the pop's id."""
+    async def create() -> Ticket:
         await server.store.open_call(call_id=call_id, number=NUMBER, channel=f"PJSIP/trunk-{call_id}",
                                      started_at=NOW)
-        ticket_id = await server.store.create_ticket_draft(call_id=call_id, request_type="complaint",
-                                                           created_at=NOW)
-        await server.store.update_ticket_draft(ticket_id, address=address, unit="赤坎区住建局", category="噪音扰民",
+        number = await server.store.create_ticket_draft(call_id=call_id, request_type="complaint",
+                                                        created_at=NOW)
+        await server.store.update_ticket_draft(number, address=address, unit="赤坎区住建局", category="噪音扰民",
                                                due=date(2026, 3, 20), summary="小区夜间施工噪音",
                                                transcript="你好，我要投诉人民大道中一号工地夜里施工。")
-        return ticket_id
+        if answered_by:
+            await server.store.record_screenpop(message_id=pop_id or f"pop-{call_id}", agent=answered_by,
+                                                call_id=call_id, ticket_id=number, reason=None,
+                                                at=datetime.now(UTC))
+        return Ticket(number, (await server.store.get_ticket_draft(number))["public_id"])
     return server.run(create())
 
 
-def screenpop(pop_id: str, agent: str, call_id: str, ticket_id: str, address: str) -> dict:
+def screenpop(pop_id: str, agent: str, call_id: str, ticket: Ticket, address: str) -> dict:
     return {
         "id": pop_id, "agent": agent, "call_id": call_id, "caller_number": NUMBER,
-        "ticket": {"id": ticket_id, "type": "complaint", "category": "噪音扰民", "unit": "赤坎区住建局",
+        "ticket": {"id": ticket.number, "public_id": ticket.public_id, "type": "complaint", "category": "噪音扰民", "unit": "赤坎区住建局",
                    "address": address, "callback_number": NUMBER, "emergency": None, "due": "2026-03-20",
                    "summary": "小区夜间施工噪音"},
         "ivr_path": ["welcome", "3:complaint", "speech"],
@@ -190,13 +205,13 @@ def listed_pops(driver) -> list[str]:
 def test_agent_gets_own_screenpop_saves_ticket_and_requests_restriction(server, broker, publish, browser, tmp_path):
     sign_in(browser, server.url, "agent1", mqtt_password(broker["state_dir"], "agent1"))
 
-    other_ticket = make_ticket(server, "call-agent2", "麻章区瑞云路 99 号")
+    other_ticket = make_ticket(server, "call-agent2", "麻章区瑞云路 99 号", answered_by="agent2", pop_id="pop-agent2")
     publish("agent2", screenpop("pop-agent2", "agent2", "call-agent2", other_ticket, "麻章区瑞云路 99 号"))
-    ticket_id = make_ticket(server, "call-1", "赤坎区人民大道中 1 号")
-    publish("agent1", screenpop("pop-1", "agent1", "call-1", ticket_id, "赤坎区人民大道中 1 号"))
+    ticket = make_ticket(server, "call-1", "赤坎区人民大道中 1 号", answered_by="agent1", pop_id="pop-1")
+    publish("agent1", screenpop("pop-1", "agent1", "call-1", ticket, "赤坎区人民大道中 1 号"))
 
     wait_for(browser, lambda d: value(d, "ticket-address") == "赤坎区人民大道中 1 号", "the screen-pop's address")
-    assert text(browser, "ticket-id") == ticket_id
+    assert text(browser, "ticket-id") == ticket.number
     assert value(browser, "ticket-type") == "complaint"
     assert value(browser, "ticket-unit") == "赤坎区住建局"
     assert value(browser, "ticket-due") == "2026-03-20"
@@ -210,7 +225,7 @@ def test_agent_gets_own_screenpop_saves_ticket_and_requests_restriction(server, 
     address.send_keys("赤坎区人民大道中 3 号")
     browser.find_element(By.ID, "save").click()
     wait_for(browser, lambda d: text(d, "save-status") == "已保存", "已保存")
-    saved = server.run(server.store.get_ticket_draft(ticket_id))
+    saved = server.run(server.store.get_ticket_draft(ticket.number))
     assert (saved["address"], saved["status"], saved["agent"]) == ("赤坎区人民大道中 3 号", "saved", "agent1")
     assert saved["callback_number"] == NUMBER
 
@@ -223,20 +238,20 @@ def test_agent_gets_own_screenpop_saves_ticket_and_requests_restriction(server, 
     browser.save_screenshot(str(tmp_path / "console.png"))
 
     # At-least-once delivery: the same pop again must not be listed twice; a later pop marks that it was handled.
-    publish("agent1", screenpop("pop-1", "agent1", "call-1", ticket_id, "赤坎区人民大道中 1 号"))
-    second_ticket = make_ticket(server, "call-2", "霞山区海滨大道 8 号")
+    publish("agent1", screenpop("pop-1", "agent1", "call-1", ticket, "赤坎区人民大道中 1 号"))
+    second_ticket = make_ticket(server, "call-2", "霞山区海滨大道 8 号", answered_by="agent1", pop_id="pop-2")
     publish("agent1", screenpop("pop-2", "agent1", "call-2", second_ticket, "霞山区海滨大道 8 号"))
     wait_for(browser, lambda d: "pop-2" in listed_pops(d), "the second screen-pop")
     assert listed_pops(browser) == ["pop-2", "pop-1"]
     page = browser.page_source
-    assert "pop-agent2" not in page and other_ticket not in page and "麻章区" not in page
+    assert "pop-agent2" not in page and other_ticket.number not in page and "麻章区" not in page
 
 
 def test_low_confidence_fields_are_marked_for_the_agent_and_editing_clears_the_mark(server, broker, publish,
                                                                                    browser):
     sign_in(browser, server.url, "agent1", mqtt_password(broker["state_dir"], "agent1"))
-    ticket_id = make_ticket(server, "call-unsure", "赤坎区人民大道中 1 号")
-    pop = screenpop("pop-unsure", "agent1", "call-unsure", ticket_id, "赤坎区人民大道中 1 号")
+    ticket = make_ticket(server, "call-unsure", "赤坎区人民大道中 1 号", answered_by="agent1", pop_id="pop-unsure")
+    pop = screenpop("pop-unsure", "agent1", "call-unsure", ticket, "赤坎区人民大道中 1 号")
     pop["ticket"]["scores"] = {"type": {"score": 0.93}, "category": {"score": 0.41, "runner_up": "城市管理",
                                                                      "runner_up_score": 0.33}}
     pop["ticket"]["check"] = ["category"]
@@ -270,58 +285,205 @@ def test_console_reconnects_and_resubscribes_after_a_broker_restart(server, brok
     wait_port(broker["ws_port"])
     wait_for(browser, lambda d: text(d, "status") == "已连接", "the console to reconnect")
 
-    ticket_id = make_ticket(server, "call-after", "坡头区官渡镇")
-    publish("agent1", screenpop("pop-after", "agent1", "call-after", ticket_id, "坡头区官渡镇"))
+    ticket = make_ticket(server, "call-after", "坡头区官渡镇", answered_by="agent1", pop_id="pop-after")
+    publish("agent1", screenpop("pop-after", "agent1", "call-after", ticket, "坡头区官渡镇"))
     wait_for(browser, lambda d: value(d, "ticket-address") == "坡头区官渡镇", "a screen-pop after the reconnect")
 
 
-def test_mqtt_packet_reader_splits_coalesced_and_joins_fragmented_packets(server, browser):
+def test_the_vendored_mqtt_client_keeps_an_idle_connection_alive_with_pings(server, broker, browser):
     browser.get(server.url)
-    # A PUBLISH with a 200-byte body (two-byte remaining length), then a PINGRESP, cut at awkward places.
-    packets = browser.execute_script("""
-        const body = new Uint8Array(200).fill(65);
-        const publish = new Uint8Array([0x30, 0xc8, 0x01, ...body]);
-        const stream = new Uint8Array([...publish, 0xd0, 0x00]);
-        const reader = new MqttWs.PacketReader();
-        const out = [];
-        for (const [a, b] of [[0, 1], [1, 2], [2, 150], [150, stream.length]]) {
-          out.push(...reader.push(stream.slice(a, b)));
-        }
-        return out.map((p) => [p.type, p.flags, p.body.length]);
-    """)
-    assert packets == [[3, 0, 200], [13, 0, 0]]
-
-
-def test_mqtt_client_keeps_an_idle_connection_alive_with_pings(server, broker, browser):
-    browser.get(server.url)
-    # keepalive 1 s: mosquitto drops a client silent for 1.5 s, so three answered pings prove PINGREQ works.
+    # keepalive 1 s: mosquitto drops a client silent for 1.5 s, so four answered pings prove PINGREQ works (and
+    # that the bundle runs under the page's Content-Security-Policy).
     browser.execute_script("""
-        window.statuses = [];
-        window.probe = new MqttWs.Client({
-          url: arguments[0], clientId: "keepalive-probe", username: "agent1", password: arguments[1],
-          topic: "hotline/agents/agent1/screenpop", keepalive: 1,
-          onStatus: (state) => window.statuses.push(state), onMessage: () => {},
-        });
-        window.probe.start();
+        window.pongs = 0; window.closes = 0;
+        window.probe = mqtt.connect(arguments[0], {protocolVersion: 4, clientId: "keepalive-probe",
+          username: "agent1", password: arguments[1], keepalive: 1, reconnectPeriod: 0});
+        window.probe.on("packetreceive", (packet) => { if (packet.cmd === "pingresp") window.pongs += 1; });
+        window.probe.on("close", () => { window.closes += 1; });
     """, broker["ws_url"], mqtt_password(broker["state_dir"], "agent1"))
-    wait_for(browser, lambda d: d.execute_script("return window.probe.pongs") >= 4, "four PINGRESPs")
-    assert browser.execute_script("return window.statuses") == ["connecting", "connected"]
-    browser.execute_script("window.probe.stop()")
+    wait_for(browser, lambda d: d.execute_script("return window.pongs") >= 4, "four PINGRESPs")
+    assert browser.execute_script("return window.closes") == 0
+    browser.execute_script("window.probe.end(true)")
 
 
-def test_mqtt_client_stops_on_refused_credentials(server, broker, browser):
+def test_a_console_the_broker_refuses_says_so_and_stops_retrying(server, broker, browser):
+    # The agent's secret was rotated but the broker still has the old hash: the gateway accepts the new password,
+    # the broker does not (mosquitto answers "not authorised", CONNACK 5).
+    secret = Path(broker["state_dir"]) / "secrets" / "mqtt" / "agent1.secret"
+    secret.write_text("rotated-but-broker-not-reloaded\n")
     browser.get(server.url)
-    browser.execute_script("""
-        window.statuses = [];
-        window.probe = new MqttWs.Client({
-          url: arguments[0], clientId: "bad-probe", username: "agent1", password: "wrong",
-          topic: "hotline/agents/agent1/screenpop",
-          onStatus: (state, detail) => window.statuses.push([state, detail || null]), onMessage: () => {},
-        });
-        window.probe.start();
-    """, broker["ws_url"])
-    wait_for(browser, lambda d: any(s[0] == "refused" for s in d.execute_script("return window.statuses")),
+    browser.find_element(By.ID, "login-agent").send_keys("agent1")
+    browser.find_element(By.ID, "login-password").send_keys("rotated-but-broker-not-reloaded")
+    browser.find_element(By.ID, "login-submit").click()
+    wait_for(browser, lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "refused",
              "the refusal")
-    # mosquitto answers a wrong password with "not authorised" (5), not "bad user name or password" (4).
-    assert browser.execute_script("return window.statuses") == [["connecting", None], ["refused", "未授权"]]
-    assert browser.execute_script("return window.probe.stopped && window.probe.reconnectTimer === null")
+    assert text(browser, "status") == "连接被拒绝：未授权"
+    time.sleep(3)   # longer than the reconnect period: a retry would show "connecting" again
+    assert text(browser, "status") == "连接被拒绝：未授权"
+
+
+class CuttableRelay:
+    """A TCP relay in front of the broker's websockets port that the test can cut: open connections are closed and
+    new ones refused until it is restored (a console whose network drops, while the broker stays up)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server((HOST, 0))
+        self.port = self.listener.getsockname()[1]
+        self.up = True
+        self.sockets: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                conn.close()
+                continue
+            upstream = socket.create_connection((HOST, self.target_port))
+            with self.lock:
+                self.sockets |= {conn, upstream}
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        self.up = False
+        with self.lock:
+            for s in self.sockets:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.sockets.clear()
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+class PahoOutbox:
+    """The gateway's outbox as the ScreenPopper sees it, publishing at once as the gateway's broker user."""
+
+    def __init__(self, send: Callable[[str, dict], None]) -> None:
+        self.send = send
+
+    async def put(self, topic: str, payload: dict, *, message_id: str) -> int:
+        await asyncio.to_thread(self.send, topic.split("/")[2], payload)
+        return 1
+
+
+@pytest.fixture
+def relay(broker):
+    r = CuttableRelay(broker["ws_port"])
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def relayed_server(tmp_path, broker, relay):
+    s = ConsoleServer(tmp_path / "db" / "hotline.sqlite", broker["state_dir"], f"ws://{HOST}:{relay.port}/mqtt")
+    yield s
+    s.close()
+
+
+def answer(server: ConsoleServer, publish, agent: str, call_id: str, address: str) -> Ticket:
+    """A queued call's ticket, then the AgentConnect that puts ``agent`` on it: the gateway's own ScreenPopper
+    records the pop and publishes it (QoS 1, PUBACKed by the broker whether or not the console listens)."""
+    ticket = make_ticket(server, call_id, address)
+    popper = ScreenPopper(server.store, PahoOutbox(publish), clock=lambda: datetime.now(UTC))
+    event = {"Event": "AgentConnect", "Queue": "hotline", "MemberName": f"PJSIP/{agent}",
+             "Interface": f"PJSIP/{agent}", "CallerIDNum": "13800138000",
+             "ChanVariable": [f"HOTLINE_CALL_ID={call_id}", f"HOTLINE_TICKET_ID={ticket.number}"]}
+    server.run(popper.handle(event))
+    assert popper.popped == 1, "the ScreenPopper did not pop"
+    return ticket
+
+
+def test_a_console_whose_websocket_was_cut_shows_the_pop_published_while_it_was_away(relayed_server, relay, broker,
+                                                                                     publish, browser):
+    server = relayed_server
+    sign_in(browser, server.url, "agent1", mqtt_password(broker["state_dir"], "agent1"))
+    relay.cut()
+    wait_for(browser, lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "reconnecting",
+             "the console to notice its connection is gone")
+    ticket = answer(server, publish, "agent1", "call-away", "遂溪县遂城镇")
+    time.sleep(1)   # the broker has PUBACKed and dropped the pop: nobody was subscribed
+    assert value(browser, "ticket-address") in ("", None) and listed_pops(browser) == []
+
+    restored = time.monotonic()
+    relay.restore()
+    wait_for(browser, lambda d: value(d, "ticket-address") == "遂溪县遂城镇", "the pop published while away")
+    shown_after = time.monotonic() - restored
+    assert text(browser, "ticket-id") == ticket.number and text(browser, "status") == "已连接"
+    print(f"pop published while the console was cut off: shown {shown_after:.2f} s after the network came back")
+
+    # Live pops still come over MQTT after the reconnect, and the fetched one is not listed twice.
+    answer(server, publish, "agent1", "call-live", "廉江市罗州街道")
+    wait_for(browser, lambda d: value(d, "ticket-address") == "廉江市罗州街道", "a live pop after the reconnect")
+    assert len(listed_pops(browser)) == 2
+
+
+def test_a_console_that_loads_or_reloads_after_the_answer_shows_the_pop(server, broker, publish, browser):
+    ticket = answer(server, publish, "agent1", "call-early", "吴川市梅录街道")   # before any console is open
+    sign_in(browser, server.url, "agent1", mqtt_password(broker["state_dir"], "agent1"))
+    wait_for(browser, lambda d: value(d, "ticket-address") == "吴川市梅录街道", "the pop of the call answered before")
+    assert text(browser, "ticket-id") == ticket.number
+
+    browser.refresh()
+    # The session survives the reload: the pop is back at once, the broker waits for the password.
+    wait_for(browser, lambda d: value(d, "ticket-address") == "吴川市梅录街道", "the pop after a reload")
+    assert browser.find_element(By.ID, "workspace").is_displayed()
+    assert browser.find_element(By.ID, "status").get_attribute("data-state") == "password-needed"
+    browser.find_element(By.ID, "reconnect-password").send_keys(mqtt_password(broker["state_dir"], "agent1"))
+    browser.find_element(By.ID, "reconnect-submit").click()
+    wait_for(browser, lambda d: text(d, "status") == "已连接", "the broker connection after the reload")
+    assert not browser.find_element(By.ID, "reconnect-form").is_displayed()
+    assert listed_pops(browser) == [server.run(server.store.latest_screenpop("agent1"))["message_id"]]
+
+
+def test_another_agents_console_never_gets_the_pop_of_a_call_it_did_not_answer(server, broker, publish, browser):
+    answer(server, publish, "agent1", "call-a1", "赤坎区北桥街道")
+    sign_in(browser, server.url, "agent2", mqtt_password(broker["state_dir"], "agent2"))
+    time.sleep(1)   # the fetch after subscribing has answered
+    assert listed_pops(browser) == [] and "赤坎区北桥街道" not in browser.page_source
+
+
+def test_a_supervisor_opens_an_agents_ticket_by_its_number_and_saves_it_audited(server, broker, publish, browser):
+    ticket = answer(server, publish, "agent1", "call-sup", "雷州市雷城街道")
+    sign_in(browser, server.url, "lead1", mqtt_password(broker["state_dir"], "lead1"))
+    assert text(browser, "signed-in-agent") == "班长 lead1"
+    assert listed_pops(browser) == []   # agent1's pop is agent1's
+    browser.find_element(By.ID, "lookup-number").send_keys(ticket.number)
+    browser.find_element(By.ID, "lookup-submit").click()
+    wait_for(browser, lambda d: value(d, "ticket-address") == "雷州市雷城街道", "the ticket looked up")
+    assert text(browser, "ticket-id") == ticket.number and text(browser, "caller-number") == "13800138000"
+    category = browser.find_element(By.ID, "ticket-category")
+    category.clear()
+    category.send_keys("市政设施")
+    browser.find_element(By.ID, "save").click()
+    wait_for(browser, lambda d: text(d, "save-status") == "已保存", "已保存")
+    saved = server.run(server.store.get_ticket_draft(ticket.number))
+    assert (saved["category"], saved["agent"]) == ("市政设施", "agent1")
+    audit = server.run(server.store.ticket_access_audit(ticket.number))
+    assert [(r["viewer"], r["role"], r["action"]) for r in audit] == [
+        ("lead1", "supervisor", "lookup"), ("lead1", "supervisor", "save")]

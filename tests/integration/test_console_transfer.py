@@ -61,9 +61,19 @@ async def client(store, tmp_path, fake):
 
 
 @pytest.fixture
-async def ticket(store):
+async def ticket_no(store):
+    """The number of agent1's ticket (agent1 answered the call)."""
     await store.open_call(call_id="call-1", number=NUMBER, channel="PJSIP/trunk-00000001", started_at=NOW)
-    return await store.create_ticket_draft(call_id="call-1", request_type="help", created_at=NOW)
+    number = await store.create_ticket_draft(call_id="call-1", request_type="help", created_at=NOW)
+    await store.record_screenpop(message_id="pop-1", agent="agent1", call_id="call-1", ticket_id=number,
+                                 reason=None, at=NOW)
+    return number
+
+
+@pytest.fixture
+async def ticket(store, ticket_no):
+    """Its public id, the console's name for it."""
+    return (await store.get_ticket_draft(ticket_no))["public_id"]
 
 
 async def login(client, tmp_path, agent="agent1"):
@@ -73,13 +83,13 @@ async def login(client, tmp_path, agent="agent1"):
 
 
 async def test_transfer_calls_the_transfer_function_with_the_drafts_call_and_the_signed_in_agent(
-        client, tmp_path, ticket, fake):
+        client, tmp_path, ticket, ticket_no, fake):
     await login(client, tmp_path)
     response = await client.post(f"/api/tickets/{ticket}/transfer", json={"centre": "119", "mode": "threeway"})
     assert response.status == 202
     assert await response.json() == {"handoff_id": 7}
     assert fake.calls == [{"call_id": "call-1", "centre": "119", "mode": "threeway", "agent": "agent1",
-                           "ticket_id": ticket}]
+                           "ticket_id": ticket_no}]
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -117,10 +127,9 @@ async def test_transfer_follows_the_csrf_rules(client, tmp_path, ticket, fake, h
 
 
 async def test_another_agents_ticket_cannot_be_transferred(client, tmp_path, store, ticket, fake):
-    await store.update_ticket_draft(ticket, agent="agent2")
-    await login(client, tmp_path)
+    await login(client, tmp_path, "agent2")
     response = await client.post(f"/api/tickets/{ticket}/transfer", json={"centre": "119", "mode": "blind"})
-    assert response.status == 403 and fake.calls == []
+    assert response.status == 404 and fake.calls == []
 
 
 @pytest.mark.parametrize("body, field", [
@@ -138,7 +147,7 @@ async def test_a_bad_centre_or_mode_is_400(client, tmp_path, ticket, fake, body,
 
 async def test_unknown_ticket_is_404(client, tmp_path, fake):
     await login(client, tmp_path)
-    response = await client.post("/api/tickets/2026030200999/transfer", json={"centre": "119", "mode": "blind"})
+    response = await client.post(f"/api/tickets/{'f' * 32}/transfer", json={"centre": "119", "mode": "blind"})
     assert response.status == 404 and fake.calls == []
 
 
@@ -208,9 +217,9 @@ def test_the_agent_transfers_from_the_page_and_sees_the_outcome(transfer_server,
 
     server = transfer_server
     b.sign_in(browser, server.url, "agent1", mqtt_password(broker["state_dir"], "agent1"))
-    ticket_id = b.make_ticket(server, "call-1", "赤坎区人民大道中 1 号")
-    publish("agent1", b.screenpop("pop-1", "agent1", "call-1", ticket_id, "赤坎区人民大道中 1 号"))
-    b.wait_for(browser, lambda d: b.text(d, "ticket-id") == ticket_id, "the screen-pop")
+    ticket = b.make_ticket(server, "call-1", "赤坎区人民大道中 1 号", answered_by="agent1", pop_id="pop-1")
+    publish("agent1", b.screenpop("pop-1", "agent1", "call-1", ticket, "赤坎区人民大道中 1 号"))
+    b.wait_for(browser, lambda d: b.text(d, "ticket-id") == ticket.number, "the screen-pop")
     select = Select(browser.find_element(By.ID, "transfer-centre"))
     assert [o.text for o in select.options] == ["消防 119", "120"]
 
@@ -222,5 +231,5 @@ def test_the_agent_transfers_from_the_page_and_sees_the_outcome(transfer_server,
     b.wait_for(browser, lambda d: "this call is not connected to an agent" in b.text(d, "transfer-status"),
                "the refusal's reason")
     assert server.transfer_calls == [
-        {"call_id": "call-1", "centre": "119", "mode": "blind", "agent": "agent1", "ticket_id": ticket_id},
-        {"call_id": "call-1", "centre": "120", "mode": "threeway", "agent": "agent1", "ticket_id": ticket_id}]
+        {"call_id": "call-1", "centre": "119", "mode": "blind", "agent": "agent1", "ticket_id": ticket.number},
+        {"call_id": "call-1", "centre": "120", "mode": "threeway", "agent": "agent1", "ticket_id": ticket.number}]

@@ -129,9 +129,12 @@ def test_the_agent_console_transfers_the_caller_to_a_centre(sandbox, centre_119,
     caller.start()
     try:
         call = _answered_call(sandbox, number)
+        # the screen-pop makes the ticket the answering agent's, for the console, on the same AgentConnect
+        assert wait_until(lambda: sandbox.store_query(lambda s: s.ticket_draft_for_call(call["call_id"]))["agent"],
+                          5, 0.1)
         ticket = sandbox.store_query(lambda s: s.ticket_draft_for_call(call["call_id"]))
         post = _console(sandbox, call["agent"])
-        status, body = post(f"/api/tickets/{ticket['ticket_id']}/transfer", {"centre": "119", "mode": mode})
+        status, body = post(f"/api/tickets/{ticket['public_id']}/transfer", {"centre": "119", "mode": mode})
         assert status == 202, body
 
         def conference_users():

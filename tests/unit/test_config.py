@@ -85,6 +85,13 @@ def test_override_of_agents_replaces_the_whole_list(tmp_path):
     assert len(cfg.centres) == 7
 
 
+def test_an_agent_is_a_plain_agent_unless_its_role_says_supervisor(tmp_path):
+    cfg = load_config(write(tmp_path, '[[agents]]\nname = "desk7"\ncontact = "sip:desk7@10.0.0.7:5080"\n'
+                                      '[[agents]]\nname = "lead1"\ncontact = "sip:lead1@10.0.0.8:5080"\n'
+                                      'role = "supervisor"\n'))
+    assert [(a.name, a.role) for a in cfg.agents] == [("desk7", "agent"), ("lead1", "supervisor")]
+
+
 def test_integer_is_accepted_where_seconds_are_a_float(tmp_path):
     cfg = load_config(write(tmp_path, "[gateway]\ncall_deadline_s = 60\n"))
     assert cfg.gateway.call_deadline_s == 60.0 and isinstance(cfg.gateway.call_deadline_s, float)
@@ -132,7 +139,11 @@ BAD_FILES = {
     "agent name with a space": ('[[agents]]\nname = "agent 1"\ncontact = "sip:a@127.0.0.1"\n' + AND_AGENT2,
                                 "agents[0].name", "must be 1-40 letters"),
     "agent with an extra key": ('[[agents]]\nname = "a"\ncontact = "sip:a@127.0.0.1"\nport = 5071\n' + AND_AGENT2,
-                                "agents[0]", "only 'name' and 'contact'"),
+                                "agents[0]", "only 'name', 'contact' and 'role'"),
+    "agent role not a known role": ('[[agents]]\nname = "a"\ncontact = "sip:a@127.0.0.1"\nrole = "admin"\n'
+                                    + AND_AGENT2, "agents[0].role", 'must be "agent" or "supervisor"'),
+    "centre with a role": ('[[centres]]\nname = "110"\ncontact = "sip:110@127.0.0.1"\nrole = "supervisor"\n',
+                           "centres[0]", "only 'name' and 'contact'"),
     "duplicate agent names": (AGENT1 + AGENT1.replace(":5071", ":5072"), "agents[1].name",
                               "duplicate name 'agent1'"),
     "agents not a list": ('agents = "agent1"\n', "agents", "must be an array of tables"),

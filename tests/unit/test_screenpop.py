@@ -107,6 +107,18 @@ async def test_agent_connect_pops_the_draft_on_the_agents_topic(popper, store, o
     assert popper.popped == 1 and popper.processed == 1
 
 
+async def test_the_pop_names_the_ticket_by_its_public_id_and_is_recorded_for_a_console_that_reconnects(
+        popper, store, outbox):
+    ticket_id = await a_queued_complaint(store)
+    await popper.handle(agent_connect(ticket_id=ticket_id))
+    [(_, pop, message_id)] = outbox.items
+    draft = await store.get_ticket_draft(ticket_id)
+    assert pop["ticket"]["public_id"] == draft["public_id"] and pop["ticket"]["id"] == ticket_id
+    assert await store.ticket_assignees(ticket_id) == {"agent1"}
+    recorded = await store.latest_screenpop("agent1")
+    assert (recorded["message_id"], recorded["call_id"], recorded["ticket_id"]) == (message_id, CALL_ID, ticket_id)
+
+
 async def test_the_pop_carries_the_pre_fill_scores_and_marks_the_low_ones(store, outbox):
     ticket_id = await a_queued_complaint(store)
     scores = {"type": {"score": 0.92, "runner_up": "help", "runner_up_score": 0.05},

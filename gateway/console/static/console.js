@@ -1,5 +1,7 @@
 // The agent console page: sign in, receive screen-pops over MQTT, save the ticket, ask for a restriction,
 // hand the caller to a linked centre (blind or three-way).
+// The current call's pop is also fetched from the gateway on page load and on every broker (re)connect, so a
+// page that was away when the pop went out still shows it. Tickets are addressed by their public id only.
 // Everything from the network is rendered with textContent, never innerHTML: transcripts are callers' words.
 "use strict";
 
@@ -10,7 +12,7 @@
   const TYPE_NAMES = { consultation: "咨询", help: "求助", complaint: "投诉", report: "举报", suggestion: "建议" };
   const STATUS_TEXT = {
     connecting: "连接中……", connected: "已连接", reconnecting: "已断开，正在重连", refused: "连接被拒绝",
-    closed: "已断开", "signed-out": "未登录",
+    closed: "已断开", "signed-out": "未登录", "password-needed": "实时弹屏未连接",
   };
   const OUTCOME_NAMES = {
     blocked: "已拦截", queued: "排队中", answered: "已接听", abandoned: "未接通挂机", ivr: "自助服务", failed: "失败",
@@ -22,7 +24,8 @@
   };
 
   let agent = null;
-  let mqtt = null;
+  let broker = null;          // ConsoleBroker connection, while signed in with the password
+  let session = null;         // {agent, role, ws_url, topic} from the gateway
   const pops = [];            // newest first
   const seen = new Set();     // screen-pop ids already shown (delivery is at-least-once)
   let current = null;         // the pop whose ticket is in the form
@@ -31,8 +34,7 @@
     const el = $("status");
     el.dataset.state = state;
     let text = STATUS_TEXT[state] || state;
-    if (state === "reconnecting" && detail !== undefined) text += `（${detail} 秒后）`;
-    else if (detail) text += `：${detail}`;
+    if (detail) text += `：${detail}`;
     el.textContent = text;
   }
 
@@ -75,25 +77,9 @@
         $("login-error").textContent = result.status === 401 ? "坐席工号或密码错误" : errorText(result);
         return;
       }
-      agent = result.data.agent;
       $("login-password").value = "";
-      $("signed-in-agent").textContent = `坐席 ${agent}`;
-      $("login-section").hidden = true;
-      $("workspace").hidden = false;
-      $("logout").hidden = false;
-      // The broker password lives only in this closure, for reconnects; it is not stored anywhere.
-      mqtt = new MqttWs.Client({
-        url: result.data.ws_url,
-        clientId: agent,  // the broker takes the user name as the client id: one session per agent
-        username: agent,
-        password,
-        topic: result.data.topic,
-        keepalive: 30,
-        onStatus: setStatus,
-        onMessage: receivePop,
-      });
-      mqtt.start();
-      loadCentres();
+      enterWorkspace(result.data);
+      connectBroker(password);
     } catch (e) {
       $("login-error").textContent = "无法连接工作台服务";
     } finally {
@@ -101,9 +87,69 @@
     }
   }
 
+  // A page loaded (or reloaded) within a signed-in session shows the workspace and the current call's pop at
+  // once; the broker needs the password again, which the page never stores.
+  async function resumeSession() {
+    let result;
+    try { result = await api("GET", "/api/session"); } catch (e) { return; }
+    if (!result.ok || agent !== null) return;
+    enterWorkspace(result.data);
+    setStatus("password-needed");
+    $("reconnect-form").hidden = false;
+    fetchCurrentPop();
+  }
+
+  async function reconnectWithPassword(event) {
+    event.preventDefault();
+    const password = $("reconnect-password").value;
+    $("reconnect-error").textContent = "";
+    $("reconnect-submit").disabled = true;
+    try {
+      const result = await api("POST", "/api/login", { agent, password });
+      if (!result.ok) {
+        $("reconnect-error").textContent = result.status === 401 ? "密码错误" : errorText(result);
+        return;
+      }
+      $("reconnect-password").value = "";
+      $("reconnect-form").hidden = true;
+      session = result.data;
+      connectBroker(password);
+    } catch (e) {
+      $("reconnect-error").textContent = "无法连接工作台服务";
+    } finally {
+      $("reconnect-submit").disabled = false;
+    }
+  }
+
+  function enterWorkspace(details) {
+    session = details;
+    agent = details.agent;
+    $("signed-in-agent").textContent = details.role === "supervisor" ? `班长 ${agent}` : `坐席 ${agent}`;
+    $("login-section").hidden = true;
+    $("workspace").hidden = false;
+    $("logout").hidden = false;
+    $("lookup-form").hidden = details.role !== "supervisor";
+    loadCentres();
+  }
+
+  function connectBroker(password) {
+    if (broker) broker.stop();
+    // The broker password lives only in this closure, for reconnects; it is not stored anywhere.
+    broker = ConsoleBroker.connect({
+      url: session.ws_url,
+      username: agent,
+      password,
+      topic: session.topic,
+      onStatus: setStatus,
+      onMessage: receivePop,
+      onSubscribed: fetchCurrentPop,
+    });
+  }
+
   function signOut(message) {
-    if (mqtt) mqtt.stop();
-    mqtt = null;
+    if (broker) broker.stop();
+    broker = null;
+    session = null;
     agent = null;
     pops.length = 0;
     seen.clear();
@@ -112,6 +158,8 @@
     $("pop-view").hidden = true;
     $("no-pop").hidden = false;
     $("workspace").hidden = true;
+    $("reconnect-form").hidden = true;
+    $("lookup-form").hidden = true;
     $("logout").hidden = true;
     $("login-section").hidden = false;
     $("signed-in-agent").textContent = "";
@@ -126,19 +174,54 @@
 
   // -- screen-pops --------------------------------------------------------------------------------------------
 
+  // What was published while the page was away (or before it loaded) comes from the gateway; a pop the page
+  // already has is dropped by its id, like a repeat from the broker.
+  async function fetchCurrentPop() {
+    const wanted = agent;
+    let result;
+    try { result = await api("GET", "/api/screenpop"); } catch (e) { return; }
+    if (result.ok && result.data && result.data.pop && agent === wanted) showNewPop(result.data.pop);
+  }
+
   function receivePop(topic, text) {
     let pop;
     try { pop = JSON.parse(text); } catch (e) { console.warn("screen-pop is not JSON"); return; }
+    showNewPop(pop);
+  }
+
+  // A supervisor opens any ticket by its number (the gateway audits it); it is listed like a pop.
+  async function lookUpTicket(event) {
+    event.preventDefault();
+    const number = $("lookup-number").value.trim();
+    $("lookup-status").textContent = "";
+    let result;
+    try { result = await api("GET", `/api/tickets?number=${encodeURIComponent(number)}`); } catch (e) {
+      $("lookup-status").textContent = "查询失败：网络错误";
+      return;
+    }
+    if (!result.ok || !result.data || !result.data.pop) {
+      $("lookup-status").textContent = result.status === 404 ? "没有这个工单" : `查询失败：${errorText(result)}`;
+      return;
+    }
+    const known = pops.find((p) => p.id === result.data.pop.id);
+    if (known) reopen(known); else showNewPop(result.data.pop);
+  }
+
+  function showNewPop(pop) {
     if (!pop || typeof pop.id !== "string" || !pop.ticket) return;
     // The broker's ACL is the guard; this only keeps a mis-addressed pop off the screen.
     if (pop.agent !== undefined && pop.agent !== agent) return;
     if (seen.has(pop.id)) return;
     seen.add(pop.id);
     if (seen.size > MAX_SEEN) seen.delete(seen.values().next().value);  // Sets iterate oldest first
-    pops.unshift(pop);
+    // Newest first. A fetched pop can be older than one that came live meanwhile: it is listed, not put in front.
+    const at = Date.parse(pop.created_at) || 0;
+    const index = pops.findIndex((p) => (Date.parse(p.created_at) || 0) <= at);
+    const position = index === -1 ? pops.length : index;
+    pops.splice(position, 0, pop);
     if (pops.length > MAX_POPS) pops.length = MAX_POPS;
     renderPops();
-    showPop(pop);
+    if (position === 0) showPop(pop);
   }
 
   function renderPops() {
@@ -169,7 +252,7 @@
   async function reopen(pop) {
     showPop(pop);
     // The pop carries the ticket as it was at the call; the store has what was saved since.
-    const result = await api("GET", `/api/tickets/${encodeURIComponent(pop.ticket.id)}`);
+    const result = await api("GET", `/api/tickets/${encodeURIComponent(pop.ticket.public_id)}`);
     if (result.ok && current && current.id === pop.id) fillTicket(result.data);
   }
 
@@ -265,13 +348,13 @@
       if (name === "due" && value === "") continue;
       body[name] = value;
     }
-    const ticketId = current.ticket.id;
+    const ticketId = current.ticket.public_id;
     $("save").disabled = true;
     $("save-status").textContent = "保存中……";
     try {
       const result = await api("PUT", `/api/tickets/${encodeURIComponent(ticketId)}`, body);
       $("save-status").textContent = result.ok ? "已保存" : `保存失败：${errorText(result)}`;
-      if (result.ok && current && current.ticket.id === ticketId) fillTicket(result.data);
+      if (result.ok && current && current.ticket.public_id === ticketId) fillTicket(result.data);
     } catch (e) {
       $("save-status").textContent = "保存失败：网络错误";
     } finally {
@@ -286,7 +369,8 @@
     if (!reason) { $("abusive-status").textContent = "请填写原因"; return; }
     $("mark-abusive").disabled = true;
     try {
-      const result = await api("POST", `/api/tickets/${encodeURIComponent(current.ticket.id)}/abusive`, { reason });
+      const ticketId = current.ticket.public_id;
+      const result = await api("POST", `/api/tickets/${encodeURIComponent(ticketId)}/abusive`, { reason });
       $("abusive-status").textContent = result.ok ? "已提交，待班长确认" : `提交失败：${errorText(result)}`;
     } catch (e) {
       $("abusive-status").textContent = "提交失败：网络错误";
@@ -328,13 +412,13 @@
     const centre = select.value;
     if (!centre) { $("transfer-status").textContent = "请选择联动单位"; return; }
     const label = select.selectedOptions.length ? select.selectedOptions[0].textContent : centre;
-    const ticketId = current.ticket.id;
+    const ticketId = current.ticket.public_id;
     const buttons = [$("transfer-blind"), $("transfer-threeway")];
     buttons.forEach((b) => { b.disabled = true; });
     $("transfer-status").textContent = "转接中……";
     try {
       const result = await api("POST", `/api/tickets/${encodeURIComponent(ticketId)}/transfer`, { centre, mode });
-      if (!current || current.ticket.id !== ticketId) return;
+      if (!current || current.ticket.public_id !== ticketId) return;
       if (result.ok) $("transfer-status").textContent = TRANSFER_DONE[mode](label);
       else if (result.status === 409 && result.data && result.data.reason) {
         $("transfer-status").textContent = `转接失败：${result.data.reason}`;
@@ -374,11 +458,14 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     $("login-form").addEventListener("submit", signIn);
+    $("reconnect-form").addEventListener("submit", reconnectWithPassword);
+    $("lookup-form").addEventListener("submit", lookUpTicket);
     $("ticket-form").addEventListener("submit", saveTicket);
     $("abusive-form").addEventListener("submit", markAbusive);
     $("logout").addEventListener("click", logout);
     $("transfer-blind").addEventListener("click", () => transfer("blind"));
     $("transfer-threeway").addEventListener("click", () => transfer("threeway"));
     setStatus("signed-out");
+    resumeSession();
   });
 })();
