@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -18,9 +19,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
-from gateway.contract import CALL_ID_VAR, CAPTURE_AUDIOSOCKET, CAPTURE_DONE, CAPTURE_RECORD, CAPTURE_VAR
+from gateway.contract import (CALL_ID_VAR, CAPTURE_AUDIOSOCKET, CAPTURE_DONE, CAPTURE_RECORD,
+                              CAPTURE_RECORD_CONTEXT, CAPTURE_VAR)
 from ami_handlers.queue_events import channel_vars
-from ivr.speech.audiosocket import KIND_AUDIO, KIND_DTMF, AudioSocketConnection
+from ivr.speech.audiosocket import KIND_AUDIO, KIND_DTMF, AudioSocketConnection, AudioSocketError
+from ivr.speech.recogniser import SpeechCapacityError
 from ivr.speech.vad import VADSettings, VADState, step
 from recordings.files import recording_path, write_wav
 
@@ -30,6 +33,9 @@ MAX_AUDIO_BYTES = 60 * 16000   # 60 s of 8 kHz 16-bit: the longest description k
 PROMPT_FRAME_S = 0.02
 SPY_CONNECT_TIMEOUT_S = 3.0    # measured: the spy connects 0.10-0.13 s after QueueCallerJoin
 FALLBACK_FOR_S = 60.0          # after a spy that never connected, new calls are recorded instead for this long
+# A call id becomes the extension and the file names of a fallback recording (MixMonitor's arguments): only what
+# the gateway's own ids (Asterisk uniqueids, "1795764832.7") are made of may pass.
+_SAFE_CALL_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,63}")
 
 
 @dataclass
@@ -37,6 +43,7 @@ class CaptureSession:
     call_id: str
     channel: str
     uuid: uuid.UUID
+    stream: Any | None = None      # the recogniser stream held for this call from queue entry until filed
     started: float = field(default_factory=time.monotonic)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -58,12 +65,28 @@ class CaptureResult:
 ResultSink = Callable[[CaptureResult], Awaitable[None]]
 
 
+def read_fault(exc: BaseException) -> str:
+    """How a capture ends when its AudioSocket read fails: the reason logged and handed on with the result."""
+    if isinstance(exc, TimeoutError):
+        return "read_timeout"
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return "reset"
+    return "read_error"
+
+
 class SpeechCapture:
-    """Starts a spy per queued call, consumes its AudioSocket stream, hands the result to ``on_result``."""
+    """Starts a spy per queued call, consumes its AudioSocket stream, hands the result to ``on_result``.
+
+    A session is registered from queue entry until its capture is filed or given up, and it holds its recogniser
+    stream all that time; every way out (the end of speech, an agent answering, a read error, timeout or reset,
+    the caller hanging up, a spy that never connects, cancellation) forgets the session, frees the stream and sets
+    ``done``. What was captured before a fault is filed like any other capture.
+    """
 
     def __init__(self, ami: Any, *, audiosocket_host: str, audiosocket_port: Callable[[], int],
                  recogniser: Any | None, on_result: ResultSink, prompt_pcm: bytes = b"",
-                 vad: VADSettings = VADSettings(), forced_mode: str | None = None) -> None:
+                 vad: VADSettings = VADSettings(), forced_mode: str | None = None,
+                 can_record: bool = True) -> None:
         self.ami = ami
         self.host = audiosocket_host
         self.port = audiosocket_port
@@ -71,11 +94,19 @@ class SpeechCapture:
         self.on_result = on_result
         self.prompt_pcm = prompt_pcm
         self.vad = vad
+        self.can_record = can_record   # the recording fallback exists (someone reads the files it leaves)
         self._by_uuid: dict[uuid.UUID, CaptureSession] = {}
         self._by_call: dict[str, CaptureSession] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._filing: set[asyncio.Task] = set()
         self._forced_mode = forced_mode
         self._audiosocket_broken_until = 0.0
+        self.recorded_instead = 0   # calls sent to the recording fallback because every recogniser stream was busy
+
+    @property
+    def open_sessions(self) -> int:
+        """Captures registered now (queued callers being spied on or about to be)."""
+        return len(self._by_call)
 
     def mode(self) -> str:
         """How the next call's description is captured: live over AudioSocket, or recorded (the fallback)."""
@@ -91,13 +122,24 @@ class SpeechCapture:
         self._audiosocket_broken_until = time.monotonic() + FALLBACK_FOR_S
         log.warning("call=%s event=audiosocket_unusable reason=%s fallback=record for_s=%.0f", session.call_id,
                     reason, FALLBACK_FOR_S)
+        self._give_up(session, reason)
+
+    def _give_up(self, session: CaptureSession, reason: str) -> None:
+        """End a session that captured nothing: forgotten, its stream freed, its waiters released."""
         self._forget(session)
-        session.ended_by = reason
+        if session.stream is not None:
+            session.stream.close()
+        session.ended_by = session.ended_by or reason
         session.done.set()
 
     def attach(self, ami: Any) -> None:
         ami.on_event("QueueCallerJoin", self.on_queue_join)
         ami.on_event("DTMFEnd", self.on_dtmf)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- AMI side ---------------------------------------------------------------------------------------------------
     async def on_queue_join(self, event: Mapping[str, Any]) -> None:
@@ -108,13 +150,38 @@ class SpeechCapture:
         if (not call_id or not channel or call_id in self._by_call
                 or variables.get(CAPTURE_VAR) in {CAPTURE_RECORD, CAPTURE_DONE}):
             return
-        session = CaptureSession(call_id=call_id, channel=channel, uuid=uuid.uuid4())
+        # The stream is taken now, not when the spy connects: a call that cannot have one is recorded at once
+        # instead of being spied on for nothing.
+        try:
+            stream = self.recogniser.stream(call_id=call_id) if self.recogniser is not None else None
+        except SpeechCapacityError:
+            self.recorded_instead += 1
+            self._spawn(self._record_instead(call_id, channel))
+            return
+        session = CaptureSession(call_id=call_id, channel=channel, uuid=uuid.uuid4(), stream=stream)
         self._by_uuid[session.uuid] = session
         self._by_call[call_id] = session
         # Async Originate answers "queued" at once; panoramisk-style waiting for OriginateResponse is not needed.
-        task = asyncio.create_task(self._originate(session))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._originate(session))
+
+    async def _record_instead(self, call_id: str, channel: str) -> None:
+        """Every recogniser stream is busy: Asterisk records the caller's own voice from now on (a spy into the
+        dialplan's recording context, into the files of HOTLINE_CAPTURE=record) and the file is recognised when
+        an agent answers (recorded_capture). Nothing is registered: an agent answering has nothing to wait for."""
+        if not self.can_record or not _SAFE_CALL_ID.fullmatch(call_id):
+            log.warning("call=%s event=capture_skipped reason=recogniser_busy fallback=none", call_id)
+            return
+        try:
+            await self.ami.action({"Action": "Originate", "Channel": f"Local/{call_id}@{CAPTURE_RECORD_CONTEXT}/n",
+                                   "Application": "ChanSpy", "Data": f"{channel},qEuo", "Async": "true"})
+            # a caller back in the queue (queue timeout, a declined linkage offer) is not spied on again
+            await self.ami.action({"Action": "Setvar", "Channel": channel, "Variable": CAPTURE_VAR,
+                                   "Value": CAPTURE_RECORD})
+        except Exception as exc:  # noqa: BLE001 - no recording is a lost transcript, never a lost call
+            log.warning("call=%s event=capture_skipped reason=recogniser_busy fallback_failed=%s", call_id,
+                        type(exc).__name__)
+            return
+        log.info("call=%s event=capture_recorded_instead reason=recogniser_busy", call_id)
 
     async def _originate(self, session: CaptureSession) -> None:
         try:
@@ -126,16 +193,25 @@ class SpeechCapture:
                 "Async": "true",
             })
             log.info("call=%s event=capture_originated", session.call_id)
+        except asyncio.CancelledError:
+            if not session.connected.is_set():
+                self._give_up(session, "cancelled")
+            raise
         except Exception as exc:  # noqa: BLE001 - no capture is a lost transcript, never a lost call
-            self._audiosocket_failed(session, f"originate_failed:{type(exc).__name__}")
+            if not session.connected.is_set():
+                self._audiosocket_failed(session, f"originate_failed:{type(exc).__name__}")
             return
         # An async Originate that fails (no app_audiosocket, nothing listening) says so only in an event of a
         # class we do not read; a spy that never connects tells the same.
         try:
             await asyncio.wait_for(session.connected.wait(), SPY_CONNECT_TIMEOUT_S)
         except TimeoutError:
-            if not session.done.is_set():
+            if not session.done.is_set() and not session.connected.is_set():
                 self._audiosocket_failed(session, "spy_never_connected")
+        except asyncio.CancelledError:
+            if not session.connected.is_set():
+                self._give_up(session, "cancelled")
+            raise
 
     async def on_dtmf(self, event: Mapping[str, Any]) -> None:
         if event.get("Digit") != "#" or event.get("Direction", "Received") != "Received":
@@ -160,40 +236,70 @@ class SpeechCapture:
         return session
 
     def _forget(self, session: CaptureSession) -> None:
-        self._by_uuid.pop(session.uuid, None)
+        if self._by_uuid.get(session.uuid) is session:
+            del self._by_uuid[session.uuid]
         if self._by_call.get(session.call_id) is session:
             del self._by_call[session.call_id]
 
     # -- AudioSocket side -------------------------------------------------------------------------------------------
     async def handle_connection(self, conn: AudioSocketConnection) -> None:
         session = self._by_uuid.get(conn.uuid)
-        if session is None:
+        if session is None or session.connected.is_set():
             log.warning("event=audiosocket_unknown_uuid")
             return
         session.connected.set()
-        stream = self.recogniser.stream(call_id=session.call_id) if self.recogniser else None
         prompt = asyncio.create_task(self._whisper_prompt(conn))
         audio = bytearray()
+        ended_by = "eof"
         try:
-            session.ended_by = await self._consume(conn, session, audio, stream) or session.ended_by
+            ended_by = await self._consume(conn, session, audio) or ended_by
+        except (AudioSocketError, TimeoutError, ConnectionError) as exc:
+            # What the caller said up to the fault is still theirs to have filed.
+            ended_by = read_fault(exc)
+            log.info("call=%s event=capture_read_failed reason=%s error=%s", session.call_id, ended_by,
+                     type(exc).__name__)
+        except asyncio.CancelledError:
+            ended_by = "cancelled"
+            raise
         finally:
+            session.ended_by = session.ended_by or ended_by
+            # the spy is gone for good; the call stays registered until filed, so that an agent answering
+            # meanwhile waits for the transcript instead of popping without it
+            self._by_uuid.pop(session.uuid, None)
+            filing = asyncio.ensure_future(self._file(session, bytes(audio)))
+            self._filing.add(filing)
+            filing.add_done_callback(self._filing.discard)
+            # Shut the prompt and the socket after the filing has started: a second cancellation here must not
+            # lose what was captured (the filing task runs on, and close() awaits it).
             prompt.cancel()
+            await asyncio.gather(prompt, return_exceptions=True)
             await conn.close()
-            self._forget(session)
+        if not filing.done():
+            await asyncio.shield(filing)
+
+    async def _file(self, session: CaptureSession, pcm: bytes) -> None:
+        """Recognise the rest, hand the result on, free the stream and release whoever waits for it."""
         try:
-            transcript = await stream.finish() if stream is not None else ""
+            transcript = ""
+            if session.stream is not None:
+                transcript = await session.stream.finish()   # frees the stream, also when decoding fails
             session.transcript = transcript
-            session.audio_seconds = len(audio) / 16000
+            session.audio_seconds = len(pcm) / 16000
             log.info("call=%s event=capture_ended by=%s audio_s=%.1f transcript_chars=%d", session.call_id,
                      session.ended_by, session.audio_seconds, len(transcript))
-            await self.on_result(CaptureResult(session.call_id, bytes(audio), transcript, session.ended_by or "eof"))
+            await self.on_result(CaptureResult(session.call_id, pcm, transcript, session.ended_by or "eof"))
+        except Exception:  # a capture that cannot be filed must not leave the call waiting
+            log.exception("call=%s event=capture_filing_failed", session.call_id)
         finally:
+            if session.stream is not None:
+                session.stream.close()   # idempotent after finish(); frees the stream if finish was cancelled
+            self._forget(session)
             session.done.set()
 
-    async def _consume(self, conn: AudioSocketConnection, session: CaptureSession, audio: bytearray,
-                       stream: Any | None) -> str | None:
+    async def _consume(self, conn: AudioSocketConnection, session: CaptureSession, audio: bytearray) -> str | None:
         state = VADState()
         frames = conn.frames()
+        stream = session.stream
         deadline = session.started + self.vad.max_ms / 1000
         no_speech_deadline = session.started + self.vad.no_speech_ms / 1000
         stop_wait = asyncio.ensure_future(session.stop.wait())
@@ -233,14 +339,21 @@ class SpeechCapture:
                 if len(audio) < MAX_AUDIO_BYTES:
                     audio += frame.payload[: MAX_AUDIO_BYTES - len(audio)]
                 if stream is not None:
-                    await stream.feed(frame.payload)
+                    try:
+                        await stream.feed(frame.payload)
+                    except Exception as exc:  # noqa: BLE001 - the audio is kept and filed without the recogniser
+                        log.error("call=%s event=speech_feed_failed error=%s", session.call_id, type(exc).__name__)
+                        stream = None
                 state = step(state, frame.payload, self.vad)
                 if state.ended:
                     return state.ended
         finally:
             stop_wait.cancel()
+            pending = [f for f in (stop_wait, next_frame) if f is not None]
             if next_frame is not None:
                 next_frame.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await frames.aclose()
 
     async def _whisper_prompt(self, conn: AudioSocketConnection) -> None:
         """Play the invitation to the caller through the spy's whisper, paced in real time."""
@@ -252,9 +365,18 @@ class SpeechCapture:
             if delay > 0:
                 await asyncio.sleep(delay)
 
-    async def close(self) -> None:
+    async def close(self, *, filing_timeout: float = 5.0) -> None:
+        """Stop starting spies; let captures already ended finish filing (bounded); free what is left."""
         for task in list(self._tasks):
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._filing:
+            await asyncio.wait(set(self._filing), timeout=filing_timeout)
+        for task in list(self._filing):
+            task.cancel()
+        await asyncio.gather(*self._filing, return_exceptions=True)
+        for session in list(self._by_call.values()):
+            self._give_up(session, "shutdown")
 
 
 async def store_recording(base: Path, result: CaptureResult, at: datetime) -> Path | None:

@@ -107,6 +107,7 @@ class Recogniser:
         self._model: Any = None
         self._loading: asyncio.Future[Any] | None = None
         self._open: set[RecognitionStream] = set()
+        self._waiting: set[asyncio.Future[None]] = set()   # stream_when_free callers, woken when a stream is freed
 
     @property
     def loaded(self) -> bool:
@@ -149,8 +150,31 @@ class Recogniser:
         self._open.add(stream)
         return stream
 
+    async def stream_when_free(self, *, call_id: str, timeout: float) -> RecognitionStream:
+        """A new stream, waiting up to ``timeout`` seconds for one to be freed (then SpeechCapacityError).
+
+        For audio that keeps, such as a recorded file; a live capture cannot wait and takes ``stream()``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self._open) >= self.max_streams and (remaining := deadline - loop.time()) > 0:
+            freed = loop.create_future()
+            self._waiting.add(freed)
+            try:
+                await asyncio.wait_for(freed, remaining)
+            except TimeoutError:
+                pass
+            finally:
+                self._waiting.discard(freed)
+        return self.stream(call_id=call_id)
+
     def _release(self, stream: RecognitionStream) -> None:
+        if stream not in self._open:
+            return
         self._open.discard(stream)
+        for freed in list(self._waiting):
+            if not freed.done():
+                freed.set_result(None)
 
     def close(self) -> None:
         """Stop the executor if this recogniser made it; pending decodes are cancelled."""

@@ -46,6 +46,9 @@ class FakeRecogniser:
 
             async def finish(self):
                 return f"heard {len(rec.fed)} bytes"
+
+            def close(self):
+                pass
         return Stream()
 
 
