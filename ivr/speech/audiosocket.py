@@ -139,6 +139,10 @@ class AudioSocketServer:
             log.warning("event=audiosocket_error error=%r", str(exc))
         except Exception:  # noqa: BLE001 - one call's capture must not take the server down
             log.exception("event=audiosocket_handler_failed")
+        except asyncio.CancelledError:
+            # Only close() cancels a connection's task, and nothing awaits its outcome: it ends here. (CPython
+            # 3.11's start_server calls task.exception() on it, which for a cancelled task logs an error.)
+            log.info("event=audiosocket_closed reason=cancelled")
         finally:
             if conn is not None:
                 await conn.close()
