@@ -189,8 +189,17 @@ class GatewayService:
             "ami_reconnects": self.ami.reconnects,
             "mqtt_connected": self.publisher.connected,
             "console_listening": True,
+            **self._speech_status(),
             "updated_at": utc_now().isoformat(timespec="seconds"),
         }
+
+    def _speech_status(self) -> dict:
+        """Captures registered and recogniser streams open: both return to 0 when no caller is queued."""
+        if self.speech is None:
+            return {}
+        recogniser = self.speech.recogniser
+        return {"capture_sessions": self.speech.capture.open_sessions,
+                "speech_streams": recogniser.open_streams if recogniser else 0}
 
     async def _write_status(self) -> None:
         text = json.dumps(self.status())
@@ -212,7 +221,7 @@ class GatewayService:
         while not self._stopping.is_set():
             current = self.status()
             key = (current["ami_ready"], current["active_sessions"], current["ami_reconnects"],
-                   current["mqtt_connected"])
+                   current["mqtt_connected"], current.get("capture_sessions"), current.get("speech_streams"))
             if key != last:
                 await self._write_status()
                 last = key
@@ -239,7 +248,8 @@ async def load_triage_model(path: Path | None) -> TriageModel | None:
 async def _start_speech(cfg: Config, stack: AsyncExitStack, ami: AMIConnection, store: Store,
                         linkage: LinkageHandoff, emergency_list: Callable[[], EmergencyList]) -> SpeechParts:
     """Recogniser, pre-fill, capture and its AudioSocket server; their closes go on ``stack``."""
-    recogniser = recogniser_from_config(str(cfg.speech.model) if cfg.speech.model else None)
+    recogniser = recogniser_from_config(str(cfg.speech.model) if cfg.speech.model else None,
+                                        max_streams=cfg.speech.streams or None)
     if recogniser is not None:
         await recogniser.load()
     prefill = TicketPrefill(store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now,

@@ -186,7 +186,8 @@ class Stack:
                         "mqtt_connected": bool(gw.get("mqtt_connected")),
                         "console": f"http://{cfg.console.host}:{cfg.console.port}/" if gw.get("console_listening")
                         else None,
-                        "active_sessions": gw.get("active_sessions"), "updated_at": gw.get("updated_at")},
+                        "active_sessions": gw.get("active_sessions"), "updated_at": gw.get("updated_at"),
+                        "capture_sessions": gw.get("capture_sessions"), "speech_streams": gw.get("speech_streams")},
             "simulated_agents": {p.name: p.pid() for p in self.agents if p.pid() is not None},
         }
 
