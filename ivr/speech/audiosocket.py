@@ -23,6 +23,7 @@ KIND_AUDIO = 0x10
 KIND_ERROR = 0xFF
 FRAME_BYTES = 320            # 20 ms of 8 kHz signed 16-bit mono
 MAX_PAYLOAD = 65535
+CLOSE_DRAIN_S = 1.0          # how long the end frame may wait for a peer that does not read
 _HEADER = struct.Struct("!BH")
 
 
@@ -93,7 +94,10 @@ class AudioSocketConnection:
         self.closed = True
         try:
             self._writer.write(encode_frame(KIND_HANGUP))
-            await self._writer.drain()
+            await asyncio.wait_for(self._writer.drain(), CLOSE_DRAIN_S)
+        except TimeoutError:
+            self._writer.transport.abort()   # a peer that reads nothing must not hold the connection open
+            return
         except (ConnectionError, RuntimeError):
             pass
         self._writer.close()
