@@ -60,7 +60,6 @@ def render_values(config: Config, ami_secret: str) -> dict[str, str]:
         "queue_ring_timeout": str(config.queue.ring_timeout_s),
         "queue_members": members,
         "recording_dir": config.speech.asterisk_recording_dir,
-        "capture_record_seconds": str(config.speech.max_seconds + 1),
         "prompt_dir": config.ivr.asterisk_prompt_dir,
         "ami_host": config.ami.host,
         "ami_port": str(config.ami.port),

@@ -16,7 +16,6 @@ import uuid
 __all__ = [
     "ACTION_HANGUP", "ACTION_LINKAGE", "ACTION_QUEUE", "ACTION_VAR", "AMI_CHANNEL_VARS", "CALL_ID_VAR",
     "CAPTURE_AUDIOSOCKET", "CAPTURE_DONE", "CAPTURE_MODES", "CAPTURE_RECORD", "CAPTURE_VAR", "CENTRE_PREFIX",
-    "CAPTURE_RECORD_CONTEXT",
     "CONF_USER_VAR", "CONF_VAR", "DIALPLAN_CONTEXTS", "DIALPLAN_VARS", "EMERGENCY_VAR", "GATEWAY_USER",
     "HANDOFF_ID_VAR", "LINKAGE_CONFIRM_CONTEXT", "LINKAGE_CONTEXT", "LINKAGE_EVENT", "LINKAGE_FAILED_VAR",
     "LINKAGE_TARGETS_VAR", "PRIORITY_VAR", "QUEUE_CONTEXT", "REQUEST_TYPES", "REQUEST_TYPE_VAR",
@@ -73,11 +72,9 @@ LINKAGE_CONTEXT = "hotline-linkage"
 LINKAGE_CONFIRM_CONTEXT = "hotline-linkage-confirm"
 THREEWAY_CONTEXT = "hotline-threeway"
 THREEWAY_CENTRE_CONTEXT = "hotline-threeway-centre"
-CAPTURE_RECORD_CONTEXT = "hotline-capture-record"   # records a queued caller through a spy (exten = call id)
 DIALPLAN_CONTEXTS = frozenset({
     "hotline-in", "hotline-agents", QUEUE_CONTEXT, LINKAGE_CONTEXT, LINKAGE_CONFIRM_CONTEXT,
     "hotline-linkage-predial", "hotline-linkage-answered", THREEWAY_CONTEXT, THREEWAY_CENTRE_CONTEXT,
-    CAPTURE_RECORD_CONTEXT,
 })
 # UserEvent(HotlineLinkage, Call: ..., Handoff: ..., Target: ..., Stage: ...): one per hand-off stage.
 LINKAGE_EVENT = "HotlineLinkage"

@@ -170,6 +170,10 @@ class GatewayService:
         except ValueError:
             hold_s = float(self.config.speech.max_seconds)
         try:
+            # recorded by the gateway's own spy (every recogniser stream was busy): filed once recognised
+            if await self.speech.capture.take_recording(call_id):
+                await self.screenpopper.handle(event)
+                return
             result = await transcribe_recording(self.config.speech.local_recording_dir, call_id, hold_s=hold_s,
                                                 recogniser=self.speech.recogniser)
             if result is None:

@@ -6,12 +6,16 @@ gateway writes back is whispered to the caller (w), so the "please describe your
 queue keeps ringing agents (measured: heard from 0.17 s; Playback before Queue() would delay queue entry by the
 prompt's length). The caller never waits longer for a human because of this: an agent answering ends the capture
 at once, and what was said so far is recognised and filed.
+
+Each live capture holds a recogniser stream from queue entry on. A caller who joins when every stream is busy is
+recorded instead: the same spy, its audio kept and recognised once a stream is free (``take_recording`` when an
+agent answers). Asterisk cannot record a caller already in Queue() for us without AMI "system" rights (the
+MixMonitor action), and a ChanSpy into a Local channel hands the other half nothing but silence (measured).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,8 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping
 
-from gateway.contract import (CALL_ID_VAR, CAPTURE_AUDIOSOCKET, CAPTURE_DONE, CAPTURE_RECORD,
-                              CAPTURE_RECORD_CONTEXT, CAPTURE_VAR)
+from gateway.contract import CALL_ID_VAR, CAPTURE_AUDIOSOCKET, CAPTURE_DONE, CAPTURE_RECORD, CAPTURE_VAR
 from ami_handlers.queue_events import channel_vars
 from ivr.speech.audiosocket import KIND_AUDIO, KIND_DTMF, AudioSocketConnection, AudioSocketError
 from ivr.speech.recogniser import SpeechCapacityError
@@ -33,9 +36,8 @@ MAX_AUDIO_BYTES = 60 * 16000   # 60 s of 8 kHz 16-bit: the longest description k
 PROMPT_FRAME_S = 0.02
 SPY_CONNECT_TIMEOUT_S = 3.0    # measured: the spy connects 0.10-0.13 s after QueueCallerJoin
 FALLBACK_FOR_S = 60.0          # after a spy that never connected, new calls are recorded instead for this long
-# A call id becomes the extension and the file names of a fallback recording (MixMonitor's arguments): only what
-# the gateway's own ids (Asterisk uniqueids, "1795764832.7") are made of may pass.
-_SAFE_CALL_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]{0,63}")
+# A recording keeps: when every recogniser stream is busy (the reason it was recorded), wait this long for one.
+STREAM_WAIT_S = 60.0
 
 
 @dataclass
@@ -44,6 +46,7 @@ class CaptureSession:
     channel: str
     uuid: uuid.UUID
     stream: Any | None = None      # the recogniser stream held for this call from queue entry until filed
+    live: bool = True              # False: recorded only (no stream was free), recognised once a stream is
     started: float = field(default_factory=time.monotonic)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -77,16 +80,15 @@ def read_fault(exc: BaseException) -> str:
 class SpeechCapture:
     """Starts a spy per queued call, consumes its AudioSocket stream, hands the result to ``on_result``.
 
-    A session is registered from queue entry until its capture is filed or given up, and it holds its recogniser
-    stream all that time; every way out (the end of speech, an agent answering, a read error, timeout or reset,
+    A session is registered from queue entry until its capture is filed or given up, and a live one holds its
+    recogniser stream all that time; every way out (the end of speech, an agent answering, a read error, timeout or reset,
     the caller hanging up, a spy that never connects, cancellation) forgets the session, frees the stream and sets
     ``done``. What was captured before a fault is filed like any other capture.
     """
 
     def __init__(self, ami: Any, *, audiosocket_host: str, audiosocket_port: Callable[[], int],
                  recogniser: Any | None, on_result: ResultSink, prompt_pcm: bytes = b"",
-                 vad: VADSettings = VADSettings(), forced_mode: str | None = None,
-                 can_record: bool = True) -> None:
+                 vad: VADSettings = VADSettings(), forced_mode: str | None = None) -> None:
         self.ami = ami
         self.host = audiosocket_host
         self.port = audiosocket_port
@@ -94,19 +96,18 @@ class SpeechCapture:
         self.on_result = on_result
         self.prompt_pcm = prompt_pcm
         self.vad = vad
-        self.can_record = can_record   # the recording fallback exists (someone reads the files it leaves)
         self._by_uuid: dict[uuid.UUID, CaptureSession] = {}
-        self._by_call: dict[str, CaptureSession] = {}
+        self._by_call: dict[str, CaptureSession] = {}      # live captures: an agent answering waits for these
+        self._recording: dict[str, CaptureSession] = {}    # recorded only: an agent answering waits for nothing
         self._tasks: set[asyncio.Task] = set()
         self._filing: set[asyncio.Task] = set()
         self._forced_mode = forced_mode
         self._audiosocket_broken_until = 0.0
-        self.recorded_instead = 0   # calls sent to the recording fallback because every recogniser stream was busy
 
     @property
     def open_sessions(self) -> int:
-        """Captures registered now (queued callers being spied on or about to be)."""
-        return len(self._by_call)
+        """Captures registered now (queued callers being spied on or about to be, or recorded only)."""
+        return len(self._by_call) + len(self._recording)
 
     def mode(self) -> str:
         """How the next call's description is captured: live over AudioSocket, or recorded (the fallback)."""
@@ -150,38 +151,20 @@ class SpeechCapture:
         if (not call_id or not channel or call_id in self._by_call
                 or variables.get(CAPTURE_VAR) in {CAPTURE_RECORD, CAPTURE_DONE}):
             return
-        # The stream is taken now, not when the spy connects: a call that cannot have one is recorded at once
-        # instead of being spied on for nothing.
+        # The stream is taken now, not when the spy connects: a call that cannot have one is recorded instead
+        # (the same spy, its audio kept for recognition once a stream is free), and an agent answering it
+        # waits for nothing.
+        live = True
         try:
             stream = self.recogniser.stream(call_id=call_id) if self.recogniser is not None else None
         except SpeechCapacityError:
-            self.recorded_instead += 1
-            self._spawn(self._record_instead(call_id, channel))
-            return
-        session = CaptureSession(call_id=call_id, channel=channel, uuid=uuid.uuid4(), stream=stream)
+            stream, live = None, False
+            log.info("call=%s event=capture_recording reason=recogniser_busy", call_id)
+        session = CaptureSession(call_id=call_id, channel=channel, uuid=uuid.uuid4(), stream=stream, live=live)
         self._by_uuid[session.uuid] = session
-        self._by_call[call_id] = session
+        (self._by_call if live else self._recording)[call_id] = session
         # Async Originate answers "queued" at once; panoramisk-style waiting for OriginateResponse is not needed.
         self._spawn(self._originate(session))
-
-    async def _record_instead(self, call_id: str, channel: str) -> None:
-        """Every recogniser stream is busy: Asterisk records the caller's own voice from now on (a spy into the
-        dialplan's recording context, into the files of HOTLINE_CAPTURE=record) and the file is recognised when
-        an agent answers (recorded_capture). Nothing is registered: an agent answering has nothing to wait for."""
-        if not self.can_record or not _SAFE_CALL_ID.fullmatch(call_id):
-            log.warning("call=%s event=capture_skipped reason=recogniser_busy fallback=none", call_id)
-            return
-        try:
-            await self.ami.action({"Action": "Originate", "Channel": f"Local/{call_id}@{CAPTURE_RECORD_CONTEXT}/n",
-                                   "Application": "ChanSpy", "Data": f"{channel},qEuo", "Async": "true"})
-            # a caller back in the queue (queue timeout, a declined linkage offer) is not spied on again
-            await self.ami.action({"Action": "Setvar", "Channel": channel, "Variable": CAPTURE_VAR,
-                                   "Value": CAPTURE_RECORD})
-        except Exception as exc:  # noqa: BLE001 - no recording is a lost transcript, never a lost call
-            log.warning("call=%s event=capture_skipped reason=recogniser_busy fallback_failed=%s", call_id,
-                        type(exc).__name__)
-            return
-        log.info("call=%s event=capture_recorded_instead reason=recogniser_busy", call_id)
 
     async def _originate(self, session: CaptureSession) -> None:
         try:
@@ -235,11 +218,22 @@ class SpeechCapture:
             log.warning("call=%s event=capture_finish_slow timeout_s=%s", call_id, timeout)
         return session
 
+    async def take_recording(self, call_id: str) -> bool:
+        """An agent answered a call that was recorded only: end the recording and wait until it is recognised and
+        filed. False when there is none (not recorded, or already filed)."""
+        session = self._recording.get(call_id)
+        if session is None:
+            return False
+        session.ended_by = session.ended_by or "agent_answered"
+        session.stop.set()
+        await session.done.wait()
+        return True
+
     def _forget(self, session: CaptureSession) -> None:
-        if self._by_uuid.get(session.uuid) is session:
-            del self._by_uuid[session.uuid]
-        if self._by_call.get(session.call_id) is session:
-            del self._by_call[session.call_id]
+        for registry, key in ((self._by_uuid, session.uuid), (self._by_call, session.call_id),
+                              (self._recording, session.call_id)):
+            if registry.get(key) is session:
+                del registry[key]
 
     # -- AudioSocket side -------------------------------------------------------------------------------------------
     async def handle_connection(self, conn: AudioSocketConnection) -> None:
@@ -283,6 +277,8 @@ class SpeechCapture:
             transcript = ""
             if session.stream is not None:
                 transcript = await session.stream.finish()   # frees the stream, also when decoding fails
+            elif self.recogniser is not None and pcm:
+                transcript = await self.recogniser.transcribe(pcm, call_id=session.call_id, wait_s=STREAM_WAIT_S)
             session.transcript = transcript
             session.audio_seconds = len(pcm) / 16000
             log.info("call=%s event=capture_ended by=%s audio_s=%.1f transcript_chars=%d", session.call_id,
@@ -375,7 +371,7 @@ class SpeechCapture:
         for task in list(self._filing):
             task.cancel()
         await asyncio.gather(*self._filing, return_exceptions=True)
-        for session in list(self._by_call.values()):
+        for session in [*self._by_call.values(), *self._recording.values()]:
             self._give_up(session, "shutdown")
 
 

@@ -168,6 +168,26 @@ class Recogniser:
                 self._waiting.discard(freed)
         return self.stream(call_id=call_id)
 
+    async def transcribe(self, pcm: bytes, *, call_id: str, wait_s: float, piece_bytes: int = 3200) -> str:
+        """The text of audio that keeps (a recording), waiting up to ``wait_s`` for a free stream; "" when none
+        came free or decoding failed (logged). The stream is freed on every way out, cancellation included."""
+        try:
+            stream = await self.stream_when_free(call_id=call_id, timeout=wait_s)
+        except SpeechCapacityError:
+            log.warning("speech_not_transcribed call_id=%s reason=all_streams_busy wait_s=%.0f", call_id, wait_s)
+            return ""
+        try:
+            for i in range(0, len(pcm), piece_bytes):
+                await stream.feed(pcm[i:i + piece_bytes])
+                # faster than real time: wait for the decoder instead of letting its backlog drop audio
+                await stream.drain()
+            return await stream.finish()
+        except Exception as exc:  # noqa: BLE001 - the audio is still filed, without its text
+            log.error("speech_not_transcribed call_id=%s reason=%s", call_id, type(exc).__name__)
+            return ""
+        finally:
+            stream.close()
+
     def _release(self, stream: RecognitionStream) -> None:
         if stream not in self._open:
             return

@@ -12,14 +12,11 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from ivr.speech.capture import MAX_AUDIO_BYTES, CaptureResult
-from ivr.speech.recogniser import SpeechCapacityError
+from ivr.speech.capture import MAX_AUDIO_BYTES, STREAM_WAIT_S, CaptureResult
 
 log = logging.getLogger("ivr.speech.recorded_capture")
 BYTES_PER_SECOND = 16000     # 8 kHz 16-bit mono, as MixMonitor writes .wav
 FEED_BYTES = 3200            # 0.1 s per recogniser call
-# A recording keeps: when every recogniser stream is busy (the reason it was recorded), wait this long for one.
-STREAM_WAIT_S = 60.0
 
 
 def read_pcm_prefix(path: Path, limit_bytes: int) -> bytes:
@@ -65,29 +62,8 @@ async def transcribe_recording(local_dir: Path, call_id: str, *, hold_s: float, 
             path.unlink(missing_ok=True)
     transcript = ""
     if recogniser is not None and pcm:
-        transcript = await _recognise(recogniser, call_id, pcm)
+        transcript = await recogniser.transcribe(pcm, call_id=call_id, wait_s=STREAM_WAIT_S, piece_bytes=FEED_BYTES)
     log.info("call=%s event=recording_transcribed audio_s=%.1f transcript_chars=%d", call_id,
              len(pcm) / BYTES_PER_SECOND, len(transcript))
     return CaptureResult(call_id=call_id, pcm=pcm, transcript=transcript, ended_by="agent_answered")
 
-
-async def _recognise(recogniser: Any, call_id: str, pcm: bytes) -> str:
-    """The transcript of a recording; "" when no stream came free in time or the recogniser failed (the audio
-    is still filed). The stream is freed on every way out, cancellation included."""
-    try:
-        stream = await recogniser.stream_when_free(call_id=call_id, timeout=STREAM_WAIT_S)
-    except SpeechCapacityError:
-        log.warning("call=%s event=recording_not_transcribed reason=recogniser_busy wait_s=%.0f", call_id,
-                    STREAM_WAIT_S)
-        return ""
-    try:
-        for i in range(0, len(pcm), FEED_BYTES):
-            await stream.feed(pcm[i:i + FEED_BYTES])
-            # a file arrives faster than real time: wait for the decoder instead of letting its backlog drop audio
-            await stream.drain()
-        return await stream.finish()
-    except Exception as exc:  # noqa: BLE001 - the recording is filed without its transcript
-        log.error("call=%s event=recording_not_transcribed reason=%s", call_id, type(exc).__name__)
-        return ""
-    finally:
-        stream.close()

@@ -36,8 +36,12 @@ class Recogniser:
                 pass
         return S()
 
-    async def stream_when_free(self, *, call_id, timeout):
-        return self.stream(call_id=call_id)
+    async def transcribe(self, pcm, *, call_id, wait_s, piece_bytes):
+        stream = self.stream(call_id=call_id)
+        for i in range(0, len(pcm), piece_bytes):
+            await stream.feed(pcm[i:i + piece_bytes])
+            await stream.drain()
+        return await stream.finish()
 
 
 def test_prefix_of_a_wav_still_being_written_ignores_its_unfinished_sizes(tmp_path):
