@@ -148,7 +148,7 @@ class SpeechCapture:
         call_id = variables.get(CALL_ID_VAR)
         channel = event.get("Channel")
         # recorded by Asterisk instead, or back in the queue after a linkage offer
-        if (not call_id or not channel or call_id in self._by_call
+        if (not call_id or not channel or call_id in self._by_call or call_id in self._recording
                 or variables.get(CAPTURE_VAR) in {CAPTURE_RECORD, CAPTURE_DONE}):
             return
         # The stream is taken now, not when the spy connects: a call that cannot have one is recorded instead
@@ -200,7 +200,7 @@ class SpeechCapture:
         if event.get("Digit") != "#" or event.get("Direction", "Received") != "Received":
             return
         call_id = channel_vars(event).get(CALL_ID_VAR)
-        session = self._by_call.get(call_id or "")
+        session = self._by_call.get(call_id or "") or self._recording.get(call_id or "")
         if session is not None:
             session.ended_by = session.ended_by or "pound"
             session.stop.set()
