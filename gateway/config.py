@@ -143,6 +143,7 @@ class SpeechSection:
     max_seconds: int
     end_silence_ms: int
     no_speech_ms: int
+    streams: int                  # recogniser streams at once; 0: two per CPU core
     capture: str
     asterisk_recording_dir: str
     local_recording_dir: Path
@@ -425,6 +426,8 @@ def _build(data: dict[str, Any], source: str) -> Config:
                               reason="must be 1-60 (the capture keeps at most 60 s of audio)"),
             end_silence_ms=r.get("speech.end_silence_ms", int, **positive),
             no_speech_ms=r.get("speech.no_speech_ms", int, **positive),
+            streams=r.get("speech.streams", int, check=lambda v: 0 <= v <= 256,
+                          reason="must be 0 (two per CPU core) to 256"),
             capture=r.get("speech.capture", str, check=lambda v: v in CAPTURE_MODES,
                           reason='must be "audiosocket" or "record"'),
             asterisk_recording_dir=(ast_rec := r.get("speech.asterisk_recording_dir", str,

@@ -185,6 +185,10 @@ class GatewayService:
         except ValueError:
             hold_s = float(self.config.speech.max_seconds)
         try:
+            # recorded by the gateway's own spy (every recogniser stream was busy): filed once recognised
+            if await self.speech.capture.take_recording(call_id):
+                await self.screenpopper.handle(event)
+                return
             result = await transcribe_recording(self.config.speech.local_recording_dir, call_id, hold_s=hold_s,
                                                 recogniser=self.speech.recogniser)
             if result is None:
@@ -211,8 +215,17 @@ class GatewayService:
             # the state disk: writes refused (store, status file, recordings) and pops waiting in memory
             "state_writes": {**self.store.health.snapshot(),
                              "outbox_in_memory": self.outbox_store.spilled if self.outbox_store else 0},
+            **self._speech_status(),
             "updated_at": utc_now().isoformat(timespec="seconds"),
         }
+
+    def _speech_status(self) -> dict:
+        """Captures registered and recogniser streams open: both return to 0 when no caller is queued."""
+        if self.speech is None:
+            return {}
+        recogniser = self.speech.recogniser
+        return {"capture_sessions": self.speech.capture.open_sessions,
+                "speech_streams": recogniser.open_streams if recogniser else 0}
 
     async def _write_status(self) -> bool:
         """Write the status file; False (recorded in the health, never raised) when the disk refuses it."""
@@ -236,7 +249,8 @@ class GatewayService:
             current = self.status()
             writes = current["state_writes"]
             key = (current["ami_ready"], current["active_sessions"], current["ami_reconnects"],
-                   current["mqtt_connected"], writes["ok"], tuple(writes["failing"]), writes["outbox_in_memory"])
+                   current["mqtt_connected"], writes["ok"], tuple(writes["failing"]), writes["outbox_in_memory"],
+                   current.get("capture_sessions"), current.get("speech_streams"))
             if key != last and await self._write_status():
                 last = key
             try:
@@ -262,7 +276,8 @@ async def load_triage_model(path: Path | None) -> TriageModel | None:
 async def _start_speech(cfg: Config, stack: AsyncExitStack, ami: AMIConnection, store: Store,
                         linkage: LinkageHandoff, emergency_list: Callable[[], EmergencyList]) -> SpeechParts:
     """Recogniser, pre-fill, capture and its AudioSocket server; their closes go on ``stack``."""
-    recogniser = recogniser_from_config(str(cfg.speech.model) if cfg.speech.model else None)
+    recogniser = recogniser_from_config(str(cfg.speech.model) if cfg.speech.model else None,
+                                        max_streams=cfg.speech.streams or None)
     if recogniser is not None:
         await recogniser.load()
     prefill = TicketPrefill(store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now,

@@ -192,7 +192,8 @@ class Stack:
                         "console": f"http://{cfg.console.host}:{cfg.console.port}/" if gw.get("console_listening")
                         else None,
                         "active_sessions": gw.get("active_sessions"), "updated_at": gw.get("updated_at"),
-                        **_state_writes(gw.get("state_writes"))},
+                        **_state_writes(gw.get("state_writes")),
+                        "capture_sessions": gw.get("capture_sessions"), "speech_streams": gw.get("speech_streams")},
             "simulated_agents": {p.name: p.pid() for p in self.agents if p.pid() is not None},
             "asterisk_account": self._account(ast_pid),
         }

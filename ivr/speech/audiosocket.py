@@ -23,6 +23,7 @@ KIND_AUDIO = 0x10
 KIND_ERROR = 0xFF
 FRAME_BYTES = 320            # 20 ms of 8 kHz signed 16-bit mono
 MAX_PAYLOAD = 65535
+CLOSE_DRAIN_S = 1.0          # how long the end frame may wait for a peer that does not read
 _HEADER = struct.Struct("!BH")
 
 
@@ -93,7 +94,10 @@ class AudioSocketConnection:
         self.closed = True
         try:
             self._writer.write(encode_frame(KIND_HANGUP))
-            await self._writer.drain()
+            await asyncio.wait_for(self._writer.drain(), CLOSE_DRAIN_S)
+        except TimeoutError:
+            self._writer.transport.abort()   # a peer that reads nothing must not hold the connection open
+            return
         except (ConnectionError, RuntimeError):
             pass
         self._writer.close()
@@ -139,6 +143,10 @@ class AudioSocketServer:
             log.warning("event=audiosocket_error error=%r", str(exc))
         except Exception:  # noqa: BLE001 - one call's capture must not take the server down
             log.exception("event=audiosocket_handler_failed")
+        except asyncio.CancelledError:
+            # Only close() cancels a connection's task, and nothing awaits its outcome: it ends here. (CPython
+            # 3.11's start_server calls task.exception() on it, which for a cancelled task logs an error.)
+            log.info("event=audiosocket_closed reason=cancelled")
         finally:
             if conn is not None:
                 await conn.close()

@@ -107,6 +107,7 @@ class Recogniser:
         self._model: Any = None
         self._loading: asyncio.Future[Any] | None = None
         self._open: set[RecognitionStream] = set()
+        self._waiting: set[asyncio.Future[None]] = set()   # stream_when_free callers, woken when a stream is freed
 
     @property
     def loaded(self) -> bool:
@@ -149,8 +150,51 @@ class Recogniser:
         self._open.add(stream)
         return stream
 
+    async def stream_when_free(self, *, call_id: str, timeout: float) -> RecognitionStream:
+        """A new stream, waiting up to ``timeout`` seconds for one to be freed (then SpeechCapacityError).
+
+        For audio that keeps, such as a recorded file; a live capture cannot wait and takes ``stream()``.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self._open) >= self.max_streams and (remaining := deadline - loop.time()) > 0:
+            freed = loop.create_future()
+            self._waiting.add(freed)
+            try:
+                await asyncio.wait_for(freed, remaining)
+            except TimeoutError:
+                pass
+            finally:
+                self._waiting.discard(freed)
+        return self.stream(call_id=call_id)
+
+    async def transcribe(self, pcm: bytes, *, call_id: str, wait_s: float, piece_bytes: int = 3200) -> str:
+        """The text of audio that keeps (a recording), waiting up to ``wait_s`` for a free stream; "" when none
+        came free or decoding failed (logged). The stream is freed on every way out, cancellation included."""
+        try:
+            stream = await self.stream_when_free(call_id=call_id, timeout=wait_s)
+        except SpeechCapacityError:
+            log.warning("speech_not_transcribed call_id=%s reason=all_streams_busy wait_s=%.0f", call_id, wait_s)
+            return ""
+        try:
+            for i in range(0, len(pcm), piece_bytes):
+                await stream.feed(pcm[i:i + piece_bytes])
+                # faster than real time: wait for the decoder instead of letting its backlog drop audio
+                await stream.drain()
+            return await stream.finish()
+        except Exception as exc:  # noqa: BLE001 - the audio is still filed, without its text
+            log.error("speech_not_transcribed call_id=%s reason=%s", call_id, type(exc).__name__)
+            return ""
+        finally:
+            stream.close()
+
     def _release(self, stream: RecognitionStream) -> None:
+        if stream not in self._open:
+            return
         self._open.discard(stream)
+        for freed in list(self._waiting):
+            if not freed.done():
+                freed.set_result(None)
 
     def close(self) -> None:
         """Stop the executor if this recogniser made it; pending decodes are cancelled."""

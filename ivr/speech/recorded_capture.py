@@ -12,7 +12,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from ivr.speech.capture import MAX_AUDIO_BYTES, CaptureResult
+from ivr.speech.capture import MAX_AUDIO_BYTES, STREAM_WAIT_S, CaptureResult
 
 log = logging.getLogger("ivr.speech.recorded_capture")
 BYTES_PER_SECOND = 16000     # 8 kHz 16-bit mono, as MixMonitor writes .wav
@@ -62,12 +62,8 @@ async def transcribe_recording(local_dir: Path, call_id: str, *, hold_s: float, 
             path.unlink(missing_ok=True)
     transcript = ""
     if recogniser is not None and pcm:
-        stream = recogniser.stream(call_id=call_id)
-        for i in range(0, len(pcm), FEED_BYTES):
-            await stream.feed(pcm[i:i + FEED_BYTES])
-            # a file arrives faster than real time: wait for the decoder instead of letting its backlog drop audio
-            await stream.drain()
-        transcript = await stream.finish()
+        transcript = await recogniser.transcribe(pcm, call_id=call_id, wait_s=STREAM_WAIT_S, piece_bytes=FEED_BYTES)
     log.info("call=%s event=recording_transcribed audio_s=%.1f transcript_chars=%d", call_id,
              len(pcm) / BYTES_PER_SECOND, len(transcript))
     return CaptureResult(call_id=call_id, pcm=pcm, transcript=transcript, ended_by="agent_answered")
+

@@ -109,3 +109,22 @@ async def test_audio_written_back_is_split_into_20ms_frames():
 def test_payload_over_the_length_field_is_refused():
     with pytest.raises(ValueError):
         encode_frame(KIND_AUDIO, b"\x00" * 70000)
+
+
+async def test_a_peer_that_reads_nothing_cannot_hold_the_connection_open_at_close():
+    async def handler(conn):
+        conn._writer.write(b"\x00" * (32 << 20))   # far more than the socket buffers take: drain would wait forever
+
+    server = await started(handler)
+    _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(encode_frame(KIND_UUID, uuid.uuid4().bytes))
+    await writer.drain()
+    started_at = asyncio.get_running_loop().time()
+    for _ in range(200):
+        await asyncio.sleep(0.02)
+        if not server._tasks:
+            break
+    closed_after = asyncio.get_running_loop().time() - started_at
+    writer.close()
+    await server.close()
+    assert not server._tasks and closed_after < 3, closed_after

@@ -46,6 +46,9 @@ class FakeRecogniser:
 
             async def finish(self):
                 return f"heard {len(rec.fed)} bytes"
+
+            def close(self):
+                pass
         return Stream()
 
 
@@ -207,3 +210,35 @@ async def test_a_spy_that_never_connects_switches_new_calls_to_recording(rig, mo
     await capture.on_queue_join(recorded)
     await asyncio.sleep(0.05)
     assert len(ami.actions) == 1, "a call Asterisk records gets no spy"
+
+
+async def test_a_caller_joining_while_every_stream_is_busy_is_recorded_and_the_answer_waits_for_nothing(rig):
+    capture, ami, server, results = rig
+    capture.recogniser = BusyThenFree()
+    await capture.on_queue_join(JOIN)
+    await capture.on_queue_join(JOIN)   # the same caller joining again gets no second spy
+    await asyncio.sleep(0.05)
+    assert len(ami.actions) == 1
+    _, writer = await connect_spy(ami, server)
+    writer.write(encode_frame(KIND_AUDIO, SPEECH) * 10)
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    assert await capture.finish_for_call(CALL, timeout=2) is None
+    assert time.monotonic() - started < 0.05
+    assert await capture.take_recording(CALL) is True
+    [result] = results
+    assert result.pcm == SPEECH * 10 and result.transcript == f"recorded {len(SPEECH) * 10} bytes"
+    assert capture.open_sessions == 0 and await capture.take_recording(CALL) is False
+    writer.close()
+
+
+class BusyThenFree:
+    """Every live stream refused; a recording is transcribed once it asks."""
+
+    def stream(self, *, call_id):
+        from ivr.speech.recogniser import SpeechCapacityError
+        raise SpeechCapacityError("all busy")
+
+    async def transcribe(self, pcm, *, call_id, wait_s):
+        return f"recorded {len(pcm)} bytes"

@@ -11,8 +11,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from gateway.mqtt.passwords import mqtt_password
 from gateway.contract import screenpop_topic
+from gateway.mqtt.passwords import mqtt_password
 from gateway.sandbox.testcall import place_call
 
 pytestmark = pytest.mark.integration
@@ -127,3 +127,51 @@ def test_without_audiosocket_the_recorded_file_fills_the_ticket(sandbox, recordi
     local = sandbox.config.speech.local_recording_dir
     assert not list(local.glob(f"{result['call_id']}*.wav"))
     assert list(sandbox.config.speech.recordings_dir.rglob(f"{result['call_id']}.wav"))
+
+
+@pytest.fixture
+def one_recogniser_stream(sandbox):
+    """The gateway restarted with a single recogniser stream: a second queued caller finds the pool busy."""
+    original = sandbox.config_path.read_text()
+    sandbox.config_path.write_text(original.replace("[speech]\n", "[speech]\nstreams = 1\n"))
+    sandbox.stack.gateway.stop(timeout=10)
+    sandbox.hotline("stack", "up")
+    yield sandbox
+    sandbox.config_path.write_text(original)
+    sandbox.stack.gateway.stop(timeout=10)
+    sandbox.hotline("stack", "up")
+
+
+def test_a_caller_queued_while_every_recogniser_stream_is_busy_is_recorded_and_still_transcribed(
+        sandbox, one_recogniser_stream, slow_agents, korean_wav):
+    async def two_callers():
+        first = asyncio.create_task(place_call(sandbox.config, "13800138014", "3", hold_s=26, full=True,
+                                               say=korean_wav, speak_after_ms=6000))
+        await asyncio.sleep(1.0)   # the second joins the queue while the first's capture holds the only stream
+        second = await place_call(sandbox.config, "13800138015", "3", hold_s=26, full=True, say=korean_wav,
+                                  speak_after_ms=6000)
+        return await first, second
+
+    live, recorded = asyncio.run(two_callers())
+
+    log = sandbox.gateway_log()
+    figures = (f"live call {live['call_id']}: answered by {live['answered_by']}, transcript "
+               f"{live['ticket']['transcript']!r}; busy-pool call {recorded['call_id']}: answered by "
+               f"{recorded['answered_by']}, transcript {recorded['ticket']['transcript']!r}")
+    print("\n" + figures)
+    assert live["answered_by"] and recorded["answered_by"], figures
+    assert f"call={live['call_id']} event=capture_originated" in log, figures
+    assert f"call={recorded['call_id']} event=capture_recording reason=recogniser_busy" in log, figures
+    assert f"call={recorded['call_id']} event=capture_finish_slow" not in log, "its agent waited for nothing"
+    for call in (live, recorded):
+        transcript = call["ticket"]["transcript"] or ""
+        assert any(unicodedata.name(ch, "").startswith("HANGUL") for ch in transcript), figures
+    assert list(sandbox.config.speech.recordings_dir.rglob(f"{recorded['call_id']}.wav"))
+    # nothing stays registered or open once both callers are gone
+    status = {}
+    for _ in range(50):
+        status = sandbox.stack.gateway_status()
+        if status.get("capture_sessions") == 0 and status.get("speech_streams") == 0:
+            break
+        threading.Event().wait(0.1)
+    assert (status.get("capture_sessions"), status.get("speech_streams")) == (0, 0), status

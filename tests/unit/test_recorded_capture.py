@@ -3,6 +3,7 @@ import wave
 
 import pytest
 
+from ivr.speech.recogniser import Recogniser as VoskRecogniser
 from ivr.speech.recorded_capture import read_pcm_prefix, recording_files, transcribe_recording
 
 
@@ -30,7 +31,17 @@ class Recogniser:
 
             async def finish(self):
                 return f"{sum(map(len, fed))} bytes"
+
+            def close(self):
+                pass
         return S()
+
+    async def transcribe(self, pcm, *, call_id, wait_s, piece_bytes):
+        stream = self.stream(call_id=call_id)
+        for i in range(0, len(pcm), piece_bytes):
+            await stream.feed(pcm[i:i + piece_bytes])
+            await stream.drain()
+        return await stream.finish()
 
 
 def test_prefix_of_a_wav_still_being_written_ignores_its_unfinished_sizes(tmp_path):
@@ -73,3 +84,19 @@ async def test_a_broken_recording_gives_an_empty_result_and_is_still_deleted(tmp
     own.write_bytes(b"RIFF")
     result = await transcribe_recording(tmp_path, "9", hold_s=3, recogniser=Recogniser())
     assert result.pcm == b"" and result.transcript == "" and not own.exists()
+
+
+async def test_a_recording_finding_every_stream_busy_keeps_its_audio_and_frees_nothing_it_did_not_take(
+        tmp_path, monkeypatch):
+    monkeypatch.setattr("ivr.speech.recorded_capture.STREAM_WAIT_S", 0.05)
+    own, _ = recording_files(tmp_path, "21.3")
+    write_wav(own, b"\x01\x00" * 8000 * 2)
+    recogniser = VoskRecogniser(tmp_path / "model", max_streams=1)
+    live = recogniser.stream(call_id="live")
+
+    result = await transcribe_recording(tmp_path, "21.3", hold_s=1.0, recogniser=recogniser)
+
+    assert len(result.pcm) == 16000 and result.transcript == ""
+    assert recogniser.open_streams == 1 and not own.exists()
+    live.close()
+    recogniser.close()

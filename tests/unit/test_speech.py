@@ -195,6 +195,25 @@ def test_streams_beyond_the_cap_are_refused_until_one_is_closed():
     recogniser.close()
 
 
+async def test_a_recording_waits_for_a_stream_to_be_freed_and_gives_up_after_its_timeout():
+    recogniser = Recogniser(MODEL, max_streams=1)
+    live = recogniser.stream(call_id="live")
+    waiting = asyncio.ensure_future(recogniser.stream_when_free(call_id="recorded", timeout=5))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    live.close()
+    recorded = await asyncio.wait_for(waiting, 1)
+    assert recogniser.open_streams == 1
+    started = time.monotonic()
+    with pytest.raises(SpeechCapacityError):
+        await recogniser.stream_when_free(call_id="late", timeout=0.1)
+    assert 0.05 < time.monotonic() - started < 1
+    recorded.close()
+    recorded.close()   # closing twice frees one slot, not two
+    assert recogniser.open_streams == 0
+    recogniser.close()
+
+
 # -- recognition -----------------------------------------------------------------------------------------------
 
 
