@@ -5,15 +5,22 @@ secret comes from the environment variable named by ``ami.secret_env`` (or the s
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
+from gateway.config_checks import (
+    ConfigProblem,
+    SettingsReader,
+    is_ip,
+    is_port,
+    is_zone,
+    merge_tables,
+)
 from gateway.contract import CAPTURE_MODES
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
@@ -21,15 +28,6 @@ CONFIG_ENV = "HOTLINE_CONFIG"
 ASTERISK_ROOT_ENV = "HOTLINE_ASTERISK_ROOT"  # the default Asterisk root, as scripts/setup.sh builds it
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _SIP_CONTACT = re.compile(r"^sips?:[^@\s]+@[A-Za-z0-9.\-\[\]:]+(;[^\s]*)?$")
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    field: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.reason}"
 
 
 class ConfigError(Exception):
@@ -246,7 +244,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [ConfigProblem("<file>", f"not valid TOML: {exc}")]) from None
     problems: list[ConfigProblem] = []
-    merged = _merge(defaults, overrides, "", problems)
+    merged = merge_tables(defaults, overrides, "", problems)
     try:
         config = _build(merged, source)
     except ConfigError as exc:
@@ -256,68 +254,10 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return config
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any], prefix: str, problems: list[ConfigProblem]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        field = f"{prefix}{key}"
-        if key not in base:
-            problems.append(ConfigProblem(field, "unknown setting"))
-        elif isinstance(base[key], dict):
-            if not isinstance(value, dict):
-                problems.append(ConfigProblem(field, "must be a table"))
-            else:
-                out[key] = _merge(base[key], value, f"{field}.", problems)
-        else:
-            out[key] = value
-    return out
-
-
-class _Reader:
-    """Typed access to the merged tables that collects every problem instead of stopping at the first."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
-        self.problems: list[ConfigProblem] = []
-
-    def get(self, dotted: str, kind: type, *, check=None, reason: str = "") -> Any:
-        node: Any = self.data
-        for part in dotted.split("."):
-            node = node[part]
-        if kind is float and isinstance(node, int) and not isinstance(node, bool):
-            node = float(node)
-        if not isinstance(node, kind) or (kind is int and isinstance(node, bool)):
-            self.problems.append(ConfigProblem(dotted, f"must be {kind.__name__}, got {type(node).__name__}"))
-            return None
-        if check is not None and not check(node):
-            self.problems.append(ConfigProblem(dotted, reason))
-            return None
-        return node
-
-
-def _is_port(v: int) -> bool:
-    return 0 < v < 65536
-
-
-def _is_ip(v: str) -> bool:
-    try:
-        ipaddress.ip_address(v)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_zone(v: str) -> bool:
-    try:
-        ZoneInfo(v)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a tzdata directory such as "Asia"
-        return False
-    return True
-
-
 _ROLES = ("agent", "supervisor")
 
 
-def _endpoints(r: _Reader, key: str, *, roles: bool = False) -> tuple[Endpoint, ...]:
+def _endpoints(r: SettingsReader, key: str, *, roles: bool = False) -> tuple[Endpoint, ...]:
     items = r.data.get(key)
     if not isinstance(items, list):
         r.problems.append(ConfigProblem(key, "must be an array of tables"))
@@ -350,10 +290,10 @@ def _endpoints(r: _Reader, key: str, *, roles: bool = False) -> tuple[Endpoint, 
 
 
 def _build(data: dict[str, Any], source: str) -> Config:
-    r = _Reader(data)
+    r = SettingsReader(data)
     positive = dict(check=lambda v: v > 0, reason="must be greater than 0")
-    port = dict(check=_is_port, reason="must be a TCP/UDP port 1-65535")
-    ip = dict(check=_is_ip, reason="must be an IP address")
+    port = dict(check=is_port, reason="must be a TCP/UDP port 1-65535")
+    ip = dict(check=is_ip, reason="must be an IP address")
     state_dir = r.get("gateway.state_dir", str, check=lambda v: v.startswith("/"), reason="must be an absolute path")
     state = Path(state_dir or "/nonexistent")
     store_path = r.get("store.path", str)
@@ -368,7 +308,7 @@ def _build(data: dict[str, Any], source: str) -> Config:
         source=source,
         gateway=GatewaySection(
             state_dir=state,
-            timezone=r.get("gateway.timezone", str, check=_is_zone, reason="unknown time zone"),
+            timezone=r.get("gateway.timezone", str, check=is_zone, reason="unknown time zone"),
             log_level=r.get("gateway.log_level", str, check=lambda v: v.upper() in
                             {"DEBUG", "INFO", "WARNING", "ERROR"}, reason="must be DEBUG, INFO, WARNING or ERROR"),
             call_deadline_s=r.get("gateway.call_deadline_s", float, **positive),
@@ -394,7 +334,7 @@ def _build(data: dict[str, Any], source: str) -> Config:
             port=r.get("sip.port", int, **port),
             hotline_number=r.get("sip.hotline_number", str, check=str.isdigit, reason="must be digits"),
             caller_match=r.get("sip.caller_match", str, check=lambda v: all(
-                _is_ip(x.strip().split("/")[0]) for x in v.split(",")), reason="must be IP addresses or networks"),
+                is_ip(x.strip().split("/")[0]) for x in v.split(",")), reason="must be IP addresses or networks"),
             rtp_start=rtp_start,
             rtp_end=rtp_end,
         ),
