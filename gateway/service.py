@@ -116,7 +116,7 @@ class GatewayService:
 
             pusher = Pusher(store, outbox=outbox, http=HTTPPush())
             stack.push_async_callback(pusher.close)
-            linkage = LinkageHandoff(store, emergency_list, pusher, clock=utc_now, ami=ami)
+            linkage = LinkageHandoff(store, emergency_list, pusher, clock=utc_now, ami=ami, queue=cfg.queue.name)
             ami.on_event("UserEvent", linkage.on_event)
             agent_transfer = AgentTransfer(ami, store, emergency_list, pusher, clock=utc_now,
                                            caller_profile="hotline_caller")

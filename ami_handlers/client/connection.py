@@ -29,7 +29,7 @@ import itertools
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from panoramisk.message import Message
@@ -122,6 +122,22 @@ class _Subscriber:
             self.task = None
 
 
+class _ListCollector:
+    """The events of one list action, gathered until the event that completes the list."""
+
+    def __init__(self, done: asyncio.Future[None]) -> None:
+        self.done = done
+        self.events: list[Message] = []
+
+    def add(self, event: Message) -> None:
+        if self.done.done():
+            return
+        if str(event.get("EventList", "")).lower() == "complete":
+            self.done.set_result(None)
+        else:
+            self.events.append(event)
+
+
 def _callback_name(callback: Callable[..., Any]) -> str:
     return getattr(callback, "__qualname__", None) or repr(callback)
 
@@ -162,6 +178,7 @@ class AMIConnection:
         self._ready = asyncio.Event()
         self._subscribers: dict[EventCallback, _Subscriber] = {}
         self._pending: dict[str, asyncio.Future[Message]] = {}
+        self._lists: dict[str, _ListCollector] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._runner: asyncio.Task[None] | None = None
         self._ready_since: float | None = None
@@ -209,10 +226,54 @@ class AMIConnection:
 
     async def action(self, action: Mapping[str, Any], *, timeout: float = 5.0) -> Message:
         """Send one action and return its (single) response. List actions (``EventList: start``) return the
-        first response; their list events reach ``on_event`` callbacks, with the action's ``ActionID``."""
+        first response; their list events reach ``on_event`` callbacks, with the action's ``ActionID``
+        (``action_list`` collects them instead)."""
         if not self.ready:
             raise AMIError(f"not connected: cannot send {action.get('Action')!r}")
         return await self._send(action, timeout)
+
+    async def actions(self, actions: Sequence[Mapping[str, Any]], *, timeout: float = 5.0) -> list[Message]:
+        """Send several actions back to back, with no wait for a response in between, and return their responses
+        in order. Asterisk runs a manager session's actions one at a time in the order they arrive, so each acts
+        right after the one before it, without a round trip between them. Raises the first failure (AMIError)
+        once every response is in."""
+        if not self.ready:
+            raise AMIError(f"not connected: cannot send {[a.get('Action') for a in actions]!r}")
+        # Tasks start in creation order and each writes its action before it first waits: the wire order is
+        # the list's order.
+        sends = [asyncio.ensure_future(self._send(action, timeout)) for action in actions]
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return list(results)
+
+    async def action_list(self, action: Mapping[str, Any], *, timeout: float = 5.0) -> tuple[Message, list[Message]]:
+        """Send a list action (``QueueStatus``, ``CoreShowChannels`` ...) and return its response and the events
+        of its list, in order, up to the one that ends it (``EventList: Complete``), which is not included.
+        ``timeout`` bounds the whole exchange. The list's events do not reach ``on_event`` callbacks."""
+        if not self.ready:
+            raise AMIError(f"not connected: cannot send {action.get('Action')!r}")
+        name = action.get("Action", "?")
+        action_id = str(action.get("ActionID") or f"{self._id_prefix}{next(self._ids)}")
+        collected = _ListCollector(asyncio.get_running_loop().create_future())
+        self._lists[action_id] = collected
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._send({**action, "ActionID": action_id}, timeout)
+                if str(response.get("EventList", "")).lower() != "start":
+                    return response, []
+                await collected.done
+        except TimeoutError:
+            raise AMITimeout(f"{name}: list not complete within {timeout} s "
+                             f"({len(collected.events)} events so far)") from None
+        finally:
+            del self._lists[action_id]
+            if not collected.done.done():
+                collected.done.cancel()
+            elif not collected.done.cancelled():
+                collected.done.exception()      # retrieved: a dropped connection already raised from _send
+        return response, collected.events
 
     async def close(self) -> None:
         if self._closing and self._runner is None:
@@ -351,6 +412,9 @@ class AMIConnection:
             if not future.done():
                 future.set_exception(AMIError(reason))
         self._pending.clear()
+        for collector in self._lists.values():
+            if not collector.done.done():
+                collector.done.set_exception(AMIError(reason))
         if was_ready:
             _log(logging.WARNING, "ami_not_ready", host=self.host, port=self.port, reason=reason)
 
@@ -374,6 +438,10 @@ class AMIConnection:
                     self._writer.close()
                 _log(logging.WARNING, "ami_asterisk_shutdown", host=self.host, port=self.port,
                      restart=message.get("Restart"))
+            collector = self._lists.get(message.get("ActionID", "")) if self._lists else None
+            if collector is not None:
+                collector.add(message)
+                return
             for subscriber in self._subscribers.values():
                 if subscriber.wants(name):
                     subscriber.offer(message)

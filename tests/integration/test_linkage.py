@@ -147,3 +147,92 @@ def test_the_agent_console_transfers_the_caller_to_a_centre(sandbox, centre_119,
             assert wait_until(lambda: handoffs(sandbox, call["call_id"])[0]["result"] == "answered", 10, 0.3)
     finally:
         caller.join(40)
+
+
+def _bridge_peer(sandbox, channel):
+    """BRIDGEPEER of a channel as Asterisk has it now (empty: not bridged)."""
+    out = sandbox.stack.root.cli(f"core show channel {channel}").stdout
+    for line in out.splitlines():
+        if line.strip().startswith("BRIDGEPEER="):
+            return line.strip().split("=", 1)[1]
+    return ""
+
+
+def _offer_now(sandbox, call_id):
+    """The gateway's speech offer for `call_id`, run from here against the real Asterisk and store."""
+    from ami_handlers.client.connection import AMIConnection
+    from gateway.basics.clock import utc_now
+    from gateway.store.database import Store
+    from linkage.emergency_list import load_emergency_list
+    from linkage.handoff import LinkageHandoff
+    cfg = sandbox.config
+    emergencies = load_emergency_list(sandbox.emergency_list, require_centres=True)
+
+    class NoPush:
+        def spawn(self, centre, **case):
+            raise AssertionError("no case data may go out for a call an agent has")
+
+    async def run():
+        ami = AMIConnection(host=cfg.ami.host, port=cfg.ami.port, username=cfg.ami.username,
+                            secret=sandbox.stack._ami_secret(), ping_interval=None)
+        store = await Store.open(cfg.store.path)
+        try:
+            await ami.connect()
+            assert await ami.wait_ready(5)
+            linkage = LinkageHandoff(store, lambda: emergencies, NoPush(), clock=utc_now, ami=ami,
+                                     queue=cfg.queue.name)
+            return await linkage.offer_from_speech(call_id=call_id, ticket_id=None, situation_id="fire")
+        finally:
+            await store.close()
+            await ami.close()
+    return asyncio.run(run())
+
+
+def test_an_offer_due_after_the_agent_answered_leaves_the_caller_bridged_with_the_agent(sandbox, agents):
+    """The store trails Asterisk: here it still says "queued" when the offer is due, as it does while the
+    AgentConnect is on its way. Asterisk, asked, no longer lists the caller in the queue: no Redirect."""
+    import threading
+    number = "13800138041"
+    outcome = {}
+    caller = threading.Thread(target=lambda: outcome.update(sandbox.call(number, "3", hold_s=14)))
+    caller.start()
+    try:
+        call = _answered_call(sandbox, number)
+        assert wait_until(lambda: _bridge_peer(sandbox, call["channel"]), 5, 0.2), "the agent's bridge"
+        sandbox.store_query(lambda s: s.update_call(call["call_id"], outcome="queued"))
+
+        assert _offer_now(sandbox, call["call_id"]) is None
+        [handoff] = handoffs(sandbox, call["call_id"])
+        print(f"offer after the answer: result={handoff['result']} detail={handoff['detail']!r}")
+        assert handoff["result"] == "cancelled" and "no longer waiting" in handoff["detail"]
+        peer = _bridge_peer(sandbox, call["channel"])
+        assert peer.startswith("PJSIP/agent"), f"the caller must still be bridged with the agent, not {peer!r}"
+    finally:
+        caller.join(40)
+    assert outcome["hangup_by"] == "caller" and outcome["answered_by"] in {"agent1", "agent2"}, outcome
+
+
+def test_a_spoken_emergency_heard_after_the_agent_answered_keeps_the_caller_with_the_agent(
+        sandbox, korean_fire_list, tmp_path):
+    """The caller is still speaking when the agent answers: the capture ends on AgentConnect, the recogniser
+    then hears "fire", and the offer it would make finds the caller with the agent: nothing moves them."""
+    import subprocess
+
+    from tests.integration.conftest import KO_FIRE_SENTENCE
+    raw, wav = tmp_path / "raw.wav", tmp_path / "fire.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(raw), KO_FIRE_SENTENCE], check=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(wav)], check=True)
+    sandbox.stack.start_simulated_agents(log=lambda *_: None, answer_after_ms=3000)
+    try:
+        result = asyncio.run(place_call(sandbox.config, "13800138042", "3", hold_s=16, full=True, say=wav,
+                                        speak_after_ms=1000))
+    finally:
+        for proc in sandbox.stack.agents:
+            proc.stop(timeout=3)
+    assert result["answered_by"] in {"agent1", "agent2"} and result["hangup_by"] == "caller", result
+    assert result["ticket"]["emergency"] == "119", "the recogniser heard the emergency (after the answer)"
+    log = sandbox.gateway_log()
+    offered = [line for line in log.splitlines() if result["call_id"] in line and "event=linkage_offer" in line]
+    print("offer lines:", offered or "none (the store already knew the agent had the call)")
+    assert not any("event=linkage_offered" in line for line in offered), offered
+    assert all(h["result"] == "cancelled" for h in handoffs(sandbox, result["call_id"]))
