@@ -44,6 +44,7 @@ from ivr.speech.vad import VADSettings
 from linkage.agent_transfer import AgentTransfer, centre_choices
 from linkage.handoff import LinkageHandoff
 from linkage.push import HTTPPush, Pusher
+from linkage.push_resume import resume_pending_pushes
 from linkage.emergency_list import EmergencyList
 from linkage.reloader import EmergencyListHolder
 
@@ -116,6 +117,7 @@ class GatewayService:
 
             pusher = Pusher(store, outbox=outbox, http=HTTPPush())
             stack.push_async_callback(pusher.close)
+            await resume_pending_pushes(store, pusher, emergencies.current, clock=utc_now)
             linkage = LinkageHandoff(store, emergency_list, pusher, clock=utc_now, ami=ami, queue=cfg.queue.name)
             ami.on_event("UserEvent", linkage.on_event)
             agent_transfer = AgentTransfer(ami, store, emergency_list, pusher, clock=utc_now,

@@ -162,11 +162,19 @@ def _handoff_row(handoff: dict) -> dict:
     def after(at: datetime | None) -> str | None:
         return None if at is None else f"+{(at - requested).total_seconds():.1f}s"
 
-    pushes = handoff["pushes"]
-    push = ", ".join(f"{p['adapter']} {p['state']}" + (f" x{p['attempts']}" if p["attempts"] > 1 else "")
-                     for p in pushes) or None
+    push = ", ".join(map(push_summary, handoff["pushes"])) or None
     return {**handoff, "requested_at": requested.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
             "ring": after(handoff["ring_at"]), "answer": after(handoff["answered_at"]), "push": push}
+
+
+def push_summary(push: dict) -> str:
+    """"http sent x3 (resumed after a restart)", "http failed x3: HTTP 503: busy": what became of one push."""
+    text = f"{push['adapter']} {push['state']}" + (f" x{push['attempts']}" if push["attempts"] > 1 else "")
+    if push.get("resumed_at") is not None:
+        text += " (resumed after a restart)"
+    if push["state"] in ("failed", "pending") and push.get("last_error"):
+        text += f": {' '.join(push['last_error'].split())}"
+    return text
 
 
 def _iso(value: datetime) -> str:

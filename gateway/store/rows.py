@@ -50,7 +50,7 @@ HANDOFF_COLUMNS = ("id, call_id, ticket_id, situation, centre, trigger, mode, re
                     "ended_at, result, detail")
 _HANDOFF_TIMES = ("requested_at", "ring_at", "answered_at", "ended_at")
 PUSH_COLUMNS = ("id, push_id, handoff_id, call_id, centre, adapter, state, attempts, last_error, created_at, "
-                 "updated_at")
+                 "updated_at, resumed_at")
 PENDING_COLUMNS = (
     "id, number, reason, requested_by, call_id, requested_at, status, decided_by, decided_at, decision_reason,"
     " restriction_id"
@@ -243,4 +243,6 @@ def check_push_field(name: str, value: Any) -> Any:
         if value is not None and not isinstance(value, str):
             raise ValueError(f"last_error must be str or None, got {value!r}")
         return None if value is None else value[:500]
+    if name == "resumed_at":
+        return None if value is None else to_ts(value)
     raise ValueError(f"unknown push field {name!r}")

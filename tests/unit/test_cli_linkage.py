@@ -135,3 +135,22 @@ async def test_handoffs_show_timings_result_and_push_state(run, config):
 async def test_no_handoffs_yet(run):
     assert await run("linkage", "handoffs") == (0, "no hand-offs\n", "")
     assert (await run("linkage", "handoffs", "--limit", "-1"))[0] == 2
+
+
+async def test_handoffs_show_a_resumed_push_and_why_a_push_failed(run, config):
+    async with await Store.open(config.store.path) as store:
+        hid = await store.add_handoff(call_id="c3", centre="water", trigger="menu", mode="blind", requested_at=T0,
+                                      situation="water_main_burst")
+        resumed = await store.add_push(push_id="p3", handoff_id=hid, call_id="c3", centre="water", adapter="http",
+                                       at=T0)
+        await store.update_push(resumed, state="sent", attempts=3, resumed_at=T0 + timedelta(minutes=1))
+        failed = await store.add_push(push_id="p4", handoff_id=hid, call_id="c3", centre="water", adapter="http",
+                                      at=T0 + timedelta(seconds=1))
+        await store.update_push(failed, state="failed", attempts=2, last_error="not resumed after the restart: "
+                                "centre water now takes push = 'mqtt', not 'http'")
+    code, out, _ = await run("linkage", "handoffs", "--call", "c3")
+    assert code == 0
+    assert "http sent x3 (resumed after a restart)" in out
+    assert "http failed x2: not resumed after the restart: centre water now takes push = 'mqtt'" in out
+    records = json.loads((await run("linkage", "handoffs", "--json", "--call", "c3"))[1])
+    assert {p["push_id"]: p["resumed_at"] is not None for p in records[0]["pushes"]} == {"p3": True, "p4": False}
