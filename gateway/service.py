@@ -29,6 +29,7 @@ from gateway.agi.server import FastAGIServer
 from gateway.store.database import Store
 from ami_handlers.queue_events import channel_vars
 from ami_handlers.screenpop import ScreenPopper
+from gateway.mqtt.centre_users import CentreUsers
 from gateway.mqtt.passwords import mqtt_password
 from gateway.mqtt.publisher import MQTTPublisher
 from gateway.store.outbox import Outbox
@@ -78,6 +79,7 @@ class GatewayService:
         self.speech = speech
         self._background = background
         self._stopping = asyncio.Event()
+        self.emergencies: EmergencyListHolder | None = None
 
     @classmethod
     @asynccontextmanager
@@ -108,6 +110,10 @@ class GatewayService:
             screenpopper = ScreenPopper(store, outbox, clock=utc_now, low_confidence=cfg.triage.low_confidence)
 
             emergencies = EmergencyListHolder(cfg.linkage.emergency_list)
+            centre_users = CentreUsers(cfg.state_dir, agents=[a.name for a in cfg.agents], host=cfg.mqtt.host,
+                                       port=cfg.mqtt.port, pid_file=cfg.state_dir / "run" / "mosquitto.pid")
+            emergencies.add_check(lambda new: centre_users.ensure(new, before=emergencies.current))
+            await emergencies.check_in_force()
             await emergencies.start()
             stack.push_async_callback(emergencies.close)
 
@@ -138,6 +144,7 @@ class GatewayService:
                                     header_timeout=cfg.fastagi.header_timeout_s)
             service = cls(cfg, status_file=status_file, store=store, ami=ami, publisher=publisher,
                           screenpopper=screenpopper, fastagi=fastagi, speech=speech, background=background)
+            service.emergencies = emergencies
             ami.on_event("AgentConnect", service._on_agent_connect)
             await ami.connect()
             await fastagi.start()
@@ -191,6 +198,7 @@ class GatewayService:
             "ami_reconnects": self.ami.reconnects,
             "mqtt_connected": self.publisher.connected,
             "console_listening": True,
+            "emergency_list": self.emergencies.status() if self.emergencies else None,
             "updated_at": utc_now().isoformat(timespec="seconds"),
         }
 
@@ -214,7 +222,7 @@ class GatewayService:
         while not self._stopping.is_set():
             current = self.status()
             key = (current["ami_ready"], current["active_sessions"], current["ami_reconnects"],
-                   current["mqtt_connected"])
+                   current["mqtt_connected"], json.dumps(current["emergency_list"]))
             if key != last:
                 await self._write_status()
                 last = key

@@ -10,6 +10,7 @@ import re
 import signal
 import threading
 import time
+from typing import Self
 
 import pytest
 from aiohttp import web
@@ -48,7 +49,7 @@ class HTTPCentre:
         await self._stop.wait()
         await runner.cleanup()
 
-    def __enter__(self) -> HTTPCentre:
+    def __enter__(self) -> Self:
         self._thread.start()
         assert self._ready.wait(5), "the HTTP centre did not start"
         return self

@@ -154,3 +154,22 @@ async def test_handoffs_show_a_resumed_push_and_why_a_push_failed(run, config):
     assert "http failed x2: not resumed after the restart: centre water now takes push = 'mqtt'" in out
     records = json.loads((await run("linkage", "handoffs", "--json", "--call", "c3"))[1])
     assert {p["push_id"]: p["resumed_at"] is not None for p in records[0]["pushes"]} == {"p3": True, "p4": False}
+
+
+async def test_list_says_when_the_running_gateway_refused_the_file(run, tmp_path):
+    listed = tmp_path / "emergency.toml"
+    listed.write_text(DEFAULT_EMERGENCY_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    state = tmp_path / "state"
+    (state / "run").mkdir(parents=True)
+    cfg = SimpleNamespace(state_dir=state, linkage=SimpleNamespace(emergency_list=listed))
+    assert (await run("linkage", "list", cfg=cfg))[0] == 0, "no gateway running here: nothing to say"
+    reason = (f"{listed}: centres: mosquitto is not running (no live pid in /x/run/mosquitto.pid): a new centre's "
+              "broker user cannot be made to take effect; the previous list stays in force")
+    (state / "run" / "gateway.status.json").write_text(json.dumps({"emergency_list": {
+        "file": str(listed), "loaded_at": "2026-12-01T02:00:00+00:00", "refused": reason, "unmet": None}}))
+    code, out, err = await run("linkage", "list", cfg=cfg)
+    assert code == 1 and f"# REFUSED by the running gateway: {reason}" in out and "REFUSED" in err
+    code, out, _ = await run("linkage", "list", "--json", cfg=cfg)
+    assert code == 1 and json.loads(out)["gateway"]["refused"] == reason
+    code, _, _ = await run("linkage", "list", "--file", str(DEFAULT_EMERGENCY_PATH), cfg=cfg)
+    assert code == 0, "another file than the gateway's: its refusal is not this file's"
