@@ -74,7 +74,7 @@ class CentreUsers:
         if not new:
             return
         users = ", ".join(centre_user(n) for n in new)
-        pid = await asyncio.to_thread(self._broker_pid)
+        pid = await asyncio.to_thread(self._broker_pid, users)
         try:
             await asyncio.to_thread(write_broker_users, self.state_dir, agents=self.agents,
                                     centres=sorted(known | set(new)))
@@ -90,13 +90,13 @@ class CentreUsers:
             await self._verify(name)
         log.info("event=broker_centre_users_added users=%s broker_pid=%d", users.replace(" ", ""), pid)
 
-    def _broker_pid(self) -> int:
+    def _broker_pid(self, users: str) -> int:
         try:
             pid = int(self.pid_file.read_text().strip())
             os.kill(pid, 0)
         except (OSError, ValueError):
-            raise CentreUsersError(f"mosquitto is not running (no live pid in {self.pid_file}): a new centre's "
-                                   "broker user cannot be made to take effect") from None
+            raise CentreUsersError(f"mosquitto is not running (no live pid in {self.pid_file}): broker users "
+                                   f"{users} cannot be made to take effect") from None
         return pid
 
     async def _verify(self, name: str) -> None:

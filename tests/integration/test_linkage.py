@@ -236,3 +236,67 @@ def test_a_spoken_emergency_heard_after_the_agent_answered_keeps_the_caller_with
     print("offer lines:", offered or "none (the store already knew the agent had the call)")
     assert not any("event=linkage_offered" in line for line in offered), offered
     assert all(h["result"] == "cancelled" for h in handoffs(sandbox, result["call_id"]))
+
+
+COAST_CENTRE = ('\n[centres.coast]\nname = "海上搜救"\ndial = "PJSIP/centre-coast"\nanswer_timeout_s = 20\n'
+                'push = "mqtt"\n')
+
+
+def _read_case_as(sandbox, user, topic):
+    """Log in to the stack's broker as `user`, subscribe to `topic`, publish one case there as the gateway;
+    what `user` received."""
+    import aiomqtt
+
+    from gateway.mqtt.passwords import mqtt_password
+    cfg = sandbox.config
+
+    async def run():
+        async with aiomqtt.Client(cfg.mqtt.host, cfg.mqtt.port, username=user, timeout=5, identifier=f"t-{user}",
+                                  password=mqtt_password(cfg.state_dir, user)) as reader:
+            await reader.subscribe(topic, qos=1)
+            async with aiomqtt.Client(cfg.mqtt.host, cfg.mqtt.port, username="gateway", identifier="t-gateway",
+                                      password=mqtt_password(cfg.state_dir, "gateway")) as gateway:
+                await gateway.publish(topic, json.dumps({"case": "test"}), qos=1)
+            async with asyncio.timeout(5):
+                async for message in reader.messages:
+                    return json.loads(message.payload)
+    return asyncio.run(run())
+
+
+def test_a_centre_added_to_the_list_while_the_gateway_runs_reads_its_cases_from_the_broker(sandbox):
+    path = sandbox.emergency_list
+    original = path.read_text(encoding="utf-8")
+    loaded = sandbox.gateway_log().count("event=emergency_list_loaded")
+    path.write_text(original + COAST_CENTRE, encoding="utf-8")
+    try:
+        assert wait_until(lambda: sandbox.gateway_log().count("event=emergency_list_loaded") > loaded, 15), \
+            sandbox.gateway_log()[-2000:]
+        assert "event=broker_centre_users_added users=centre-coast" in sandbox.gateway_log()
+        assert _read_case_as(sandbox, "centre-coast", "hotline/linkage/coast") == {"case": "test"}
+        listed = sandbox.hotline("linkage", "list", "--json")
+        assert json.loads(listed.stdout)["gateway"]["refused"] is None
+    finally:
+        loaded = sandbox.gateway_log().count("event=emergency_list_loaded")
+        path.write_text(original, encoding="utf-8")
+        wait_until(lambda: sandbox.gateway_log().count("event=emergency_list_loaded") > loaded, 10)
+
+
+def test_a_centre_the_broker_cannot_take_refuses_the_reload_and_the_cli_says_why(sandbox):
+    path = sandbox.emergency_list
+    original = path.read_text(encoding="utf-8")
+    sandbox.stack.mosquitto.stop()
+    refused = sandbox.gateway_log().count("event=emergency_list_refused")
+    path.write_text(original + COAST_CENTRE.replace("coast", "coast2"), encoding="utf-8")
+    try:
+        assert wait_until(lambda: sandbox.gateway_log().count("event=emergency_list_refused") > refused, 15)
+        listed = sandbox.hotline("linkage", "list", check=False)
+        print(listed.stderr.strip())
+        assert listed.returncode == 1 and "REFUSED by the running gateway" in listed.stdout
+        assert "mosquitto is not running" in listed.stdout and "centre-coast2" in listed.stdout
+        assert wait_until(lambda: json.loads(sandbox.hotline("stack", "status", "--json", check=False).stdout)
+                          ["gateway"]["emergency_list"]["refused"], 5, 0.5), "stack status shows the refusal"
+    finally:
+        loaded = sandbox.gateway_log().count("event=emergency_list_loaded")
+        path.write_text(original, encoding="utf-8")
+        wait_until(lambda: sandbox.gateway_log().count("event=emergency_list_loaded") > loaded, 10)
+        sandbox.hotline("stack", "up")
