@@ -84,6 +84,11 @@ def test_a_spoken_emergency_confirmed_with_1_reaches_the_centre(sandbox, korean_
     [case] = centre.messages
     assert case["call_id"] == result["call_id"] and case["transcript"] == result["ticket"]["transcript"]
     assert result["answered_by"] is None, "the centre took the call; no agent needed"
+    [offered] = [line for line in sandbox.gateway_log().splitlines()
+                 if result["call_id"] in line and "event=linkage_offered" in line]
+    window = offered.split("check_to_redirect_ms=")[1].split()[0]
+    print(f"queue check to Redirect: {window} ms (an agent answering inside it would lose the caller to the "
+          "confirmation)")
 
 
 def _console(sandbox, agent):
