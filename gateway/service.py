@@ -29,6 +29,7 @@ from gateway.agi.server import FastAGIServer
 from gateway.store.database import Store
 from ami_handlers.queue_events import channel_vars
 from ami_handlers.screenpop import ScreenPopper
+from gateway.mqtt.centre_users import CentreUsers
 from gateway.mqtt.passwords import mqtt_password
 from gateway.mqtt.publisher import MQTTPublisher
 from gateway.basics.write_health import failure_kind
@@ -46,6 +47,7 @@ from ivr.speech.vad import VADSettings
 from linkage.agent_transfer import AgentTransfer, centre_choices
 from linkage.handoff import LinkageHandoff
 from linkage.push import HTTPPush, Pusher
+from linkage.push_resume import resume_pending_pushes
 from linkage.emergency_list import EmergencyList
 from linkage.reloader import EmergencyListHolder
 
@@ -87,6 +89,7 @@ class GatewayService:
         self._background = background
         self._stopping = asyncio.Event()
         self.outbox_store = outbox_store
+        self.emergencies: EmergencyListHolder | None = None
 
     @classmethod
     @asynccontextmanager
@@ -119,6 +122,10 @@ class GatewayService:
             screenpopper = ScreenPopper(store, outbox, clock=utc_now, low_confidence=cfg.triage.low_confidence)
 
             emergencies = EmergencyListHolder(cfg.linkage.emergency_list)
+            centre_users = CentreUsers(cfg.state_dir, agents=[a.name for a in cfg.agents], host=cfg.mqtt.host,
+                                       port=cfg.mqtt.port, pid_file=cfg.state_dir / "run" / "mosquitto.pid")
+            emergencies.add_check(lambda new: centre_users.ensure(new, before=emergencies.current))
+            await emergencies.check_in_force()
             await emergencies.start()
             stack.push_async_callback(emergencies.close)
 
@@ -128,7 +135,8 @@ class GatewayService:
 
             pusher = Pusher(store, outbox=outbox, http=HTTPPush())
             stack.push_async_callback(pusher.close)
-            linkage = LinkageHandoff(store, emergency_list, pusher, clock=utc_now, ami=ami)
+            await resume_pending_pushes(store, pusher, emergencies.current, clock=utc_now)
+            linkage = LinkageHandoff(store, emergency_list, pusher, clock=utc_now, ami=ami, queue=cfg.queue.name)
             ami.on_event("UserEvent", linkage.on_event)
             agent_transfer = AgentTransfer(ami, store, emergency_list, pusher, clock=utc_now,
                                            caller_profile="hotline_caller")
@@ -150,6 +158,7 @@ class GatewayService:
             service = cls(cfg, status_file=status_file, store=store, ami=ami, publisher=publisher,
                           screenpopper=screenpopper, fastagi=fastagi, speech=speech, background=background,
                           outbox_store=outbox_store)
+            service.emergencies = emergencies
             ami.on_event("AgentConnect", service._on_agent_connect)
             await ami.connect()
             await fastagi.start()
@@ -216,6 +225,7 @@ class GatewayService:
             "state_writes": {**self.store.health.snapshot(),
                              "outbox_in_memory": self.outbox_store.spilled if self.outbox_store else 0},
             **self._speech_status(),
+            "emergency_list": self.emergencies.status() if self.emergencies else None,
             "updated_at": utc_now().isoformat(timespec="seconds"),
         }
 
@@ -250,7 +260,7 @@ class GatewayService:
             writes = current["state_writes"]
             key = (current["ami_ready"], current["active_sessions"], current["ami_reconnects"],
                    current["mqtt_connected"], writes["ok"], tuple(writes["failing"]), writes["outbox_in_memory"],
-                   current.get("capture_sessions"), current.get("speech_streams"))
+                   current.get("capture_sessions"), current.get("speech_streams"), json.dumps(current["emergency_list"]))
             if key != last and await self._write_status():
                 last = key
             try:

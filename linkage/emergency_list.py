@@ -11,10 +11,12 @@ matches transcripts (triage), but cannot hand off: `load_emergency_list(..., req
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from gateway.contract import is_valid_name
 from gateway.basics.data_errors import DataFileError, read_toml
@@ -281,6 +283,10 @@ def _parse_centres(table: object, fail) -> tuple[Centre, ...]:
             raise fail(f"{at}.http_url", f"must be an http:// or https:// URL, got {url!r}")
         if push == "http" and url is None:
             raise fail(f"{at}.http_url", "required when push = \"http\"")
+        if url is not None and not is_allowed_push_url(url):
+            raise fail(f"{at}.http_url", f"plain http:// only to this machine (127.0.0.1, ::1, localhost), got "
+                       f"{url!r}: the case carries the caller's number and words (art. 20), so a centre elsewhere "
+                       "is reached over https://")
         http_timeout = _number(item.get("http_timeout_s", DEFAULT_HTTP_TIMEOUT_S), f"{at}.http_timeout_s", fail,
                                maximum=MAX_HTTP_TIMEOUT_S, what="seconds per HTTP attempt")
         retries = item.get("http_retries", DEFAULT_HTTP_RETRIES)
@@ -294,6 +300,25 @@ def _parse_centres(table: object, fail) -> tuple[Centre, ...]:
         out.append(Centre(name, dial.strip(), answer_timeout, push, url, http_timeout, retries, token_env,
                           label.strip() if label else None))
     return tuple(out)
+
+
+def is_allowed_push_url(url: str) -> bool:
+    """https:// anywhere; plain http:// only to a loopback host, where nothing crosses a network."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:          # e.g. an unclosed IPv6 bracket
+        return False
+    if parts.scheme == "https":
+        return True
+    if parts.scheme != "http":
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _number(value: object, at: str, fail, *, maximum: float, what: str) -> float:

@@ -8,6 +8,7 @@ goes to the centre beside the call (``Pusher.spawn``): a slow or failed push nev
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
@@ -25,6 +26,7 @@ from gateway.contract import (
     LINKAGE_TARGETS_VAR,
     inherited,
 )
+from ami_handlers.queue_status import caller_waiting
 from linkage.emergency_list import Centre, EmergencyList, Situation
 
 log = logging.getLogger("linkage.handoff")
@@ -51,12 +53,13 @@ class LinkageHandoff:
     """Starts hand-offs from the menu and keeps their log from the dialplan's events."""
 
     def __init__(self, store: Any, emergencies: Callable[[], EmergencyList], pusher: Any,
-                 *, clock: Callable[[], datetime], ami: Any | None = None) -> None:
+                 *, clock: Callable[[], datetime], ami: Any | None = None, queue: str | None = None) -> None:
         self.store = store
         self.emergencies = emergencies
         self.pusher = pusher
         self.clock = clock
         self.ami = ami
+        self.queue = queue      # the agent queue (queues.conf), where a spoken emergency finds the caller
 
     async def from_menu(self, agi: Any, *, call_id: str, ticket_id: str | None, menu_key: str | None,
                         caller_e164: str | None) -> bool:
@@ -89,12 +92,19 @@ class LinkageHandoff:
     async def offer_from_speech(self, *, call_id: str, ticket_id: str | None, situation_id: str) -> int | None:
         """A spoken emergency while the caller waits in the queue: take them out to confirm (or, for a situation
         configured without confirmation, straight to the centre). None when it is too late or not possible: an
-        agent already has the call (the screen-pop shows the emergency), or nothing to hand to."""
+        agent already has the call (the screen-pop shows the emergency), or nothing to hand to.
+
+        The store's outcome trails Asterisk (the AgentConnect that records an answer may still be on its way), so
+        Asterisk is asked right before the Redirect whether the caller is still waiting in the queue; a caller
+        an agent answered is never pulled out of the bridge. What remains between that answer and the Redirect
+        is the gateway's turnaround on one AMI exchange (logged as check_to_redirect_ms): an agent answering
+        inside it loses the caller to the confirmation, which sends them back to the queue at top priority."""
         emergencies = self.emergencies()
         situation = emergencies.get(situation_id)
         centres = emergencies.targets(situation_id) if situation else ()
         call = await self.store.get_call(call_id)
-        if self.ami is None or not centres or not call or call.get("outcome") not in ("queued", "ivr"):
+        if self.ami is None or not self.queue or not centres or not call \
+                or call.get("outcome") not in ("queued", "ivr"):
             return None
         channel = call.get("channel")
         if not channel:
@@ -102,24 +112,46 @@ class LinkageHandoff:
         handoff_id = await self.store.add_handoff(call_id=call_id, centre=centres[0].name, trigger="speech",
                                                   mode="blind", requested_at=self.clock(), ticket_id=ticket_id,
                                                   situation=situation.id)
+        variables = ((inherited(HANDOFF_ID_VAR), str(handoff_id)), (LINKAGE_TARGETS_VAR, dial_targets(centres)),
+                     (CAPTURE_VAR, CAPTURE_DONE))
+        context = LINKAGE_CONFIRM_CONTEXT if situation.confirm else LINKAGE_CONTEXT
+        loop = asyncio.get_running_loop()
         try:
-            for name, value in ((inherited(HANDOFF_ID_VAR), str(handoff_id)),
-                                (LINKAGE_TARGETS_VAR, dial_targets(centres)),
-                                (CAPTURE_VAR, CAPTURE_DONE)):
-                await self.ami.action({"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value})
-            context = LINKAGE_CONFIRM_CONTEXT if situation.confirm else LINKAGE_CONTEXT
-            await self.ami.action({"Action": "Redirect", "Channel": channel, "Context": context, "Exten": "s",
-                                   "Priority": "1"})
-        except Exception as exc:  # noqa: BLE001 - the caller simply stays in the queue
+            # The variables first: they do not move the caller, and the Redirect then follows the check at once.
+            await self.ami.actions([{"Action": "Setvar", "Channel": channel, "Variable": name, "Value": value}
+                                    for name, value in variables])
+            asked_at = loop.time()
+            waiting = await caller_waiting(self.ami, queue=self.queue, channel=channel)
+            if waiting:
+                await self.ami.action({"Action": "Redirect", "Channel": channel, "Context": context, "Exten": "s",
+                                       "Priority": "1"})
+            window_ms = (loop.time() - asked_at) * 1000
+        except Exception as exc:  # noqa: BLE001 - the caller simply stays where they are
             await self.store.update_handoff(handoff_id, result="failed", detail=f"redirect: {type(exc).__name__}")
             log.warning("call=%s event=linkage_offer_failed handoff=%s error=%s", call_id, handoff_id,
                         type(exc).__name__)
             return None
+        if not waiting:
+            await self._withdraw_offer(call_id, handoff_id, channel)
+            return None
         if not situation.confirm:
             await self._push(handoff_id, centres[0], situation)
-        log.info("call=%s event=linkage_offered handoff=%s situation=%s confirm=%s trigger=speech", call_id,
-                 handoff_id, situation.id, situation.confirm)
+        log.info("call=%s event=linkage_offered handoff=%s situation=%s confirm=%s trigger=speech "
+                 "check_to_redirect_ms=%.1f", call_id, handoff_id, situation.id, situation.confirm, window_ms)
         return handoff_id
+
+    async def _withdraw_offer(self, call_id: str, handoff_id: int, channel: str) -> None:
+        """Asterisk no longer has the caller waiting (an agent answered, or they left): no offer; the hand-off
+        log says why, and the offer's variables are taken off the channel again (best effort)."""
+        await self.store.update_handoff(handoff_id, result="cancelled", ended_at=self.clock(),
+                                        detail="not offered: the caller was no longer waiting in the queue "
+                                               "(an agent had the call)")
+        log.info("call=%s event=linkage_offer_skipped handoff=%s reason=not_waiting_in_queue", call_id, handoff_id)
+        try:
+            await self.ami.actions([{"Action": "Setvar", "Channel": channel, "Variable": name, "Value": ""}
+                                    for name in (inherited(HANDOFF_ID_VAR), LINKAGE_TARGETS_VAR)])
+        except Exception as exc:  # noqa: BLE001 - a hung-up channel has no variables to clear
+            log.debug("call=%s event=linkage_offer_unset_failed error=%s", call_id, type(exc).__name__)
 
     async def _push(self, handoff_id: int | None, centre: Centre, situation: Situation, *,
                     call_id: str | None = None, ticket_id: str | None = None) -> None:

@@ -9,13 +9,13 @@ A centre's `push` setting (linkage/emergency.toml) picks the adapter:
 
 `push_case` records the push in the store (pending -> queued | sent | failed | skipped, attempts, last error) and
 never raises: the caller's voice transfer must not wait on, or fail with, a data push. Run it beside the transfer
-(`Pusher.spawn`), not before it.
+(`Pusher.spawn`), not before it. A push the gateway stops in the middle of stays "pending" and is taken up again
+at the next start (linkage/push_resume.py), with the same push id.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -65,16 +65,19 @@ class PushResult:
 class PushAdapter(Protocol):
     name: str
 
-    async def send(self, centre: Centre, payload: dict, *, push_id: str, on_attempt: OnAttempt) -> tuple[str, int]:
-        """Deliver or hand over `payload`: (state, attempts). Raises PushFailed when it gives up."""
+    async def send(self, centre: Centre, payload: dict, *, push_id: str, on_attempt: OnAttempt,
+                   attempts_made: int = 0) -> tuple[str, int]:
+        """Deliver or hand over `payload`: (state, attempts in all). `attempts_made`: attempts of the same push
+        before a gateway restart. Raises PushFailed when it gives up."""
         ...
 
 
 class NoPush:
     name = "none"
 
-    async def send(self, centre: Centre, payload: dict, *, push_id: str, on_attempt: OnAttempt) -> tuple[str, int]:
-        return "skipped", 0
+    async def send(self, centre: Centre, payload: dict, *, push_id: str, on_attempt: OnAttempt,
+                   attempts_made: int = 0) -> tuple[str, int]:
+        return "skipped", attempts_made
 
 
 class MQTTPush:
@@ -86,12 +89,13 @@ class MQTTPush:
     def __init__(self, outbox: Any) -> None:
         self._outbox = outbox
 
-    async def send(self, centre: Centre, payload: dict, *, push_id: str, on_attempt: OnAttempt) -> tuple[str, int]:
+    async def send(self, centre: Centre, payload: dict, *, push_id: str, on_attempt: OnAttempt,
+                   attempts_made: int = 0) -> tuple[str, int]:
         try:
             await self._outbox.put(linkage_topic(centre.name), payload, message_id=push_id)
         except Exception as exc:
-            raise PushFailed(f"outbox: {type(exc).__name__}: {exc}", 1) from exc
-        return "queued", 1
+            raise PushFailed(f"outbox: {type(exc).__name__}: {exc}", attempts_made + 1) from exc
+        return "queued", attempts_made + 1
 
 
 class HTTPPush:
@@ -118,22 +122,27 @@ class HTTPPush:
             await self._session.close()
             self._session = None
 
-    async def send(self, centre: Centre, payload: dict, *, push_id: str, on_attempt: OnAttempt) -> tuple[str, int]:
+    async def send(self, centre: Centre, payload: dict, *, push_id: str, on_attempt: OnAttempt,
+                   attempts_made: int = 0) -> tuple[str, int]:
+        """Up to ``http_retries + 1`` attempts in all, counting those made before a restart; a resumed push
+        always gets at least one more."""
         if not centre.http_url:
-            raise PushFailed("no http_url configured", 0)
+            raise PushFailed("no http_url configured", attempts_made)
         headers = {"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": push_id}
         if centre.http_token_env:
             token = self._env.get(centre.http_token_env)
             if not token:
-                raise PushFailed(f"environment variable {centre.http_token_env} (the centre's token) is not set", 0)
+                raise PushFailed(f"environment variable {centre.http_token_env} (the centre's token) is not set",
+                                 attempts_made)
             headers["Authorization"] = f"Bearer {token}"
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         session = self._session_for_use()
         delays = backoff_delays(self._backoff_s, self._backoff_max_s)
         timeout = aiohttp.ClientTimeout(total=centre.http_timeout_s)
         error = "not attempted"
-        for attempt in range(1, centre.http_retries + 2):
-            if attempt > 1:
+        last = max(attempts_made + 1, centre.http_retries + 1)
+        for attempt in range(attempts_made + 1, last + 1):
+            if attempt > attempts_made + 1:
                 await asyncio.sleep(next(delays))
             retry, error = await self._attempt(session, centre.http_url, body, headers, timeout)
             await on_attempt(attempt, error)
@@ -141,7 +150,7 @@ class HTTPPush:
                 return "sent", attempt
             if not retry:
                 raise PushFailed(error, attempt)
-        raise PushFailed(error, centre.http_retries + 1)
+        raise PushFailed(error, last)
 
     async def _attempt(self, session: aiohttp.ClientSession, url: str, body: bytes, headers: dict,
                        timeout: aiohttp.ClientTimeout) -> tuple[bool, str | None]:
@@ -194,19 +203,20 @@ async def push_case(
     store: Any, adapters: Mapping[str, PushAdapter], centre: Centre, *, call_id: str, ticket_id: str | None,
     caller_number: str | None, address: str | None, situation: str | None, transcript: str | None,
     agent: str | None, at: datetime, handoff_id: int | None = None, situation_name: str | None = None,
-    push_id: str | None = None, clock: Callable[[], datetime] | None = None,
+    push_id: str | None = None, clock: Callable[[], datetime] | None = None, attempts_made: int = 0,
 ) -> PushResult:
-    """Send the case to `centre` through its adapter and record the push. Never raises (except cancellation)."""
+    """Send the case to `centre` through its adapter and record the push. Never raises (except cancellation).
+    A resumed push passes its `push_id` (the same Idempotency-Key) and the `attempts_made` before the restart."""
     push_id = push_id or new_push_id()
     clock = clock or (lambda: datetime.now(SHANGHAI))
     adapter_name = centre.push
     row_id: int | None = None
-    state, attempts, error = "failed", 0, None
+    state, attempts, error = "failed", attempts_made, None
     try:
         payload = case_payload(push_id=push_id, centre=centre.name, call_id=call_id, ticket_id=ticket_id,
                                caller_number=caller_number, address=address, situation=situation,
                                transcript=transcript, agent=agent, at=at, situation_name=situation_name)
-        row_id = await _recorded(store.add_push(push_id=push_id, centre=centre.name, adapter=adapter_name, at=clock(),
+        row_id = await _recorded(store.add_push(push_id=push_id, centre=centre.name, adapter=adapter_name, at=at,
                                                 handoff_id=handoff_id, call_id=call_id), call_id, push_id)
 
         async def on_attempt(attempt: int, attempt_error: str | None) -> None:
@@ -220,14 +230,13 @@ async def push_case(
         adapter = adapters.get(adapter_name)
         if adapter is None:
             raise PushFailed(f"no {adapter_name} adapter in this gateway", 0)
-        state, attempts = await adapter.send(centre, payload, push_id=push_id, on_attempt=on_attempt)
+        state, attempts = await adapter.send(centre, payload, push_id=push_id, on_attempt=on_attempt,
+                                             attempts_made=attempts_made)
     except PushFailed as exc:
         state, attempts, error = "failed", exc.attempts, exc.reason
     except asyncio.CancelledError:
-        # The call ended or the gateway is stopping: say so in the record, then let the cancellation through.
-        with contextlib.suppress(Exception):
-            if row_id is not None:
-                await store.update_push(row_id, state="failed", attempts=attempts, last_error="cancelled", at=clock())
+        # The gateway is stopping (Pusher.close): the push stays pending, for the next start to take up again.
+        log.info("event=linkage_push_interrupted call_id=%s centre=%s push_id=%s", call_id, centre.name, push_id)
         raise
     except Exception as exc:        # a bug or a store failure must not reach the call flow
         state, error = "failed", f"{type(exc).__name__}: {exc}"

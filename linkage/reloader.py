@@ -3,7 +3,9 @@
 `EmergencyListHolder.current` is the list every call uses. A task polls the file (size, mtime and a hash of the
 bytes, so an edit inside one mtime tick is still seen) in a worker thread; a new file that validates replaces
 the list in one reference swap, so a call sees the old list or the new one, never a mixture. A file that does
-not validate is refused: the previous list stays, and the refusal is logged once per version of the file.
+not validate is refused: the previous list stays, and the refusal is logged once per version of the file. So is
+a valid list that a check added with `add_check` refuses (a new centre the broker could not be given a user
+for): what the list needs outside the gateway is in place before the list is in force.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import hashlib
 import logging
 import os
 import tomllib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,7 +82,9 @@ class EmergencyListHolder:
         self._current = loaded
         self.loaded_at = datetime.now(UTC)
         self.last_error: str | None = None
+        self.unmet: str | None = None
         self._listeners: list[Callable[[EmergencyList], Any]] = []
+        self._checks: list[Callable[[EmergencyList], Awaitable[None]]] = []
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
 
@@ -91,6 +95,11 @@ class EmergencyListHolder:
     def on_change(self, listener: Callable[[EmergencyList], Any]) -> None:
         """Called with the new list after each swap (e.g. to re-render the broker's centre users)."""
         self._listeners.append(listener)
+
+    def add_check(self, check: Callable[[EmergencyList], Awaitable[None]]) -> None:
+        """Awaited with each new valid list before it replaces the one in force; an exception refuses the list,
+        its message the reason (e.g. a new centre's broker user could not be added)."""
+        self._checks.append(check)
 
     async def start(self) -> None:
         if self._task is None or self._task.done():
@@ -108,12 +117,25 @@ class EmergencyListHolder:
         (False, reason) if the file was refused and the previous list stays."""
         return await self._reload(force=True)
 
+    async def check_in_force(self) -> str | None:
+        """Run the checks on the list in force (at start-up, when it was loaded before any check could refuse
+        it): what they found wanting stays in `status()` as "unmet" until a reload passes them."""
+        for check in self._checks:
+            try:
+                await check(self._current)
+            except Exception as exc:  # noqa: BLE001 - logged and shown; the list stays in force: calls need one
+                self.unmet = _one_line(exc)
+                log.error("event=emergency_list_check_failed file=%s error=%s", self.path, self.unmet)
+                return self.unmet
+        self.unmet = None
+        return None
+
     def status(self) -> dict:
-        """For `hotline stack status`: which file, when it was loaded, and the last refusal if the file on disk
-        is not the list in force."""
+        """For `hotline stack status`: which file, when it was loaded, the last refusal if the file on disk
+        is not the list in force, and what the list in force still lacks."""
         return {"file": str(self.path), "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
                 "situations": len(self._current.situations), "centres": len(self._current.centres),
-                "refused": self.last_error}
+                "refused": self.last_error, "unmet": self.unmet}
 
     async def _poll_forever(self) -> None:
         while True:
@@ -133,6 +155,8 @@ class EmergencyListHolder:
                 if seen is None and self._seen is None:
                     return False, self.last_error     # still missing; already logged
             seen, new = await asyncio.to_thread(_read, self.path)
+            if not isinstance(new, EmergencyListError):
+                new = await self._checked(new)
             if isinstance(new, EmergencyListError):
                 # Remember the refused version so it is logged once, not at every poll.
                 self._seen, exc = seen, new
@@ -142,7 +166,7 @@ class EmergencyListHolder:
                 return False, self.last_error
             self._seen, self._current = seen, new
             self.loaded_at = datetime.now(UTC)
-            self.last_error = None
+            self.last_error = self.unmet = None
         log.info("event=emergency_list_loaded file=%s situations=%d centres=%d", self.path,
                  len(new.situations), len(new.centres))
         for listener in self._listeners:
@@ -151,6 +175,15 @@ class EmergencyListHolder:
             except Exception:
                 log.exception("event=emergency_list_listener_failed file=%s", self.path)
         return True, None
+
+
+    async def _checked(self, new: EmergencyList) -> EmergencyList | EmergencyListError:
+        for check in self._checks:
+            try:
+                await check(new)
+            except Exception as exc:  # noqa: BLE001 - any failure refuses: no list in force half-served
+                return EmergencyListError(str(self.path), "centres", f"{exc}; the previous list stays in force")
+        return new
 
 
 def _one_line(exc: Exception) -> str:

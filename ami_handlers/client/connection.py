@@ -24,17 +24,17 @@ list, lookups are case-insensitive) for the events handed to callbacks.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from panoramisk.message import Message
 
 
+from ami_handlers.client.delivery import EventCallback, ListCollector, Subscriber
 from ami_handlers.client.errors import AMIError, AMITimeout
 from gateway.basics.backoff import backoff_delays
 from ami_handlers.client.protocol import (
@@ -44,11 +44,7 @@ from ami_handlers.client.protocol import (
 
 log = logging.getLogger(__name__)
 
-EventCallback = Callable[[Mapping[str, Any]], Awaitable[None] | None]
-
 READ_SIZE = 65536
-# Events buffered per callback before new ones are dropped (at 200 calls/s x 26 events ~ 1 s of everything).
-SUBSCRIBER_QUEUE_SIZE = 10_000
 
 
 def parse_message(text: str) -> Message | None:
@@ -67,63 +63,6 @@ def _log(level: int, event: str, exc_info: bool = False, **fields: Any) -> None:
     if log.isEnabledFor(level):
         parts = [f"event={event}"] + [f"{k}={_format_value(v)}" for k, v in fields.items()]
         log.log(level, " ".join(parts), exc_info=exc_info)
-
-
-class _Subscriber:
-    """One callback, the event names it wants, and its own ordered queue and worker task.
-
-    A queue per callback keeps a slow store from delaying action responses on the reader, and keeps one
-    callback's events in arrival order (a ``QueueCallerJoin`` is recorded before its ``AgentConnect``).
-    """
-
-    def __init__(self, callback: EventCallback) -> None:
-        self.callback = callback
-        self.names: set[str] = set()
-        self.queue: asyncio.Queue[Mapping[str, Any]] = asyncio.Queue(SUBSCRIBER_QUEUE_SIZE)
-        self.task: asyncio.Task[None] | None = None
-        self.dropped = 0
-
-    def wants(self, name: str) -> bool:
-        return "*" in self.names or name.lower() in self.names
-
-    def start(self) -> None:
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._work())
-
-    def offer(self, event: Mapping[str, Any]) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                _log(logging.WARNING, "ami_event_dropped", callback=_callback_name(self.callback),
-                     ami_event=event.get("Event"), dropped=self.dropped)
-
-    async def _work(self) -> None:
-        while True:
-            event = await self.queue.get()
-            try:
-                result = self.callback(event)
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:
-                _log(logging.ERROR, "ami_callback_failed", exc_info=True,
-                     callback=_callback_name(self.callback), ami_event=event.get("Event"))
-            finally:
-                self.queue.task_done()
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
-            self.task = None
-
-
-def _callback_name(callback: Callable[..., Any]) -> str:
-    return getattr(callback, "__qualname__", None) or repr(callback)
 
 
 class AMIConnection:
@@ -160,8 +99,9 @@ class AMIConnection:
         self.banner: str | None = None
         self._logins = 0
         self._ready = asyncio.Event()
-        self._subscribers: dict[EventCallback, _Subscriber] = {}
+        self._subscribers: dict[EventCallback, Subscriber] = {}
         self._pending: dict[str, asyncio.Future[Message]] = {}
+        self._lists: dict[str, ListCollector] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._runner: asyncio.Task[None] | None = None
         self._ready_since: float | None = None
@@ -177,7 +117,7 @@ class AMIConnection:
         several names gives it one ordered stream of all of them. Survives reconnects."""
         subscriber = self._subscribers.get(callback)
         if subscriber is None:
-            subscriber = self._subscribers[callback] = _Subscriber(callback)
+            subscriber = self._subscribers[callback] = Subscriber(callback)
         subscriber.names.add(name.lower())
         if self._started and not self._closing:
             subscriber.start()
@@ -209,10 +149,54 @@ class AMIConnection:
 
     async def action(self, action: Mapping[str, Any], *, timeout: float = 5.0) -> Message:
         """Send one action and return its (single) response. List actions (``EventList: start``) return the
-        first response; their list events reach ``on_event`` callbacks, with the action's ``ActionID``."""
+        first response; their list events reach ``on_event`` callbacks, with the action's ``ActionID``
+        (``action_list`` collects them instead)."""
         if not self.ready:
             raise AMIError(f"not connected: cannot send {action.get('Action')!r}")
         return await self._send(action, timeout)
+
+    async def actions(self, actions: Sequence[Mapping[str, Any]], *, timeout: float = 5.0) -> list[Message]:
+        """Send several actions back to back, with no wait for a response in between, and return their responses
+        in order. Asterisk runs a manager session's actions one at a time in the order they arrive, so each acts
+        right after the one before it, without a round trip between them. Raises the first failure (AMIError)
+        once every response is in."""
+        if not self.ready:
+            raise AMIError(f"not connected: cannot send {[a.get('Action') for a in actions]!r}")
+        # Tasks start in creation order and each writes its action before it first waits: the wire order is
+        # the list's order.
+        sends = [asyncio.ensure_future(self._send(action, timeout)) for action in actions]
+        results = await asyncio.gather(*sends, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return list(results)
+
+    async def action_list(self, action: Mapping[str, Any], *, timeout: float = 5.0) -> tuple[Message, list[Message]]:
+        """Send a list action (``QueueStatus``, ``CoreShowChannels`` ...) and return its response and the events
+        of its list, in order, up to the one that ends it (``EventList: Complete``), which is not included.
+        ``timeout`` bounds the whole exchange. The list's events do not reach ``on_event`` callbacks."""
+        if not self.ready:
+            raise AMIError(f"not connected: cannot send {action.get('Action')!r}")
+        name = action.get("Action", "?")
+        action_id = str(action.get("ActionID") or f"{self._id_prefix}{next(self._ids)}")
+        collected = ListCollector(asyncio.get_running_loop().create_future())
+        self._lists[action_id] = collected
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._send({**action, "ActionID": action_id}, timeout)
+                if str(response.get("EventList", "")).lower() != "start":
+                    return response, []
+                await collected.done
+        except TimeoutError:
+            raise AMITimeout(f"{name}: list not complete within {timeout} s "
+                             f"({len(collected.events)} events so far)") from None
+        finally:
+            del self._lists[action_id]
+            if not collected.done.done():
+                collected.done.cancel()
+            elif not collected.done.cancelled():
+                collected.done.exception()      # retrieved: a dropped connection already raised from _send
+        return response, collected.events
 
     async def close(self) -> None:
         if self._closing and self._runner is None:
@@ -351,6 +335,9 @@ class AMIConnection:
             if not future.done():
                 future.set_exception(AMIError(reason))
         self._pending.clear()
+        for collector in self._lists.values():
+            if not collector.done.done():
+                collector.done.set_exception(AMIError(reason))
         if was_ready:
             _log(logging.WARNING, "ami_not_ready", host=self.host, port=self.port, reason=reason)
 
@@ -374,6 +361,10 @@ class AMIConnection:
                     self._writer.close()
                 _log(logging.WARNING, "ami_asterisk_shutdown", host=self.host, port=self.port,
                      restart=message.get("Restart"))
+            collector = self._lists.get(message.get("ActionID", "")) if self._lists else None
+            if collector is not None:
+                collector.add(message)
+                return
             for subscriber in self._subscribers.values():
                 if subscriber.wants(name):
                     subscriber.offer(message)

@@ -4,7 +4,11 @@ The list is the file the gateway uses: `[linkage] emergency_list` in the config,
 linkage/emergency.toml; `--file` checks another (an edit before it is put in place). `match` normalises the
 transcript the way speech triage does, so its answer is the call's.
 
-Exit status: 0 done (also when a transcript matches nothing), 2 the list does not validate or bad input.
+`list` also says when the gateway running on this state directory refused the file (e.g. a new centre's broker
+user could not be added) or lacks something for the list in force: it then exits 1.
+
+Exit status: 0 done (also when a transcript matches nothing), 1 the running gateway refused the list, 2 the list
+does not validate or bad input.
 """
 
 from __future__ import annotations
@@ -56,12 +60,39 @@ def _load(args: argparse.Namespace, config: Any) -> EmergencyList:
     return load_emergency_list(path, require_centres=True)
 
 
+def gateway_view(config: Any) -> dict | None:
+    """The running gateway's account of its emergency list (its status file), or None if none runs here."""
+    state_dir = getattr(config, "state_dir", None)
+    if state_dir is None:
+        return None
+    try:
+        status = json.loads((Path(state_dir) / "run" / "gateway.status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    view = status.get("emergency_list") if isinstance(status, dict) else None
+    return view if isinstance(view, dict) else None
+
+
+def _gateway_problems(view: dict | None, path: Path) -> list[str]:
+    if view is None or Path(str(view.get("file"))).resolve() != path.resolve():
+        return []
+    problems = []
+    if view.get("refused"):
+        problems.append(f"REFUSED by the running gateway: {view['refused']} (in force: the list loaded "
+                        f"{view.get('loaded_at')})")
+    if view.get("unmet"):
+        problems.append(f"the running gateway's list lacks: {view['unmet']}")
+    return problems
+
+
 async def list_handler(args: argparse.Namespace, config: Any) -> int:
     try:
         emergencies = _load(args, config)
     except EmergencyListError as exc:
         print(f"hotline linkage list: {exc}", file=sys.stderr)
         return 2
+    view = gateway_view(config)
+    problems = _gateway_problems(view, Path(emergencies.source))
     situations = [
         {"id": s.id, "name": s.name, "menu_key": s.menu_key, "centres": list(s.centres), "confirm": s.confirm,
          "category": s.category, "keywords": len(s.keywords), "frames": len(s.frames), "cancel": len(s.cancel)}
@@ -73,10 +104,12 @@ async def list_handler(args: argparse.Namespace, config: Any) -> int:
         for c in emergencies.centres
     ]
     if args.json:
-        print(json.dumps({"file": emergencies.source, "situations": situations, "centres": centres},
-                         ensure_ascii=False))
-        return 0
+        print(json.dumps({"file": emergencies.source, "situations": situations, "centres": centres,
+                          "gateway": view, "problems": problems}, ensure_ascii=False))
+        return 1 if problems else 0
     print(f"# {emergencies.source}")
+    for problem in problems:
+        print(f"# {problem}")
     print_table([{**s, "centres": " > ".join(s["centres"]), "confirm": "yes" if s["confirm"] else "no"}
                   for s in situations],
                  [("SITUATION", "id"), ("NAME", "name"), ("KEY", "menu_key"), ("CENTRES", "centres"),
@@ -87,7 +120,9 @@ async def list_handler(args: argparse.Namespace, config: Any) -> int:
                    "answer_timeout_s": f"{c['answer_timeout_s']:g} s"} for c in centres],
                  [("CENTRE", "name"), ("NAME", "label"), ("DIAL", "dial"), ("RING", "answer_timeout_s"),
                   ("PUSH", "push")])
-    return 0
+    for problem in problems:
+        print(f"hotline linkage list: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def match_record(emergencies: EmergencyList, text: str) -> dict:
@@ -162,11 +197,19 @@ def _handoff_row(handoff: dict) -> dict:
     def after(at: datetime | None) -> str | None:
         return None if at is None else f"+{(at - requested).total_seconds():.1f}s"
 
-    pushes = handoff["pushes"]
-    push = ", ".join(f"{p['adapter']} {p['state']}" + (f" x{p['attempts']}" if p["attempts"] > 1 else "")
-                     for p in pushes) or None
+    push = ", ".join(map(push_summary, handoff["pushes"])) or None
     return {**handoff, "requested_at": requested.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
             "ring": after(handoff["ring_at"]), "answer": after(handoff["answered_at"]), "push": push}
+
+
+def push_summary(push: dict) -> str:
+    """"http sent x3 (resumed after a restart)", "http failed x3: HTTP 503: busy": what became of one push."""
+    text = f"{push['adapter']} {push['state']}" + (f" x{push['attempts']}" if push["attempts"] > 1 else "")
+    if push.get("resumed_at") is not None:
+        text += " (resumed after a restart)"
+    if push["state"] in ("failed", "pending") and push.get("last_error"):
+        text += f": {' '.join(push['last_error'].split())}"
+    return text
 
 
 def _iso(value: datetime) -> str:

@@ -131,16 +131,28 @@ def write_broker_config(
     persistence_dir: Path | None = None,
 ) -> Path:
     """Write ``{state_dir}/mosquitto/{mosquitto.conf,passwd,acl}``; return the conf path for ``mosquitto -c``."""
-    state_dir = Path(state_dir)
-    users = broker_users(agents, centres)
-    base = state_dir / "mosquitto"
-    base.mkdir(mode=0o700, parents=True, exist_ok=True)
-    password_file, acl_file, conf = base / "passwd", base / "acl", base / "mosquitto.conf"
-    write_password_file(password_file, {user: mqtt_password(state_dir, user) for user in users})
-    _write_private(acl_file, render_acl(agents=agents, centres=centres))
+    password_file, acl_file = write_broker_users(state_dir, agents=agents, centres=centres)
+    conf = password_file.parent / "mosquitto.conf"
     _write_private(conf, render_mosquitto(host=host, port=port, ws_port=ws_port, password_file=password_file,
                                           acl_file=acl_file, persistence_dir=persistence_dir))
     return conf
+
+
+def broker_files(state_dir: Path) -> tuple[Path, Path]:
+    """Where the broker's password file and ACL are: ``{state_dir}/mosquitto/{passwd,acl}``."""
+    base = Path(state_dir) / "mosquitto"
+    return base / "passwd", base / "acl"
+
+
+def write_broker_users(state_dir: Path, *, agents: list[str], centres: list[str]) -> tuple[Path, Path]:
+    """Write the password file and the ACL for these users (mosquitto reads them again on SIGHUP)."""
+    state_dir = Path(state_dir)
+    users = broker_users(agents, centres)
+    password_file, acl_file = broker_files(state_dir)
+    password_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_password_file(password_file, {user: mqtt_password(state_dir, user) for user in users})
+    _write_private(acl_file, render_acl(agents=agents, centres=centres))
+    return password_file, acl_file
 
 
 def _write_private(path: Path, text: str) -> None:

@@ -15,8 +15,10 @@ from gateway.sandbox.asterisk_account import AccountError, current_check, ensure
 from gateway.sandbox.asterisk_root import AsteriskRoot
 from gateway.config import Config
 from gateway.mqtt.broker_config import write_broker_config
+from gateway.mqtt.centre_users import mqtt_centres
 from gateway.sandbox.processes import ManagedProcess, tcp_port_open, udp_port_in_use, wait_until
 from gateway.sandbox.sipp_scenario import agent_scenario
+from linkage.emergency_list import DEFAULT_EMERGENCY_PATH, EmergencyListError, load_emergency_list
 
 READY_TIMEOUT_S = 60.0
 
@@ -138,10 +140,18 @@ class Stack:
         log(f"prompts: {report}")
 
     def _mosquitto_conf(self) -> Path:
-        """Per-user passwords and the ACL (agents read only their own topic); see gateway/mqtt/broker_config.py."""
+        """Per-user passwords and the ACL (agents read only their own topic); see gateway/mqtt/broker_config.py.
+        The centres are the configured ones and the emergency list's MQTT centres (the gateway adds a centre
+        that a reload brings; a broker started later must know it too)."""
         cfg = self.config
+        centres = [c.name for c in cfg.centres]
+        try:
+            listed = load_emergency_list(cfg.linkage.emergency_list or DEFAULT_EMERGENCY_PATH, require_centres=True)
+            centres += [name for name in mqtt_centres(listed) if name not in centres]
+        except EmergencyListError:
+            pass        # the gateway refuses to start on it and says why
         return write_broker_config(cfg.state_dir, host=cfg.mqtt.host, port=cfg.mqtt.port, ws_port=cfg.mqtt.ws_port,
-                                   agents=[a.name for a in cfg.agents], centres=[c.name for c in cfg.centres])
+                                   agents=[a.name for a in cfg.agents], centres=centres)
 
     def _gateway_ready(self) -> bool:
         if self.gateway.pid() is None:
@@ -193,7 +203,8 @@ class Stack:
                         else None,
                         "active_sessions": gw.get("active_sessions"), "updated_at": gw.get("updated_at"),
                         **_state_writes(gw.get("state_writes")),
-                        "capture_sessions": gw.get("capture_sessions"), "speech_streams": gw.get("speech_streams")},
+                        "capture_sessions": gw.get("capture_sessions"), "speech_streams": gw.get("speech_streams"),
+                        "emergency_list": gw.get("emergency_list")},
             "simulated_agents": {p.name: p.pid() for p in self.agents if p.pid() is not None},
             "asterisk_account": self._account(ast_pid),
         }

@@ -128,9 +128,12 @@ class DeliveryMixin:
                 raise LookupError(f"no push {push_row_id}")
 
     async def list_pushes(self, *, handoff_id: int | None = None, call_id: str | None = None,
-                          limit: int = 50) -> list[dict]:
+                          state: str | None = None, limit: int = 50) -> list[dict]:
         """Newest first. `in_outbox`: an MQTT push still waiting in the outbox for the broker's PUBACK."""
         clauses, params = [], []
+        if state is not None:
+            clauses.append("p.state = ?")
+            params.append(check_push_field("state", state))
         if handoff_id is not None:
             clauses.append("p.handoff_id = ?")
             params.append(handoff_id)
@@ -145,4 +148,4 @@ class DeliveryMixin:
             (*params, max(0, limit)),
         )
         return [{**dict(row), "in_outbox": bool(row["in_outbox"]), "created_at": from_ts(row["created_at"]),
-                 "updated_at": from_ts(row["updated_at"])} for row in rows]
+                 "updated_at": from_ts(row["updated_at"]), "resumed_at": from_ts(row["resumed_at"])} for row in rows]

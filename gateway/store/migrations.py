@@ -270,4 +270,14 @@ MIGRATIONS: list[tuple[int, str]] = [
         END;
         """,
     ),
+    (
+        7,
+        """
+        -- A data push the gateway stopped in the middle of stays 'pending' and is taken up again at the next start
+        -- (linkage/push_resume.py): rebuilt from the hand-off, call and ticket rows, so no copy of the case is kept.
+        -- resumed_at: when a start took it up.
+        ALTER TABLE pushes ADD COLUMN resumed_at TEXT;
+        CREATE INDEX pushes_pending ON pushes (created_at) WHERE state = 'pending';
+        """,
+    ),
 ]

@@ -51,7 +51,7 @@ HANDOFF_COLUMNS = ("id, call_id, ticket_id, situation, centre, trigger, mode, re
                     "ended_at, result, detail")
 _HANDOFF_TIMES = ("requested_at", "ring_at", "answered_at", "ended_at")
 PUSH_COLUMNS = ("id, push_id, handoff_id, call_id, centre, adapter, state, attempts, last_error, created_at, "
-                 "updated_at")
+                 "updated_at, resumed_at")
 # Why an agent may work on a ticket besides being its agent (ticket_assignments.source).
 ASSIGNMENT_SOURCES = frozenset({"answered", "supervisor", "return_call"})
 _PUBLIC_ID = re.compile(r"[0-9a-f]{32}")
@@ -257,4 +257,6 @@ def check_push_field(name: str, value: Any) -> Any:
         if value is not None and not isinstance(value, str):
             raise ValueError(f"last_error must be str or None, got {value!r}")
         return None if value is None else value[:500]
+    if name == "resumed_at":
+        return None if value is None else to_ts(value)
     raise ValueError(f"unknown push field {name!r}")

@@ -38,6 +38,10 @@ class FakeAMIServer:
         self.logins = 0
         self.responses: dict[str, str] = {}  # action name -> extra response headers ("" = Success)
         self.silent: set[str] = set()  # action names never answered
+        # action name -> the events of its list (sent after "EventList: start", then the completing event)
+        self.lists: dict[str, list[dict[str, str]]] = {}
+        self.unfinished_lists: set[str] = set()  # list actions whose completing event never comes
+        self.before_list_events: list[dict[str, str]] = []  # unrelated events sent between response and list
         self.writers: list[asyncio.StreamWriter] = []
         self.logged_in = asyncio.Event()
         self._server: asyncio.base_events.Server | None = None
@@ -88,9 +92,27 @@ class FakeAMIServer:
                 reply = "Response: Error\r\nMessage: Authentication failed"
         elif name in self.silent:
             return
+        elif name in self.lists:
+            await self._answer_list(name, action_id, writer)
+            return
         else:
             reply = self.responses.get(name, "Response: Success")
         writer.write(f"{reply}\r\nActionID: {action_id}\r\n\r\n".encode())
+        await writer.drain()
+
+    async def _answer_list(self, name: str, action_id: str, writer: asyncio.StreamWriter) -> None:
+        def message(headers: dict[str, str]) -> bytes:
+            return ("".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
+        writer.write(message({"Response": "Success", "ActionID": action_id, "EventList": "start",
+                              "Message": f"{name} will follow"}))
+        for event in self.before_list_events:
+            writer.write(message(event))
+        for event in self.lists[name]:
+            writer.write(message({**event, "ActionID": action_id}))
+            await writer.drain()        # one write per event: the client must join a list across reads
+        if name not in self.unfinished_lists:
+            writer.write(message({"Event": f"{name}Complete", "ActionID": action_id, "EventList": "Complete",
+                                  "ListItems": str(len(self.lists[name]))}))
         await writer.drain()
 
 
@@ -294,6 +316,54 @@ async def test_action_without_answer_raises_amitimeout(server, client):
     assert await client.wait_ready(2)
     with pytest.raises(AMITimeout):
         await client.action({"Action": "Status"}, timeout=0.1)
+
+
+async def test_list_action_returns_its_events_in_order_and_leaves_other_events_to_callbacks(server, client):
+    server.lists["QueueStatus"] = [{"Event": "QueueParams", "Queue": "hotline"},
+                                   {"Event": "QueueEntry", "Queue": "hotline", "Position": "1", "Channel": "PJSIP/a-1"},
+                                   {"Event": "QueueEntry", "Queue": "hotline", "Position": "2", "Channel": "PJSIP/b-2"}]
+    server.before_list_events = [{"Event": "QueueCallerJoin", "Channel": "PJSIP/c-3"}]
+    received, on_event = collector()
+    client.on_event("*", on_event)
+    await client.connect()
+    assert await client.wait_ready(2)
+    response, events = await client.action_list({"Action": "QueueStatus", "Queue": "hotline"})
+    assert response["EventList"] == "start"
+    assert [(e["Event"], e.get("Channel")) for e in events] == [
+        ("QueueParams", None), ("QueueEntry", "PJSIP/a-1"), ("QueueEntry", "PJSIP/b-2")]
+    other = await asyncio.wait_for(received.get(), 1)
+    assert other["Event"] == "QueueCallerJoin" and received.empty(), "the list's own events are the caller's"
+
+
+async def test_list_action_of_a_plain_action_is_its_response_and_no_events(server, client):
+    await client.connect()
+    assert await client.wait_ready(2)
+    response, events = await client.action_list({"Action": "Ping"})
+    assert response["Response"] == "Success" and events == []
+
+
+async def test_list_that_never_completes_raises_amitimeout(server, client):
+    server.lists["QueueStatus"] = [{"Event": "QueueEntry", "Channel": "PJSIP/a-1"}]
+    server.unfinished_lists.add("QueueStatus")
+    await client.connect()
+    assert await client.wait_ready(2)
+    with pytest.raises(AMITimeout, match="1 events so far"):
+        await client.action_list({"Action": "QueueStatus"}, timeout=0.3)
+    assert client._lists == {}
+
+
+async def test_list_cut_by_a_dropped_connection_raises_amierror(server, client):
+    server.lists["QueueStatus"] = [{"Event": "QueueEntry", "Channel": "PJSIP/a-1"}]
+    server.unfinished_lists.add("QueueStatus")
+    await client.connect()
+    assert await client.wait_ready(2)
+    listing = asyncio.create_task(client.action_list({"Action": "QueueStatus"}, timeout=5))
+    assert await wait_until(lambda: server.actions and server.actions[-1]["Action"] == "QueueStatus")
+    await asyncio.sleep(0.05)
+    for writer in server.writers:
+        writer.close()
+    with pytest.raises(AMIError):
+        await asyncio.wait_for(listing, 2)
 
 
 async def test_pending_action_fails_when_the_connection_drops_and_is_not_resent(server, client):

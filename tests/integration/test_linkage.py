@@ -84,6 +84,11 @@ def test_a_spoken_emergency_confirmed_with_1_reaches_the_centre(sandbox, korean_
     [case] = centre.messages
     assert case["call_id"] == result["call_id"] and case["transcript"] == result["ticket"]["transcript"]
     assert result["answered_by"] is None, "the centre took the call; no agent needed"
+    [offered] = [line for line in sandbox.gateway_log().splitlines()
+                 if result["call_id"] in line and "event=linkage_offered" in line]
+    window = offered.split("check_to_redirect_ms=")[1].split()[0]
+    print(f"queue check to Redirect: {window} ms (an agent answering inside it would lose the caller to the "
+          "confirmation)")
 
 
 def _console(sandbox, agent):
@@ -150,3 +155,159 @@ def test_the_agent_console_transfers_the_caller_to_a_centre(sandbox, centre_119,
             assert wait_until(lambda: handoffs(sandbox, call["call_id"])[0]["result"] == "answered", 10, 0.3)
     finally:
         caller.join(40)
+
+
+def _bridge_peer(sandbox, channel):
+    """BRIDGEPEER of a channel as Asterisk has it now (empty: not bridged)."""
+    out = sandbox.stack.root.cli(f"core show channel {channel}").stdout
+    for line in out.splitlines():
+        if line.strip().startswith("BRIDGEPEER="):
+            return line.strip().split("=", 1)[1]
+    return ""
+
+
+def _offer_now(sandbox, call_id):
+    """The gateway's speech offer for `call_id`, run from here against the real Asterisk and store."""
+    from ami_handlers.client.connection import AMIConnection
+    from gateway.basics.clock import utc_now
+    from gateway.store.database import Store
+    from linkage.emergency_list import load_emergency_list
+    from linkage.handoff import LinkageHandoff
+    cfg = sandbox.config
+    emergencies = load_emergency_list(sandbox.emergency_list, require_centres=True)
+
+    class NoPush:
+        def spawn(self, centre, **case):
+            raise AssertionError("no case data may go out for a call an agent has")
+
+    async def run():
+        ami = AMIConnection(host=cfg.ami.host, port=cfg.ami.port, username=cfg.ami.username,
+                            secret=sandbox.stack._ami_secret(), ping_interval=None)
+        store = await Store.open(cfg.store.path)
+        try:
+            await ami.connect()
+            assert await ami.wait_ready(5)
+            linkage = LinkageHandoff(store, lambda: emergencies, NoPush(), clock=utc_now, ami=ami,
+                                     queue=cfg.queue.name)
+            return await linkage.offer_from_speech(call_id=call_id, ticket_id=None, situation_id="fire")
+        finally:
+            await store.close()
+            await ami.close()
+    return asyncio.run(run())
+
+
+def test_an_offer_due_after_the_agent_answered_leaves_the_caller_bridged_with_the_agent(sandbox, agents):
+    """The store trails Asterisk: here it still says "queued" when the offer is due, as it does while the
+    AgentConnect is on its way. Asterisk, asked, no longer lists the caller in the queue: no Redirect."""
+    import threading
+    number = "13800138041"
+    outcome = {}
+    caller = threading.Thread(target=lambda: outcome.update(sandbox.call(number, "3", hold_s=14)))
+    caller.start()
+    try:
+        call = _answered_call(sandbox, number)
+        assert wait_until(lambda: _bridge_peer(sandbox, call["channel"]), 5, 0.2), "the agent's bridge"
+        sandbox.store_query(lambda s: s.update_call(call["call_id"], outcome="queued"))
+
+        assert _offer_now(sandbox, call["call_id"]) is None
+        [handoff] = handoffs(sandbox, call["call_id"])
+        print(f"offer after the answer: result={handoff['result']} detail={handoff['detail']!r}")
+        assert handoff["result"] == "cancelled" and "no longer waiting" in handoff["detail"]
+        peer = _bridge_peer(sandbox, call["channel"])
+        assert peer.startswith("PJSIP/agent"), f"the caller must still be bridged with the agent, not {peer!r}"
+    finally:
+        caller.join(40)
+    assert outcome["hangup_by"] == "caller" and outcome["answered_by"] in {"agent1", "agent2"}, outcome
+
+
+def test_a_spoken_emergency_heard_after_the_agent_answered_keeps_the_caller_with_the_agent(
+        sandbox, korean_fire_list, tmp_path):
+    """The caller is still speaking when the agent answers: the capture ends on AgentConnect, the recogniser
+    then hears "fire", and the offer it would make finds the caller with the agent: nothing moves them.
+    The caller talks on for 12 s (the sentence three times), so the agent, 5 s after the queue rang, always
+    answers mid-speech, whatever the machine's load does to the timings."""
+    import subprocess
+
+    from tests.integration.conftest import KO_FIRE_SENTENCE
+    raw, wav = tmp_path / "raw.wav", tmp_path / "fire.wav"
+    subprocess.run(["espeak-ng", "-v", "ko", "-s", "140", "-w", str(raw), " ".join([KO_FIRE_SENTENCE] * 3)],
+                   check=True)
+    subprocess.run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(wav)], check=True)
+    sandbox.stack.start_simulated_agents(log=lambda *_: None, answer_after_ms=5000)
+    try:
+        result = asyncio.run(place_call(sandbox.config, "13800138042", "3", hold_s=18, full=True, say=wav,
+                                        speak_after_ms=500))
+    finally:
+        for proc in sandbox.stack.agents:
+            proc.stop(timeout=3)
+    assert result["answered_by"] in {"agent1", "agent2"} and result["hangup_by"] == "caller", result
+    assert result["ticket"]["emergency"] == "119", "the recogniser heard the emergency (after the answer)"
+    log = sandbox.gateway_log()
+    offered = [line for line in log.splitlines() if result["call_id"] in line and "event=linkage_offer" in line]
+    print("offer lines:", offered or "none (the store already knew the agent had the call)")
+    assert not any("event=linkage_offered" in line for line in offered), offered
+    assert all(h["result"] == "cancelled" for h in handoffs(sandbox, result["call_id"]))
+
+
+COAST_CENTRE = ('\n[centres.coast]\nname = "海上搜救"\ndial = "PJSIP/centre-coast"\nanswer_timeout_s = 20\n'
+                'push = "mqtt"\n')
+
+
+def _read_case_as(sandbox, user, topic):
+    """Log in to the stack's broker as `user`, subscribe to `topic`, publish one case there as the gateway;
+    what `user` received."""
+    import aiomqtt
+
+    from gateway.mqtt.passwords import mqtt_password
+    cfg = sandbox.config
+
+    async def run():
+        async with aiomqtt.Client(cfg.mqtt.host, cfg.mqtt.port, username=user, timeout=5, identifier=f"t-{user}",
+                                  password=mqtt_password(cfg.state_dir, user)) as reader:
+            await reader.subscribe(topic, qos=1)
+            async with aiomqtt.Client(cfg.mqtt.host, cfg.mqtt.port, username="gateway", identifier="t-gateway",
+                                      password=mqtt_password(cfg.state_dir, "gateway")) as gateway:
+                await gateway.publish(topic, json.dumps({"case": "test"}), qos=1)
+            async with asyncio.timeout(5):
+                async for message in reader.messages:
+                    return json.loads(message.payload)
+    return asyncio.run(run())
+
+
+def test_a_centre_added_to_the_list_while_the_gateway_runs_reads_its_cases_from_the_broker(sandbox):
+    path = sandbox.emergency_list
+    original = path.read_text(encoding="utf-8")
+    loaded = sandbox.gateway_log().count("event=emergency_list_loaded")
+    path.write_text(original + COAST_CENTRE, encoding="utf-8")
+    try:
+        assert wait_until(lambda: sandbox.gateway_log().count("event=emergency_list_loaded") > loaded, 15), \
+            sandbox.gateway_log()[-2000:]
+        assert "event=broker_centre_users_added users=centre-coast" in sandbox.gateway_log()
+        assert _read_case_as(sandbox, "centre-coast", "hotline/linkage/coast") == {"case": "test"}
+        listed = sandbox.hotline("linkage", "list", "--json")
+        assert json.loads(listed.stdout)["gateway"]["refused"] is None
+    finally:
+        loaded = sandbox.gateway_log().count("event=emergency_list_loaded")
+        path.write_text(original, encoding="utf-8")
+        wait_until(lambda: sandbox.gateway_log().count("event=emergency_list_loaded") > loaded, 10)
+
+
+def test_a_centre_the_broker_cannot_take_refuses_the_reload_and_the_cli_says_why(sandbox):
+    path = sandbox.emergency_list
+    original = path.read_text(encoding="utf-8")
+    sandbox.stack.mosquitto.stop()
+    refused = sandbox.gateway_log().count("event=emergency_list_refused")
+    path.write_text(original + COAST_CENTRE.replace("coast", "coast2"), encoding="utf-8")
+    try:
+        assert wait_until(lambda: sandbox.gateway_log().count("event=emergency_list_refused") > refused, 15)
+        listed = sandbox.hotline("linkage", "list", check=False)
+        print(listed.stderr.strip())
+        assert listed.returncode == 1 and "REFUSED by the running gateway" in listed.stdout
+        assert "mosquitto is not running" in listed.stdout and "centre-coast2" in listed.stdout
+        assert wait_until(lambda: json.loads(sandbox.hotline("stack", "status", "--json", check=False).stdout)
+                          ["gateway"]["emergency_list"]["refused"], 5, 0.5), "stack status shows the refusal"
+    finally:
+        loaded = sandbox.gateway_log().count("event=emergency_list_loaded")
+        path.write_text(original, encoding="utf-8")
+        wait_until(lambda: sandbox.gateway_log().count("event=emergency_list_loaded") > loaded, 10)
+        sandbox.hotline("stack", "up")

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 import time
 from datetime import datetime
 
@@ -281,7 +282,7 @@ async def test_spawn_returns_at_once_and_close_waits_for_the_push(store):
     assert (await store.list_pushes())[0]["state"] == "sent"
 
 
-async def test_a_push_still_running_when_the_close_bound_passes_is_recorded_cancelled(store):
+async def test_a_push_still_running_when_the_close_bound_passes_is_cancelled_and_left_for_the_next_start(store):
     async def never(request):
         await asyncio.sleep(60)
         return web.Response(status=200)
@@ -297,4 +298,51 @@ async def test_a_push_still_running_when_the_close_bound_passes_is_recorded_canc
     finally:
         await runner.cleanup()
     [push] = await store.list_pushes()
-    assert (push["state"], push["last_error"]) == ("failed", "cancelled")
+    assert push["state"] == "pending"  # taken up again at the next start (linkage/push_resume.py)
+
+
+async def test_a_push_the_gateway_stops_in_the_middle_of_stays_pending_for_the_next_start(store, caplog):
+    tries = []
+
+    async def busy(request):
+        tries.append(request.headers.get("Idempotency-Key"))
+        return web.Response(status=503, text="busy")
+
+    caplog.set_level(logging.INFO, logger="linkage.push")
+    runner, url = await serve(busy)
+    pusher = Pusher(store, http=HTTPPush(backoff_s=5, backoff_max_s=5))
+    try:
+        pusher.spawn(http_centre(url, retries=3, timeout=1), **CASE)
+        for _ in range(100):
+            rows = await store.list_pushes()
+            if rows and rows[0]["attempts"] == 1:
+                break
+            await asyncio.sleep(0.02)
+        await pusher.close(timeout=0.1)          # the backoff outlasts the shutdown's patience
+    finally:
+        await runner.cleanup()
+    (push,) = await store.list_pushes()
+    assert (push["state"], push["attempts"], push["last_error"]) == ("pending", 1, "HTTP 503: busy")
+    assert "event=linkage_push_interrupted" in caplog.text and len(tries) == 1
+
+
+async def test_a_resumed_http_push_keeps_its_key_and_counts_the_attempts_before_the_restart(store):
+    seen = []
+
+    async def busy_then_ok(request):
+        seen.append(request.headers.get("Idempotency-Key"))
+        return web.Response(status=503 if len(seen) == 1 else 200)
+
+    runner, url = await serve(busy_then_ok)
+    http = HTTPPush(backoff_s=0.01, backoff_max_s=0.02)
+    try:
+        result = await push_case(store, {"http": http}, http_centre(url, retries=3), push_id="key-7",
+                                 attempts_made=2, **CASE)
+        # all its attempts used before the restart: still one more
+        last = await push_case(store, {"http": http}, http_centre(url, retries=1), push_id="key-8",
+                               attempts_made=2, **CASE)
+    finally:
+        await http.close()
+        await runner.cleanup()
+    assert (result.state, result.attempts) == ("sent", 4) and seen[:2] == ["key-7", "key-7"]
+    assert (last.state, last.attempts) == ("sent", 3) and seen[2:] == ["key-8"]

@@ -135,3 +135,41 @@ async def test_handoffs_show_timings_result_and_push_state(run, config):
 async def test_no_handoffs_yet(run):
     assert await run("linkage", "handoffs") == (0, "no hand-offs\n", "")
     assert (await run("linkage", "handoffs", "--limit", "-1"))[0] == 2
+
+
+async def test_handoffs_show_a_resumed_push_and_why_a_push_failed(run, config):
+    async with await Store.open(config.store.path) as store:
+        hid = await store.add_handoff(call_id="c3", centre="water", trigger="menu", mode="blind", requested_at=T0,
+                                      situation="water_main_burst")
+        resumed = await store.add_push(push_id="p3", handoff_id=hid, call_id="c3", centre="water", adapter="http",
+                                       at=T0)
+        await store.update_push(resumed, state="sent", attempts=3, resumed_at=T0 + timedelta(minutes=1))
+        failed = await store.add_push(push_id="p4", handoff_id=hid, call_id="c3", centre="water", adapter="http",
+                                      at=T0 + timedelta(seconds=1))
+        await store.update_push(failed, state="failed", attempts=2, last_error="not resumed after the restart: "
+                                "centre water now takes push = 'mqtt', not 'http'")
+    code, out, _ = await run("linkage", "handoffs", "--call", "c3")
+    assert code == 0
+    assert "http sent x3 (resumed after a restart)" in out
+    assert "http failed x2: not resumed after the restart: centre water now takes push = 'mqtt'" in out
+    records = json.loads((await run("linkage", "handoffs", "--json", "--call", "c3"))[1])
+    assert {p["push_id"]: p["resumed_at"] is not None for p in records[0]["pushes"]} == {"p3": True, "p4": False}
+
+
+async def test_list_says_when_the_running_gateway_refused_the_file(run, tmp_path):
+    listed = tmp_path / "emergency.toml"
+    listed.write_text(DEFAULT_EMERGENCY_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    state = tmp_path / "state"
+    (state / "run").mkdir(parents=True)
+    cfg = SimpleNamespace(state_dir=state, linkage=SimpleNamespace(emergency_list=listed))
+    assert (await run("linkage", "list", cfg=cfg))[0] == 0, "no gateway running here: nothing to say"
+    reason = (f"{listed}: centres: mosquitto is not running (no live pid in /x/run/mosquitto.pid): a new centre's "
+              "broker user cannot be made to take effect; the previous list stays in force")
+    (state / "run" / "gateway.status.json").write_text(json.dumps({"emergency_list": {
+        "file": str(listed), "loaded_at": "2026-12-01T02:00:00+00:00", "refused": reason, "unmet": None}}))
+    code, out, err = await run("linkage", "list", cfg=cfg)
+    assert code == 1 and f"# REFUSED by the running gateway: {reason}" in out and "REFUSED" in err
+    code, out, _ = await run("linkage", "list", "--json", cfg=cfg)
+    assert code == 1 and json.loads(out)["gateway"]["refused"] == reason
+    code, _, _ = await run("linkage", "list", "--file", str(DEFAULT_EMERGENCY_PATH), cfg=cfg)
+    assert code == 0, "another file than the gateway's: its refusal is not this file's"

@@ -35,6 +35,25 @@ def test_centre_defaults_and_an_http_centre():
     assert lst.get_centre("999") is None and lst.targets("nope") == ()
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/cases", "http://127.8.0.1/x", "http://[::1]:9000/x",
+                                 "http://localhost/x", "https://10.0.0.8/x", "https://dispatch.example/cases"])
+def test_plain_http_is_accepted_on_loopback_and_https_anywhere(url):
+    assert parse(**{"119": {**CENTRE, "push": "http", "http_url": url}}).get_centre("119").http_url == url
+
+
+def test_a_refused_http_url_names_the_file_and_the_centre_entry(tmp_path):
+    path = tmp_path / "emergency.toml"
+    text = DEFAULT_EMERGENCY_PATH.read_text(encoding="utf-8")
+    path.write_text(text.replace('[centres.water]\nname = "供水公司"\ndial = "PJSIP/centre-water"\n'
+                                 'answer_timeout_s = 30\npush = "mqtt"',
+                                 '[centres.water]\nname = "供水公司"\ndial = "PJSIP/centre-water"\n'
+                                 'answer_timeout_s = 30\npush = "http"\nhttp_url = "http://dispatch.water.example/x"'),
+                    encoding="utf-8")
+    with pytest.raises(EmergencyListError) as info:
+        load_emergency_list(path, require_centres=True)
+    assert str(info.value).startswith(f"{path}: centres.water.http_url: plain http://")
+
+
 def test_confirm_can_be_turned_off_per_situation():
     assert parse({**SITUATION, "confirm": False}).get("fire").confirm is False
     assert parse().get("fire").confirm is True
@@ -63,6 +82,13 @@ def test_the_centres_table_widens_the_known_centres():
     (None, {"119": {**CENTRE, "push": "fax"}}, "centres.119.push", "one of 'mqtt', 'http', 'none'"),
     (None, {"119": {**CENTRE, "push": "http"}}, "centres.119.http_url", "required when push"),
     (None, {"119": {**CENTRE, "http_url": "ftp://x"}}, "centres.119.http_url", "http:// or https://"),
+    (None, {"119": {**CENTRE, "http_url": "http://water.example/cases"}}, "centres.119.http_url",
+     "plain http:// only to this machine"),
+    (None, {"119": {**CENTRE, "http_url": "http://127.0.0.1.example/x"}}, "centres.119.http_url", "https://"),
+    (None, {"119": {**CENTRE, "http_url": "http://127.0.0.1@dispatch.example/x"}}, "centres.119.http_url",
+     "https://"),
+    (None, {"119": {**CENTRE, "http_url": "http://10.0.0.8:8080/x"}}, "centres.119.http_url", "https://"),
+    (None, {"119": {**CENTRE, "http_url": "http://[::1/x"}}, "centres.119.http_url", "https://"),
     (None, {"119": {**CENTRE, "http_timeout_s": 61}}, "centres.119.http_timeout_s", "at most 60"),
     (None, {"119": {**CENTRE, "http_retries": -1}}, "centres.119.http_retries", "0-10"),
     (None, {"119": {**CENTRE, "http_retries": 2.5}}, "centres.119.http_retries", "whole number"),

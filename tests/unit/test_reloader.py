@@ -131,3 +131,45 @@ async def test_close_stops_polling(path):
     edit(path, 'keywords = ["着火"', 'keywords = ["烟雾", "着火"')
     await asyncio.sleep(0.1)
     assert holder.current is good
+
+
+async def test_a_valid_list_a_check_refuses_is_not_put_in_force_and_says_why(holder, path, caplog):
+    before = holder.current
+    refused = []
+
+    async def broker_check(new):
+        refused.append(new)
+        raise RuntimeError("mosquitto is not running: centre-forest has no broker user")
+
+    holder.add_check(broker_check)
+    edit(path, 'name = "消防 119"', 'name = "消防119"')
+    await until(lambda: holder.last_error is not None)
+    assert holder.current is before and len(refused) == 1
+    assert holder.last_error.startswith(f"{path}: centres: mosquitto is not running")
+    assert "previous list stays in force" in holder.last_error and holder.status()["refused"] == holder.last_error
+    assert "event=emergency_list_refused" in caplog.text
+    assert await holder.reload_now() == (False, holder.last_error), "asked again, refused again"
+
+
+async def test_a_list_every_check_accepts_is_put_in_force(holder, path):
+    seen = []
+
+    async def accept(new):
+        seen.append(new)
+
+    holder.add_check(accept)
+    edit(path, 'name = "消防 119"', 'name = "消防119"')
+    await until(lambda: holder.current.get_centre("119").label == "消防119")
+    assert seen == [holder.current] and holder.last_error is None
+
+
+async def test_an_invalid_file_never_reaches_the_checks(holder, path):
+    called = []
+
+    async def check(new):
+        called.append(new)
+
+    holder.add_check(check)
+    edit(path, 'answer_timeout_s = 20', 'answer_timeout_s = 0')
+    await until(lambda: holder.last_error is not None)
+    assert called == []
