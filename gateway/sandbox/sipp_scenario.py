@@ -206,12 +206,26 @@ def caller_scenario(script: CallerScript, pcaps: list[Path], speech: Path | None
 """
 
 
-def agent_scenario(*, answer_after_ms: int) -> str:
-    """A sipp UAS agent phone: rings for ``answer_after_ms``, answers, waits for the BYE (any length of call)."""
+def agent_scenario(*, answer_after_ms: int, hang_up_after_ms: int | None = None) -> str:
+    """A sipp UAS agent phone: rings for ``answer_after_ms``, answers, and waits for the BYE (any length of call);
+    with ``hang_up_after_ms`` the agent ends the call that long after the answer unless the caller did first."""
+    if hang_up_after_ms is None:
+        invite = '<recv request="INVITE" crlf="true"/>'
+        end = _AWAIT_BYE
+    else:
+        # rrs: [next_url] is then the Contact of Asterisk's INVITE, where the agent's own BYE must go; the
+        # dialog's From and To are the INVITE's To (with the tag this agent gave it) and From.
+        invite = """<recv request="INVITE" crlf="true" rrs="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" check_it="true" assign_to="remote_party"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" check_it="true" assign_to="local_party"/>
+    </action>
+  </recv>"""
+        end = _hang_up_after(hang_up_after_ms)
     return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="hotline simulated agent">
-  <recv request="INVITE" crlf="true"/>
+  {invite}
   <send>
     <![CDATA[
       SIP/2.0 180 Ringing
@@ -251,7 +265,12 @@ def agent_scenario(*, answer_after_ms: int) -> str:
     ]]>
   </send>
   <recv request="ACK" optional="true" rtd="true" crlf="true"/>
-  <recv request="BYE"/>
+{end}
+</scenario>
+"""
+
+
+_AWAIT_BYE = """  <recv request="BYE"/>
   <send>
     <![CDATA[
       SIP/2.0 200 OK
@@ -263,6 +282,37 @@ def agent_scenario(*, answer_after_ms: int) -> str:
       Content-Length: 0
 
     ]]>
+  </send>"""
+
+
+def _hang_up_after(ms: int) -> str:
+    return f"""  <recv request="BYE" timeout="{max(ms, 1)}" ontimeout="agentbye"/>
+  <send next="end">
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
   </send>
-</scenario>
-"""
+  <label id="agentbye"/>
+  <send retrans="500">
+    <![CDATA[
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$local_party];tag=[pid]SIPpTag01[call_number]
+      To: [$remote_party]
+      Call-ID: [call_id]
+      CSeq: 1 BYE
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+  <label id="end"/>"""

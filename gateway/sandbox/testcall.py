@@ -48,8 +48,10 @@ class SippResult:
 
 
 async def run_sipp_caller(config: Config, script: CallerScript, *, say: Path | None = None,
-                          timeout_s: float = 120.0) -> SippResult:
-    """Run one sipp UAC call and say how it ended; ``say``: an 8 kHz mono WAV the caller speaks after the keys."""
+                          timeout_s: float = 120.0, media_port: int | None = None) -> SippResult:
+    """Run one sipp UAC call and say how it ended; ``say``: an 8 kHz mono WAV the caller speaks after the keys.
+    ``media_port``: sipp's first RTP port (it takes four); callers placed at once each need their own, since a
+    free port picked here may be picked again before the sipp before has bound it."""
     with tempfile.TemporaryDirectory(prefix="hotline-call-") as tmp:
         scenario = Path(tmp) / "caller.xml"
         presses = press_offsets(parse_dtmf_script(script.dtmf))
@@ -64,7 +66,7 @@ async def run_sipp_caller(config: Config, script: CallerScript, *, say: Path | N
         scenario.write_text(caller_scenario(script, write_dtmf_pcaps(presses, Path(tmp)), speech,
                                             speech_ms=speech_ms, later_pcaps=later_pcaps))
         argv = ["sipp", f"{config.sip.bind}:{config.sip.port}", "-sf", str(scenario), "-s",
-                config.sip.hotline_number, "-m", "1", "-i", "127.0.0.1", "-mp", str(free_udp_port_pair()),
+                config.sip.hotline_number, "-m", "1", "-i", "127.0.0.1", "-mp", str(media_port or free_udp_port_pair()),
                 "-nostdin", "-timeout", f"{int(timeout_s)}s", "-timeout_error", "-trace_err", "-trace_logs"]
         proc = await asyncio.create_subprocess_exec(*argv, cwd=tmp, stdin=asyncio.subprocess.DEVNULL,
                                                     stdout=asyncio.subprocess.DEVNULL,

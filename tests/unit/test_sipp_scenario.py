@@ -12,8 +12,8 @@ from gateway.sandbox.dtmf_pcap import (
     EVENT_CODES, PACKET_MS, PAYLOAD_TYPE, SAMPLE_RATE, TONE_MS, dtmf_packets, pcap_bytes, write_dtmf_pcaps,
 )
 from gateway.sandbox.sipp_scenario import (
-    AFTER_PRESS_MS, DIGIT_GAP_MS, PAUSE_MS, CallerScript, caller_scenario, parse_dtmf_script, press_offsets,
-    sip_user,
+    AFTER_PRESS_MS, DIGIT_GAP_MS, PAUSE_MS, CallerScript, agent_scenario, caller_scenario, parse_dtmf_script,
+    press_offsets, sip_user,
 )
 
 TONE_SAMPLES = TONE_MS * SAMPLE_RATE // 1000
@@ -178,6 +178,32 @@ def test_scenario_waits_match_press_offsets_and_every_jump_has_a_label(dtmf, fir
     assert [p - plays[0] for p in plays] == offsets
     if plays:
         assert plays[0] >= max(first, 1)
+
+
+# -- agent_scenario ---------------------------------------------------------------------------------------------------
+
+def test_agent_rings_then_answers_and_waits_for_the_callers_bye():
+    root = ET.fromstring(agent_scenario(answer_after_ms=1200).encode("iso-8859-1"))
+    assert [e.get("milliseconds") for e in root.iter("pause")] == ["1200"]
+    assert not any("BYE " in (e.text or "") for e in root.iter("send"))
+    bye = [e for e in root.iter("recv") if e.get("request") == "BYE"]
+    assert len(bye) == 1 and bye[0].get("timeout") is None
+
+
+def test_agent_that_hangs_up_sends_its_bye_in_the_dialog_after_the_talk_time():
+    root = ET.fromstring(agent_scenario(answer_after_ms=0, hang_up_after_ms=900).encode("iso-8859-1"))
+    labels = {e.get("id") for e in root.iter("label")}
+    wait = next(e for e in root.iter("recv") if e.get("request") == "BYE")
+    assert (wait.get("timeout"), wait.get("ontimeout")) == ("900", "agentbye")
+    assert {wait.get("ontimeout")} | {e.get("next") for e in root.iter("send") if e.get("next")} <= labels
+    invite = next(e for e in root.iter("recv") if e.get("request") == "INVITE")
+    assert invite.get("rrs") == "true", "[next_url] needs the INVITE's Contact"
+    bye = next(e.text for e in root.iter("send") if "BYE " in (e.text or ""))
+    assert "BYE [next_url] SIP/2.0" in bye
+    # the dialog as the agent sees it: its own tag on the INVITE's To, the caller's From as the far end
+    assert "From: [$local_party];tag=[pid]SIPpTag01[call_number]" in bye
+    assert "To: [$remote_party]" in bye
+    assert next(e for e in root.iter("recv") if e.get("response") == "200") is not None
 
 
 # -- dtmf_pcap: the pcap read back with struct ------------------------------------------------------------------------
