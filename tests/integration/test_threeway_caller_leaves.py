@@ -20,10 +20,13 @@ def test_a_caller_who_hangs_up_while_the_centre_rings_has_the_centres_call_cance
     caller.start()
     try:
         call = _answered_call(sandbox, number)
+        # the screen-pop makes the ticket the answering agent's, for the console, on the same AgentConnect
+        assert wait_until(lambda: sandbox.store_query(lambda s: s.ticket_draft_for_call(call["call_id"]))["agent"],
+                          5, 0.1)
         ticket = sandbox.store_query(lambda s: s.ticket_draft_for_call(call["call_id"]))
         invites_before = _count(centre_log, "INVITE sip:")
         post = _console(sandbox, call["agent"])
-        status, body = post(f"/api/tickets/{ticket['ticket_id']}/transfer", {"centre": "119", "mode": "threeway"})
+        status, body = post(f"/api/tickets/{ticket['public_id']}/transfer", {"centre": "119", "mode": "threeway"})
         assert status == 202, body
         assert wait_until(lambda: _count(centre_log, "INVITE sip:") > invites_before, 5, 0.1), "119 never rang"
 
