@@ -141,7 +141,7 @@ class AMIConnection:
         username: str,
         secret: str,
         reconnect_min: float = 0.5,
-        reconnect_max: float = 10.0,
+        reconnect_max: float = 2.0,
         events: str = "on",
         ping_interval: float | None = 20.0,
         connect_timeout: float = 5.0,
