@@ -23,11 +23,11 @@ from gateway.sandbox.processes import is_alive, wait_until
 pytestmark = pytest.mark.integration
 
 # 1,000 writes in all. A CLI write is a whole Python process (~0.5 s of CPU here), so most go through the console.
-CLI_WRITES = 200
-CONSOLE_WRITES = 800
-CLI_PARALLEL = 8
+CLI_WRITES = 100
+CONSOLE_WRITES = 900
+CLI_PARALLEL = 6
 CONSOLE_PARALLEL = 16
-KILL_AFTER_CLI_ACKS = CLI_WRITES // 2
+KILL_AFTER_CONSOLE_ACKS = CONSOLE_WRITES // 2
 CLI_OPERATOR = "drill-cli"
 CONSOLE_REASON = "drill: insults staff"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -40,9 +40,10 @@ class Tally:
     cli_refused: list[str] = field(default_factory=list)           # stderr tails of CLI runs that exited non-zero
     console_attempted: int = 0
     console_acked: list[int] = field(default_factory=list)         # pending request ids answered 201
-    console_in_flight_at_kill: int = 0
     console_in_flight: int = 0
-    killed_after_console_acks: int = 0
+    console_in_flight_at_kill: int = 0
+    cli_in_flight_at_kill: int = 0
+    killed_after: tuple[int, int] = (0, 0)                         # (CLI, console) acknowledged at the kill
 
 
 def drill_number(i: int) -> str:
@@ -70,17 +71,19 @@ async def console_request(http: aiohttp.ClientSession, url: str, cookie: str, i:
                              headers={"Cookie": f"{SESSION_COOKIE}={cookie}"}) as response:
             if 200 <= response.status < 300:
                 tally.console_acked.append(int((await response.json())["pending_id"]))
-    except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, aiohttp.ClientError, ConnectionError):
         pass   # not acknowledged: the gateway died before answering
     finally:
         tally.console_in_flight -= 1
 
 
 async def write_and_kill(sandbox, ticket_id: str, agent: str) -> Tally:
+    """All the writes at once (the console's once the first CLI writes are in), SIGKILL to the gateway halfway
+    through the console's, while CLI processes and console requests are in flight."""
     cfg, gateway_pid = sandbox.config, sandbox.stack.gateway.pid()
     base = f"http://{cfg.console.host}:{cfg.console.port}"
     tally = Tally()
-    progress = asyncio.Condition()
+    cli_under_way = asyncio.Event()
     killed = asyncio.Event()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
         async with http.post(f"{base}/api/login",
@@ -92,34 +95,27 @@ async def write_and_kill(sandbox, ticket_id: str, agent: str) -> Tally:
 
         async def one_cli(i: int) -> None:
             async with cli_slots:
-                async with progress:
-                    tally.cli_started += 1
-                    progress.notify_all()
+                tally.cli_started += 1
                 await cli_add(sandbox, drill_number(i), tally)
-                if len(tally.cli_acked) >= KILL_AFTER_CLI_ACKS and not killed.is_set():
-                    tally.console_in_flight_at_kill = tally.console_in_flight
-                    tally.killed_after_console_acks = len(tally.console_acked)
-                    os.kill(gateway_pid, signal.SIGKILL)
-                    killed.set()
+                if len(tally.cli_acked) >= CLI_PARALLEL:
+                    cli_under_way.set()
 
         console_slots = asyncio.Semaphore(CONSOLE_PARALLEL)
         url = f"{base}/api/tickets/{ticket_id}/abusive"
 
         async def one_console(i: int) -> None:
+            await cli_under_way.wait()
             async with console_slots:
                 await console_request(http, url, cookie, i, tally)
+            if len(tally.console_acked) >= KILL_AFTER_CONSOLE_ACKS and not killed.is_set():
+                killed.set()
+                os.kill(gateway_pid, signal.SIGKILL)
+                tally.console_in_flight_at_kill = tally.console_in_flight
+                tally.killed_after = (len(tally.cli_acked), len(tally.console_acked))
+                tally.cli_in_flight_at_kill = tally.cli_started - len(tally.cli_acked) - len(tally.cli_refused)
 
-        async def console_in_step_with_cli() -> None:
-            # Console request i waits for CLI write i * CLI/CONSOLE to start: both kinds are in flight at the kill.
-            tasks = []
-            for i in range(CONSOLE_WRITES):
-                async with progress:
-                    await progress.wait_for(lambda i=i: tally.cli_started >= i * CLI_WRITES // CONSOLE_WRITES)
-                tasks.append(asyncio.create_task(one_console(i)))
-                await asyncio.sleep(0)
-            await asyncio.gather(*tasks)
-
-        await asyncio.gather(console_in_step_with_cli(), *(one_cli(i) for i in range(CLI_WRITES)))
+        await asyncio.gather(*(one_console(i) for i in range(CONSOLE_WRITES)),
+                             *(one_cli(i) for i in range(CLI_WRITES)))
     assert killed.is_set(), "the gateway was never killed"
     return tally
 
@@ -160,7 +156,7 @@ def test_kill_9_during_1000_restriction_writes_keeps_every_acknowledged_one_whol
     stack, cfg = sandbox.stack, sandbox.config
     if not stack.gateway.pid():
         sandbox.hotline("stack", "up")
-    call = sandbox.call("13800138120", dtmf="1", hold_s=3)
+    call = sandbox.call("13800138120", dtmf="1", hold_s=8)
     assert call["answered_by"] in {"agent1", "agent2"} and call.get("ticket"), call
     gateway_pid = stack.gateway.pid()
     try:
@@ -176,9 +172,10 @@ def test_kill_9_during_1000_restriction_writes_keeps_every_acknowledged_one_whol
     half_written = [i for i, (number, by, status, restriction_id) in found["pending"].items()
                     if not number or by != call["answered_by"] or status != "pending" or restriction_id is not None]
     print(f"\nrestriction kill drill: writes attempted {CLI_WRITES + tally.console_attempted} "
-          f"(CLI {CLI_WRITES}, console {tally.console_attempted}); gateway killed after {KILL_AFTER_CLI_ACKS} CLI"
-          f" and {tally.killed_after_console_acks} console acknowledgements with {tally.console_in_flight_at_kill}"
-          f" console requests in flight; acknowledged CLI {len(tally.cli_acked)} console {len(tally.console_acked)};"
+          f"(CLI {CLI_WRITES}, console {tally.console_attempted}); gateway killed after {tally.killed_after[0]} CLI"
+          f" and {tally.killed_after[1]} console acknowledgements, with {tally.cli_in_flight_at_kill} CLI writes and"
+          f" {tally.console_in_flight_at_kill} console requests in flight;"
+          f" acknowledged CLI {len(tally.cli_acked)} console {len(tally.console_acked)};"
           f" present CLI {len(cli_present)} (with audit {len(cli_audited)}) console {len(console_present)};"
           f" written but unacknowledged console {len(found['pending']) - len(console_present)};"
           f" CLI refused {len(tally.cli_refused)}; orphans {len(orphans)}; half-written {len(half_written)};"
@@ -189,6 +186,6 @@ def test_kill_9_during_1000_restriction_writes_keeps_every_acknowledged_one_whol
     assert len(console_present) == len(tally.console_acked), "an acknowledged console request is missing"
     assert orphans == [] and found["audit_without_restriction"] == 0 and half_written == []
     assert tally.cli_refused == [], tally.cli_refused[:3]
-    assert tally.killed_after_console_acks > 0, "no console write was acknowledged before the kill"
+    assert tally.killed_after[0] > 0 and tally.cli_in_flight_at_kill > 0, "CLI writes did not straddle the kill"
     assert tally.console_attempted > len(tally.console_acked), "no console write met the killed gateway"
     sandbox.store_query(lambda store: tidy_up(store, found["restrictions"], list(found["pending"])))
