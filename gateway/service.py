@@ -19,6 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.basics.clock import utc_now
+from gateway.basics.loop_lag import LoopLagMonitor
 from gateway.contract import CALL_ID_VAR, GATEWAY_USER
 from ami_handlers.client.connection import AMIConnection
 from ami_handlers.queue_events import QueueEventRecorder
@@ -66,7 +67,8 @@ class GatewayService:
 
     def __init__(self, config: Config, *, status_file: Path, store: Store, ami: AMIConnection,
                  publisher: MQTTPublisher, screenpopper: ScreenPopper, fastagi: FastAGIServer,
-                 speech: SpeechParts | None, background: set[asyncio.Task]) -> None:
+                 speech: SpeechParts | None, background: set[asyncio.Task],
+                 loop_lag: LoopLagMonitor | None = None) -> None:
         self.config = config
         self.status_file = status_file
         self.store = store
@@ -76,6 +78,7 @@ class GatewayService:
         self.fastagi = fastagi
         self.speech = speech
         self._background = background
+        self.loop_lag = loop_lag or LoopLagMonitor()
         self._stopping = asyncio.Event()
 
     @classmethod
@@ -89,6 +92,9 @@ class GatewayService:
             log.info("event=starting")
             stack.callback(log.info, "event=stopped")
             stack.callback(status_file.unlink, missing_ok=True)
+            loop_lag = LoopLagMonitor()
+            await loop_lag.start()
+            stack.push_async_callback(loop_lag.close)
             store = await Store.open(cfg.store.path)
             stack.push_async_callback(store.close)
 
@@ -135,7 +141,8 @@ class GatewayService:
                                     command_timeout=cfg.fastagi.command_timeout_s,
                                     header_timeout=cfg.fastagi.header_timeout_s)
             service = cls(cfg, status_file=status_file, store=store, ami=ami, publisher=publisher,
-                          screenpopper=screenpopper, fastagi=fastagi, speech=speech, background=background)
+                          screenpopper=screenpopper, fastagi=fastagi, speech=speech, background=background,
+                          loop_lag=loop_lag)
             ami.on_event("AgentConnect", service._on_agent_connect)
             await ami.connect()
             await fastagi.start()
@@ -189,6 +196,7 @@ class GatewayService:
             "ami_reconnects": self.ami.reconnects,
             "mqtt_connected": self.publisher.connected,
             "console_listening": True,
+            **self.loop_lag.status(),
             "updated_at": utc_now().isoformat(timespec="seconds"),
         }
 
@@ -212,7 +220,7 @@ class GatewayService:
         while not self._stopping.is_set():
             current = self.status()
             key = (current["ami_ready"], current["active_sessions"], current["ami_reconnects"],
-                   current["mqtt_connected"])
+                   current["mqtt_connected"], current["loop_stalls"], current["loop_lag_recent_ms"] // 10)
             if key != last:
                 await self._write_status()
                 last = key

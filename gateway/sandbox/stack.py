@@ -186,7 +186,9 @@ class Stack:
                         "mqtt_connected": bool(gw.get("mqtt_connected")),
                         "console": f"http://{cfg.console.host}:{cfg.console.port}/" if gw.get("console_listening")
                         else None,
-                        "active_sessions": gw.get("active_sessions"), "updated_at": gw.get("updated_at")},
+                        "active_sessions": gw.get("active_sessions"),
+                        **{k: gw.get(k) for k in ("loop_lag_max_ms", "loop_lag_recent_ms", "loop_stalls")},
+                        "updated_at": gw.get("updated_at")},
             "simulated_agents": {p.name: p.pid() for p in self.agents if p.pid() is not None},
         }
 
