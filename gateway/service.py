@@ -26,6 +26,7 @@ from ami_handlers.queue_events import QueueEventRecorder
 from gateway.callflow import CallFlow, CallFlowSettings
 from gateway.config import Config
 from gateway.console.app import create_console_app
+from gateway.console.request_errors import console_server_logger
 from gateway.agi.server import FastAGIServer
 from gateway.store.database import Store
 from ami_handlers.queue_events import channel_vars
@@ -282,7 +283,7 @@ async def _start_console(cfg: Config, store: Store, transfer, centres) -> web.Ap
     app = create_console_app(store=store, state_dir=cfg.state_dir, agents=[a.name for a in cfg.agents],
                              ws_url=f"ws://{cfg.mqtt.host}:{cfg.mqtt.ws_port}/mqtt", clock=utc_now,
                              transfer=transfer, centres=centres)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, logger=console_server_logger())
     await runner.setup()
     try:
         await web.TCPSite(runner, cfg.console.host, cfg.console.port, backlog=128).start()
