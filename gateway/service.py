@@ -175,7 +175,7 @@ class GatewayService:
     async def _recorded_capture(self, call_id: str, event) -> None:
         try:
             hold_s = float(event.get("HoldTime") or 0) + 1.0
-        except ValueError:
+        except (TypeError, ValueError):   # TypeError: a repeated header comes as a list
             hold_s = float(self.config.speech.max_seconds)
         try:
             result = await transcribe_recording(self.config.speech.local_recording_dir, call_id, hold_s=hold_s,
