@@ -19,7 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.basics.clock import utc_now
-from gateway.basics.loop_lag import LoopLagMonitor
+from gateway.basics.loop_lag import LoopLagMonitor, freeze_startup_objects
 from gateway.contract import CALL_ID_VAR, GATEWAY_USER
 from ami_handlers.client.connection import AMIConnection
 from ami_handlers.queue_events import QueueEventRecorder
@@ -150,8 +150,8 @@ class GatewayService:
             stack.push_async_callback(fastagi.close)
             console = await _start_console(cfg, store, agent_transfer.transfer, centre_choices(emergency_list))
             stack.push_async_callback(console.cleanup)
-            log.info("event=started fastagi=%s:%s ami=%s:%s store=%s", cfg.fastagi.host, fastagi.port,
-                     cfg.ami.host, cfg.ami.port, cfg.store.path)
+            log.info("event=started fastagi=%s:%s ami=%s:%s store=%s frozen_objects=%d", cfg.fastagi.host,
+                     fastagi.port, cfg.ami.host, cfg.ami.port, cfg.store.path, freeze_startup_objects())
             try:
                 yield service
             finally:

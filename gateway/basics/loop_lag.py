@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["STALL_S", "LagRecord", "LoopLagMonitor"]
+__all__ = ["STALL_S", "LagRecord", "LoopLagMonitor", "freeze_startup_objects"]
 
 # A wake-up later than this is a stall: a caller waiting on the gateway would notice a tenth of a second
 # added to every prompt or key press.
@@ -90,3 +91,17 @@ class LoopLagMonitor:
             await asyncio.sleep(self.interval_s)
             woke = self._clock()
             self.record.add(woke, woke - due)
+
+
+def freeze_startup_objects() -> int:
+    """Move every object alive now (modules, the loaded menus, lexicons and models) out of the garbage
+    collector's reach, and return how many there are.
+
+    A full collection walks every tracked object: with the service's modules, triage lexicons and phone metadata
+    loaded that is some 250,000 objects and ~50 ms on this 2-core rig when idle (more when busy), during which
+    the loop serves no call. Objects made later are collected as before; the frozen ones live as long as the
+    process.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

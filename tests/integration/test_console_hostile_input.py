@@ -75,3 +75,18 @@ async def test_unparseable_request_logs_nothing_when_debug_is_off(console_url, c
         answer = await exchange(console_url, b"GET / HTTP/1.1\r\nHost x\r\n\r\n")
     assert answer.split(b" ", 2)[1] == b"400"
     assert not [r for r in caplog.records if r.name == SERVER_LOGGER]
+
+
+async def test_a_client_gone_before_its_body_arrived_is_one_debug_line(console_url, caplog):
+    with caplog.at_level(logging.DEBUG):
+        _, writer = await asyncio.open_connection(*console_url)
+        writer.write(b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 60000\r\n\r\n{\"agent\": ")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.transport.abort()
+        for _ in range(50):
+            if any(r.name == SERVER_LOGGER for r in caplog.records):
+                break
+            await asyncio.sleep(0.02)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

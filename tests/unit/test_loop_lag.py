@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import pytest
 
-from gateway.basics.loop_lag import LagRecord, LoopLagMonitor
+from gateway.basics.loop_lag import LagRecord, LoopLagMonitor, freeze_startup_objects
 
 
 def test_record_keeps_the_largest_lag_and_counts_only_lags_over_the_stall_threshold():
@@ -49,3 +50,12 @@ async def test_monitor_sees_a_blocking_call_on_the_loop_as_a_stall():
 def test_monitor_refuses_a_nonsense_interval():
     with pytest.raises(ValueError):
         LoopLagMonitor(interval_s=0)
+
+
+def test_startup_objects_frozen_leave_a_full_collection_almost_nothing_to_walk():
+    try:
+        frozen = freeze_startup_objects()
+        assert frozen > 1000 and gc.get_freeze_count() == frozen
+        assert len(gc.get_objects(generation=2)) < frozen / 10
+    finally:
+        gc.unfreeze()
