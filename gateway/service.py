@@ -19,12 +19,14 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.basics.clock import utc_now
+from gateway.basics.loop_lag import LoopLagMonitor, freeze_startup_objects
 from gateway.contract import CALL_ID_VAR, GATEWAY_USER
 from ami_handlers.client.connection import AMIConnection
 from ami_handlers.queue_events import QueueEventRecorder
 from gateway.callflow import CallFlow, CallFlowSettings
 from gateway.config import Config
 from gateway.console.app import create_console_app
+from gateway.console.request_errors import console_server_logger
 from gateway.agi.server import FastAGIServer
 from gateway.store.database import Store
 from ami_handlers.queue_events import channel_vars
@@ -77,7 +79,7 @@ class GatewayService:
     def __init__(self, config: Config, *, status_file: Path, store: Store, ami: AMIConnection,
                  publisher: MQTTPublisher, screenpopper: ScreenPopper, fastagi: FastAGIServer,
                  speech: SpeechParts | None, background: set[asyncio.Task],
-                 outbox_store: SpillingOutboxStore | None = None) -> None:
+                 outbox_store: SpillingOutboxStore | None = None, loop_lag: LoopLagMonitor | None = None) -> None:
         self.config = config
         self.status_file = status_file
         self.store = store
@@ -87,6 +89,7 @@ class GatewayService:
         self.fastagi = fastagi
         self.speech = speech
         self._background = background
+        self.loop_lag = loop_lag or LoopLagMonitor()
         self._stopping = asyncio.Event()
         self.outbox_store = outbox_store
         self.emergencies: EmergencyListHolder | None = None
@@ -102,6 +105,9 @@ class GatewayService:
             log.info("event=starting")
             stack.callback(log.info, "event=stopped")
             stack.callback(status_file.unlink, missing_ok=True)
+            loop_lag = LoopLagMonitor()
+            await loop_lag.start()
+            stack.push_async_callback(loop_lag.close)
             store = await Store.open(cfg.store.path)
             stack.push_async_callback(store.close)
 
@@ -157,7 +163,7 @@ class GatewayService:
                                     header_timeout=cfg.fastagi.header_timeout_s)
             service = cls(cfg, status_file=status_file, store=store, ami=ami, publisher=publisher,
                           screenpopper=screenpopper, fastagi=fastagi, speech=speech, background=background,
-                          outbox_store=outbox_store)
+                          outbox_store=outbox_store, loop_lag=loop_lag)
             service.emergencies = emergencies
             ami.on_event("AgentConnect", service._on_agent_connect)
             await ami.connect()
@@ -165,8 +171,8 @@ class GatewayService:
             stack.push_async_callback(fastagi.close)
             console = await _start_console(cfg, store, agent_transfer.transfer, centre_choices(emergency_list))
             stack.push_async_callback(console.cleanup)
-            log.info("event=started fastagi=%s:%s ami=%s:%s store=%s", cfg.fastagi.host, fastagi.port,
-                     cfg.ami.host, cfg.ami.port, cfg.store.path)
+            log.info("event=started fastagi=%s:%s ami=%s:%s store=%s frozen_objects=%d", cfg.fastagi.host,
+                     fastagi.port, cfg.ami.host, cfg.ami.port, cfg.store.path, freeze_startup_objects())
             try:
                 yield service
             finally:
@@ -191,7 +197,7 @@ class GatewayService:
     async def _recorded_capture(self, call_id: str, event) -> None:
         try:
             hold_s = float(event.get("HoldTime") or 0) + 1.0
-        except ValueError:
+        except (TypeError, ValueError):   # TypeError: a repeated header comes as a list
             hold_s = float(self.config.speech.max_seconds)
         try:
             # recorded by the gateway's own spy (every recogniser stream was busy): filed once recognised
@@ -226,6 +232,7 @@ class GatewayService:
                              "outbox_in_memory": self.outbox_store.spilled if self.outbox_store else 0},
             **self._speech_status(),
             "emergency_list": self.emergencies.status() if self.emergencies else None,
+            **self.loop_lag.status(),
             "updated_at": utc_now().isoformat(timespec="seconds"),
         }
 
@@ -260,7 +267,8 @@ class GatewayService:
             writes = current["state_writes"]
             key = (current["ami_ready"], current["active_sessions"], current["ami_reconnects"],
                    current["mqtt_connected"], writes["ok"], tuple(writes["failing"]), writes["outbox_in_memory"],
-                   current.get("capture_sessions"), current.get("speech_streams"), json.dumps(current["emergency_list"]))
+                   current.get("capture_sessions"), current.get("speech_streams"), json.dumps(current["emergency_list"]),
+                   current["loop_stalls"], current["loop_lag_recent_ms"] // 10)
             if key != last and await self._write_status():
                 last = key
             try:
@@ -323,7 +331,7 @@ async def _start_console(cfg: Config, store: Store, transfer, centres) -> web.Ap
                              ws_url=f"ws://{cfg.mqtt.host}:{cfg.mqtt.ws_port}/mqtt", clock=utc_now,
                              transfer=transfer, centres=centres, low_confidence=cfg.triage.low_confidence,
                              supervisors=[a.name for a in cfg.agents if a.role == "supervisor"])
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, logger=console_server_logger())
     await runner.setup()
     try:
         await web.TCPSite(runner, cfg.console.host, cfg.console.port, backlog=128).start()

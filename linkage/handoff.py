@@ -173,7 +173,9 @@ class LinkageHandoff:
             return
         try:
             handoff_id = int(event.get("Handoff") or "")
-        except ValueError:
+        except (TypeError, ValueError):   # TypeError: a repeated header comes as a list
+            return
+        if not 0 < handoff_id < 2**63:    # no row id of ours (SQLite's are signed 64-bit)
             return
         stage = str(event.get("Stage") or "")
         target = str(event.get("Target") or "")

@@ -52,6 +52,13 @@ def parse_message(text: str) -> Message | None:
     return Message.from_line(text)
 
 
+def _header(value: Any) -> str:
+    """One header's text: panoramisk gives a header repeated in a message as a list; the first one counts."""
+    if isinstance(value, list):
+        value = value[0] if value else ""
+    return str(value)
+
+
 def _format_value(value: Any) -> str:
     text = str(value)
     if not text or any(c.isspace() or c in '="' for c in text):
@@ -80,7 +87,7 @@ class AMIConnection:
         username: str,
         secret: str,
         reconnect_min: float = 0.5,
-        reconnect_max: float = 10.0,
+        reconnect_max: float = 2.0,
         events: str = "on",
         ping_interval: float | None = 20.0,
         connect_timeout: float = 5.0,
@@ -352,7 +359,7 @@ class AMIConnection:
     def _handle_message(self, message: Message) -> None:
         # Check Event before Response: OriginateResponse is an event that carries a "Response" header.
         if "Event" in message:
-            name = message["Event"]
+            name = _header(message["Event"])
             if name.lower() == "shutdown":
                 # Asterisk is stopping; actions sent now would be lost. It closes the socket next; closing our
                 # side too ends the session even if it does not.
@@ -369,11 +376,11 @@ class AMIConnection:
                 if subscriber.wants(name):
                     subscriber.offer(message)
         elif "Response" in message:
-            future = self._pending.get(message.get("ActionID", ""))
+            future = self._pending.get(_header(message.get("ActionID", "")))
             if future is not None and not future.done():
                 future.set_result(message)
             else:
-                _log(logging.DEBUG, "ami_unmatched_response", response=message.get("Response"))
+                _log(logging.DEBUG, "ami_unmatched_response", response=_header(message.get("Response")))
 
     async def _send(self, action: Mapping[str, Any], timeout: float) -> Message:
         name = action.get("Action", "?")

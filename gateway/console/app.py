@@ -390,7 +390,8 @@ def _for_page(draft: dict) -> dict:
 async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: json's decoder gives up on arrays or objects nested about 1,000 deep
         raise _http_error(web.HTTPBadRequest, "body", "not valid JSON") from None
     if not isinstance(body, dict):
         raise _http_error(web.HTTPBadRequest, "body", "must be a JSON object")

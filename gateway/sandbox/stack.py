@@ -204,7 +204,8 @@ class Stack:
                         "active_sessions": gw.get("active_sessions"), "updated_at": gw.get("updated_at"),
                         **_state_writes(gw.get("state_writes")),
                         "capture_sessions": gw.get("capture_sessions"), "speech_streams": gw.get("speech_streams"),
-                        "emergency_list": gw.get("emergency_list")},
+                        "emergency_list": gw.get("emergency_list"),
+                        **{k: gw.get(k) for k in ("loop_lag_max_ms", "loop_lag_recent_ms", "loop_stalls")}},
             "simulated_agents": {p.name: p.pid() for p in self.agents if p.pid() is not None},
             "asterisk_account": self._account(ast_pid),
         }

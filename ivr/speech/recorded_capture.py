@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import re
 import struct
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,9 @@ from ivr.speech.capture import MAX_AUDIO_BYTES, STREAM_WAIT_S, CaptureResult
 log = logging.getLogger("ivr.speech.recorded_capture")
 BYTES_PER_SECOND = 16000     # 8 kHz 16-bit mono, as MixMonitor writes .wav
 FEED_BYTES = 3200            # 0.1 s per recogniser call
+# The dialplan names the files after the call id, an Asterisk uniqueid ("1764500000.12"); a value of another
+# shape in an AMI event is no call of ours, and joined to the directory it could name a file outside it.
+_CALL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 
 
 def read_pcm_prefix(path: Path, limit_bytes: int) -> bytes:
@@ -46,11 +51,14 @@ def recording_files(local_dir: Path, call_id: str) -> tuple[Path, Path]:
 
 async def transcribe_recording(local_dir: Path, call_id: str, *, hold_s: float, recogniser: Any | None,
                                max_bytes: int = MAX_AUDIO_BYTES) -> CaptureResult | None:
-    """Recognise what the caller said while queued; None when there is no recording of this call."""
+    """Recognise what the caller said while queued; None when there is no recording of this call. A
+    ``hold_s`` that is no number of seconds (negative, infinite) takes at most ``max_bytes``."""
+    if not _CALL_ID.match(call_id) or ".." in call_id:
+        return None
     own, whole = recording_files(local_dir, call_id)
     if not own.exists():
         return None
-    limit = min(max_bytes, max(0, int(hold_s * BYTES_PER_SECOND)))
+    limit = min(max_bytes, int(hold_s * BYTES_PER_SECOND)) if math.isfinite(hold_s) and hold_s >= 0 else max_bytes
     loop = asyncio.get_running_loop()
     try:
         pcm = await loop.run_in_executor(None, read_pcm_prefix, own, limit)

@@ -253,6 +253,21 @@ async def test_repeated_header_is_a_list_and_single_one_a_string(server, client)
     assert event.get("Missing") is None
 
 
+async def test_repeated_event_or_actionid_header_neither_drops_the_connection_nor_stops_events(server, client):
+    received, on_event = collector()
+    client.on_event("Hangup", on_event)
+    await client.connect()
+    assert await client.wait_ready(2)
+    await server.push(b"Event: Hangup\r\nEvent: Newchannel\r\nChannel: first\r\n\r\n"
+                      b"Response: Success\r\nActionID: a\r\nActionID: b\r\n\r\n"
+                      b"Response: Success\r\nResponse: Error\r\nActionID: c\r\n\r\n"
+                      b"Event: Hangup\r\nChannel: second\r\n\r\n")
+    assert (await asyncio.wait_for(received.get(), 2))["Channel"] == "first"   # the first name counts
+    assert (await asyncio.wait_for(received.get(), 2))["Channel"] == "second"
+    assert client.ready and client.reconnects == 0
+    assert (await client.action({"Action": "Ping"}))["Response"] == "Success"
+
+
 async def test_client_reconnects_logs_in_again_and_callbacks_still_fire(server, client):
     received, on_event = collector()
     client.on_event("Hangup", on_event)

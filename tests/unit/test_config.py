@@ -1,9 +1,11 @@
 import dataclasses
+import itertools
 import os
 from pathlib import Path
 
 import pytest
 
+from gateway.basics.backoff import backoff_delays
 from gateway.cli.main import main
 from gateway.config import CONFIG_ENV, ConfigError, Endpoint, load_config
 
@@ -48,6 +50,13 @@ def test_defaults_load_without_a_file_and_describe_the_sandbox_topology():
     assert cfg.gateway.timezone == "Asia/Shanghai"
     assert cfg.store.path == cfg.state_dir / "hotline.db"
     assert cfg.ivr.menu.is_file() and cfg.ivr.prompt_catalogue.is_file()
+
+
+def test_default_ami_reconnect_waits_never_exceed_two_seconds_however_long_asterisk_is_away():
+    # AMI must be back within 3 s of Asterisk listening again: the longest wait between attempts bounds it
+    cfg = load_config()
+    delays = list(itertools.islice(backoff_delays(cfg.ami.reconnect_min_s, cfg.ami.reconnect_max_s), 50))
+    assert max(delays) <= 2.0
 
 
 def test_sandbox_ports_do_not_collide():

@@ -100,3 +100,21 @@ async def test_a_recording_finding_every_stream_busy_keeps_its_audio_and_frees_n
     assert recogniser.open_streams == 1 and not own.exists()
     live.close()
     recogniser.close()
+
+
+@pytest.mark.parametrize("call_id", ["../outside", "a/../../outside", "/tmp/outside", "x" * 200, "", "..", "1.2\n"])
+async def test_a_call_id_that_is_no_uniqueid_finds_no_recording_and_deletes_nothing(tmp_path, call_id):
+    local = tmp_path / "spool"
+    local.mkdir()
+    outside = tmp_path / "outside.wav"
+    write_wav(outside, b"\x01\x00" * 800)
+    assert await transcribe_recording(local, call_id, hold_s=3, recogniser=Recogniser()) is None
+    assert outside.exists()
+
+
+@pytest.mark.parametrize("hold_s", [float("inf"), float("nan"), -5.0, 1e300])
+async def test_a_hold_time_that_is_no_duration_takes_the_whole_bounded_recording(tmp_path, hold_s):
+    own, _ = recording_files(tmp_path, "17.6")
+    write_wav(own, b"\x01\x00" * 8000)
+    result = await transcribe_recording(tmp_path, "17.6", hold_s=hold_s, recogniser=None, max_bytes=8000)
+    assert len(result.pcm) == 8000

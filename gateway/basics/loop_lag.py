@@ -1,0 +1,107 @@
+"""How late the event loop runs what is due: a task sleeps a fixed interval and records by how much each wake-up
+came late. A blocking call anywhere on the loop (file I/O, a long parse, a synchronous library) delays every call
+the process serves by as much, and shows here as lag.
+
+``LagRecord`` is the pure bookkeeping (tested without a loop); ``LoopLagMonitor`` is the task.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["STALL_S", "LagRecord", "LoopLagMonitor", "freeze_startup_objects"]
+
+# A wake-up later than this is a stall: a caller waiting on the gateway would notice a tenth of a second
+# added to every prompt or key press.
+STALL_S = 0.1
+INTERVAL_S = 0.05
+RECENT_WINDOW_S = 60.0
+
+
+@dataclass
+class LagRecord:
+    """Lag samples: the largest ever, the largest within the last ``window_s`` and how many were stalls."""
+
+    window_s: float = RECENT_WINDOW_S
+    stall_s: float = STALL_S
+    max_s: float = 0.0
+    stalls: int = 0
+    samples: int = 0
+    _recent: deque[tuple[float, float]] = field(default_factory=deque, repr=False)
+
+    def add(self, at: float, lag_s: float) -> None:
+        """One wake-up at ``at`` (monotonic seconds) that came ``lag_s`` late (negative lateness counts as 0)."""
+        lag_s = max(0.0, lag_s)
+        self.samples += 1
+        self.max_s = max(self.max_s, lag_s)
+        if lag_s > self.stall_s:
+            self.stalls += 1
+        self._recent.append((at, lag_s))
+        self._drop_before(at - self.window_s)
+
+    def recent_max_s(self, now: float) -> float:
+        self._drop_before(now - self.window_s)
+        return max((lag for _, lag in self._recent), default=0.0)
+
+    def snapshot(self, now: float) -> dict[str, float | int]:
+        """The figures the status file and ``hotline stack status`` show (milliseconds)."""
+        return {"loop_lag_max_ms": round(self.max_s * 1000, 1),
+                "loop_lag_recent_ms": round(self.recent_max_s(now) * 1000, 1),
+                "loop_stalls": self.stalls, "loop_lag_samples": self.samples}
+
+    def _drop_before(self, cutoff: float) -> None:
+        while self._recent and self._recent[0][0] < cutoff:
+            self._recent.popleft()
+
+
+class LoopLagMonitor:
+    """Runs on the loop it measures; start once, close at shutdown."""
+
+    def __init__(self, *, interval_s: float = INTERVAL_S, record: LagRecord | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be positive, got {interval_s}")
+        self.interval_s = interval_s
+        self.record = record or LagRecord()
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag-monitor")
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def status(self) -> dict[str, float | int]:
+        return self.record.snapshot(self._clock())
+
+    async def _run(self) -> None:
+        while True:
+            due = self._clock() + self.interval_s
+            await asyncio.sleep(self.interval_s)
+            woke = self._clock()
+            self.record.add(woke, woke - due)
+
+
+def freeze_startup_objects() -> int:
+    """Move every object alive now (modules, the loaded menus, lexicons and models) out of the garbage
+    collector's reach, and return how many there are.
+
+    A full collection walks every tracked object: with the service's modules, triage lexicons and phone metadata
+    loaded that is some 250,000 objects and ~50 ms on this 2-core rig when idle (more when busy), during which
+    the loop serves no call. Objects made later are collected as before; the frozen ones live as long as the
+    process.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
