@@ -18,7 +18,7 @@ from ami_handlers.queue_events import EventSource, agent_name, channel_vars
 from gateway.contract import CALL_ID_VAR, LINKAGE_FAILED_VAR, TICKET_ID_VAR, new_message_id, screenpop_topic
 from gateway.basics.phone import mask, normalise
 from gateway.basics.waiting import wait_for_condition
-from gateway.basics.write_health import is_disk_failure, log_write_failure
+from gateway.basics.write_health import log_write_failure, unless_disk_fails
 
 log = logging.getLogger(__name__)
 
@@ -154,15 +154,10 @@ class ScreenPopper:
         reason = LINKAGE_FAILED_REASON if event_var(event, LINKAGE_FAILED_VAR) else None
         # Recorded before it is queued: the answering agent may work on the ticket from now on, and a console that
         # connects later is sent this pop again (gateway.console.app, /api/screenpop).
-        try:
-            await self._store.record_screenpop(message_id=message_id, agent=agent, call_id=call_id,
-                                               ticket_id=ticket["ticket_id"] if ticket else None, reason=reason,
-                                               at=now)
-        except Exception as exc:
-            if not is_disk_failure(exc):
-                raise
-            # the state disk refuses it: the pop goes all the same (the agent needs the caller's data now)
-            log_write_failure(log, exc, "screenpop_not_recorded", call_id=call_id)
+        # the state disk may refuse it: the pop goes all the same (the agent needs the caller's data now)
+        await unless_disk_fails(self._store.record_screenpop(
+            message_id=message_id, agent=agent, call_id=call_id, ticket_id=ticket["ticket_id"] if ticket else None,
+            reason=reason, at=now), log, "screenpop_not_recorded", call_id=call_id)
         if ticket is not None:
             ticket = {**ticket, "agent": agent}
         payload = await assemble_screenpop(

@@ -22,7 +22,7 @@ from typing import Callable, Protocol
 from gateway.agi.replies import AGIError, AGIHangup
 from gateway.agi.session import AGISession
 from gateway.basics.phone import CallerNumber, normalise
-from gateway.basics.write_health import is_disk_failure, log_write_failure
+from gateway.basics.write_health import is_disk_failure, log_write_failure, unless_disk_fails
 from gateway.contract import (
     ACTION_HANGUP,
     ACTION_QUEUE,
@@ -203,17 +203,12 @@ class CallFlow:
         the screen-pop read (art. 10, 11: the ticket exists before an agent answers; speech fills it meanwhile)."""
         now = self.clock()
         known_type = outcome.request_type if outcome.request_type in REQUEST_TYPES else None
-        try:
-            ticket_id = await self.store.queue_call(
-                call_id, ivr_path=list(outcome.ivr_path), request_type=outcome.request_type,
-                emergency=outcome.emergency, priority=outcome.priority, ticket_query=outcome.ticket_query,
-                ticket_type=known_type, due=due_date(known_type, now) if known_type else None, at=now)
-        except Exception as exc:
-            if not is_disk_failure(exc):
-                raise
-            # the state disk refuses the draft: the caller is queued all the same, the agent types the ticket
-            log_write_failure(log, exc, "ticket_draft_skipped", call=call_id)
-            ticket_id = None
+        # the state disk may refuse the draft: the caller is queued all the same, the agent types the ticket
+        ticket_id = await unless_disk_fails(self.store.queue_call(
+            call_id, ivr_path=list(outcome.ivr_path), request_type=outcome.request_type,
+            emergency=outcome.emergency, priority=outcome.priority, ticket_query=outcome.ticket_query,
+            ticket_type=known_type, due=due_date(known_type, now) if known_type else None, at=now),
+            log, "ticket_draft_skipped", call=call_id)
         if ticket_id is not None:
             await agi.set_variable(inherited(TICKET_ID_VAR), ticket_id)
         if capture := self.settings.capture_mode():

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 
-from gateway.basics.write_health import is_disk_failure, log_write_failure
+from gateway.basics.write_health import unless_disk_fails
 from gateway.contract import (
     ACTION_LINKAGE,
     ACTION_VAR,
@@ -70,16 +70,11 @@ class LinkageHandoff:
         if not centres:
             return False
         now = self.clock()
-        try:
-            handoff_id = await self.store.add_handoff(call_id=call_id, centre=centres[0].name, trigger="menu",
-                                                      mode="blind", requested_at=now, ticket_id=ticket_id,
-                                                      situation=situation.id)
-        except Exception as exc:
-            if not is_disk_failure(exc):
-                raise
-            # the state disk refuses the hand-off log: the caller still goes to the centre, without the log
-            log_write_failure(log, exc, "handoff_log_skipped", call=call_id)
-            handoff_id = None
+        # the state disk may refuse the hand-off log: the caller still goes to the centre, without the log
+        handoff_id = await unless_disk_fails(
+            self.store.add_handoff(call_id=call_id, centre=centres[0].name, trigger="menu", mode="blind",
+                                   requested_at=now, ticket_id=ticket_id, situation=situation.id),
+            log, "handoff_log_skipped", call=call_id)
         if handoff_id is not None:
             await agi.set_variable(inherited(HANDOFF_ID_VAR), str(handoff_id))
         await agi.set_variable(LINKAGE_TARGETS_VAR, dial_targets(centres))

@@ -8,13 +8,15 @@ write of that kind that succeeds again logs the recovery with the count. ``snaps
 """
 from __future__ import annotations
 
-__all__ = ["WriteHealth", "failure_kind", "is_disk_failure", "log_write_failure"]
+__all__ = ["WriteHealth", "failure_kind", "is_disk_failure", "log_write_failure", "unless_disk_fails"]
 
 import errno
 import logging
 import sqlite3
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from gateway.basics.logs import log_event
 
@@ -126,3 +128,18 @@ def log_write_failure(logger: logging.Logger, exc: BaseException, event: str, **
         log_event(logger, logging.DEBUG, event, **fields, kind=kind)
     else:
         log_event(logger, logging.ERROR, event, **fields, error=type(exc).__name__, exc_info=True)
+
+
+T = TypeVar("T")
+
+
+async def unless_disk_fails(write: Awaitable[T], logger: logging.Logger, event: str, **fields: object) -> T | None:
+    """The result of ``write``, or None when the state disk refused it (logged as ``event``): for the writes a call
+    goes on without. Any other error is raised as it is."""
+    try:
+        return await write
+    except Exception as exc:
+        if not is_disk_failure(exc):
+            raise
+        log_write_failure(logger, exc, event, **fields)
+        return None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.basics.status_file import STATUS_FILE_BYTES, write_status_file
-from gateway.basics.write_health import WriteHealth, failure_kind
+from gateway.basics.write_health import WriteHealth, failure_kind, unless_disk_fails
 from gateway.store.database import Store
 from gateway.store.outbox import Outbox, OutboxFull, SpillingOutboxStore
 from ivr.speech.capture import CaptureResult
@@ -238,3 +238,22 @@ def test_without_an_old_status_file_the_failure_is_raised(tmp_path, monkeypatch)
     with pytest.raises(OSError):
         write_status_file(tmp_path / "gateway.status.json", "{}")
     assert os.listdir(tmp_path) == []
+
+
+async def test_a_write_the_call_goes_on_without_gives_none_on_a_full_disk_and_raises_anything_else(caplog):
+    async def full():
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async def bad_value():
+        raise ValueError("not a ticket id")
+
+    async def fine():
+        return "T-1"
+
+    caplog.set_level(logging.DEBUG, logger="test.disk")
+    logger = logging.getLogger("test.disk")
+    assert await unless_disk_fails(full(), logger, "draft_skipped", call="c1") is None
+    assert "event=draft_skipped" in caplog.text and "kind=disk_full" in caplog.text
+    assert await unless_disk_fails(fine(), logger, "draft_skipped") == "T-1"
+    with pytest.raises(ValueError):
+        await unless_disk_fails(bad_value(), logger, "draft_skipped")
