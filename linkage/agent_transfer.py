@@ -49,7 +49,7 @@ from gateway.contract import (
 from ami_handlers.client.errors import AMIError
 from ami_handlers.queue_events import agent_name, call_id_of
 from linkage.emergency_list import Centre, EmergencyList
-from linkage.handoff import dial_targets
+from linkage.handoff import dial_targets, event_handoff_id
 
 log = logging.getLogger("linkage.agent_transfer")
 
@@ -285,9 +285,7 @@ class AgentTransfer:
         left first. The hand-off log itself is ``LinkageHandoff.on_event``'s (it hears the same event)."""
         if str(event.get("UserEvent", "")).lower() != LINKAGE_EVENT.lower():
             return
-        try:
-            handoff_id = int(event.get("Handoff") or "")
-        except ValueError:
+        if (handoff_id := event_handoff_id(event)) is None:
             return
         stage = str(event.get("Stage") or "")
         if stage in (_ANSWERED_STAGE, _FAILED_STAGE):

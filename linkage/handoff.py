@@ -49,6 +49,16 @@ def situation_for_menu_key(emergencies: EmergencyList, key: str | None) -> Situa
     return found[0] if found else None
 
 
+def event_handoff_id(event: Mapping[str, Any]) -> int | None:
+    """The hand-off row id an AMI event names in its ``Handoff`` header; None when it names none of ours (missing,
+    not a number, repeated: a repeated header comes as a list, out of SQLite's signed 64-bit row ids)."""
+    try:
+        handoff_id = int(event.get("Handoff") or "")
+    except (TypeError, ValueError):
+        return None
+    return handoff_id if 0 < handoff_id < 2**63 else None
+
+
 class LinkageHandoff:
     """Starts hand-offs from the menu and keeps their log from the dialplan's events."""
 
@@ -166,11 +176,7 @@ class LinkageHandoff:
         """``UserEvent: HotlineLinkage`` from the dialplan: ring, answered, a Dial status, or fallback."""
         if str(event.get("UserEvent", "")).lower() != LINKAGE_EVENT.lower():
             return
-        try:
-            handoff_id = int(event.get("Handoff") or "")
-        except (TypeError, ValueError):   # TypeError: a repeated header comes as a list
-            return
-        if not 0 < handoff_id < 2**63:    # no row id of ours (SQLite's are signed 64-bit)
+        if (handoff_id := event_handoff_id(event)) is None:
             return
         stage = str(event.get("Stage") or "")
         target = str(event.get("Target") or "")

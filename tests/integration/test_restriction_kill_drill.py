@@ -160,7 +160,7 @@ def test_kill_9_during_1000_restriction_writes_keeps_every_acknowledged_one_whol
     assert call["answered_by"] in {"agent1", "agent2"} and call.get("ticket"), call
     gateway_pid = stack.gateway.pid()
     try:
-        tally = asyncio.run(write_and_kill(sandbox, call["ticket"]["id"], call["answered_by"]))
+        tally = asyncio.run(write_and_kill(sandbox, call["ticket"]["public_id"], call["answered_by"]))
         assert wait_until(lambda: not is_alive(gateway_pid), 5), "the gateway survived SIGKILL"
         found = read_back(cfg.store.path)
     finally:

@@ -253,6 +253,14 @@ async def test_the_centres_answer_or_failure_from_the_dialplan_forgets_the_origi
     assert [a["Action"] for a in ami.actions].count("Hangup") == 0
 
 
+@pytest.mark.parametrize("handoff", [["7", "8"], "x", "", "-1", str(2**63)])
+async def test_an_event_naming_no_handoff_of_ours_changes_nothing_and_raises_nothing(transfer, ami, handoff):
+    await threeway(transfer, ami)
+    await transfer.on_linkage_event({"Event": "UserEvent", "UserEvent": "HotlineLinkage", "Handoff": handoff,
+                                     "Stage": "answered"})
+    assert transfer.pending_originates == 1
+
+
 async def test_a_caller_who_hangs_up_while_the_centre_rings_is_forgotten_and_the_centre_hung_up(
         transfer, ami, store):
     handoff_id = await threeway(transfer, ami)
