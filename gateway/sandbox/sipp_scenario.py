@@ -56,6 +56,20 @@ def parse_dtmf_script(script: str) -> list[tuple[str, int]]:
     return steps
 
 
+# The 200 OK that answers the far end's BYE, the same in every scenario.
+_OK_TO_BYE = """    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+    ]]>
+"""
+
+
 def sip_user(number: str) -> str:
     """The SIP From user for a caller number; a display form like '+86 138 0013 8000' loses its spaces."""
     user = number.replace(" ", "").replace("-", "")
@@ -172,17 +186,7 @@ def caller_scenario(script: CallerScript, pcaps: list[Path], speech: Path | None
   <label id="gotbye"/>
   <nop><action><log message="hangup_by=server"/></action></nop>
   <send next="end">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
+{_OK_TO_BYE}  </send>
   <label id="hangup"/>
   <nop><action><log message="hangup_by=caller"/></action></nop>
   <send retrans="500">
@@ -272,33 +276,13 @@ def agent_scenario(*, answer_after_ms: int, hang_up_after_ms: int | None = None)
 
 _AWAIT_BYE = """  <recv request="BYE"/>
   <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>"""
+""" + _OK_TO_BYE + """  </send>"""
 
 
 def _hang_up_after(ms: int) -> str:
     return f"""  <recv request="BYE" timeout="{max(ms, 1)}" ontimeout="agentbye"/>
   <send next="end">
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
+{_OK_TO_BYE}  </send>
   <label id="agentbye"/>
   <send retrans="500">
     <![CDATA[
