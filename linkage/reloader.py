@@ -11,7 +11,6 @@ for): what the list needs outside the gateway is in place before the list is in 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.basics.waiting import cancel_and_wait
 from linkage.emergency_list import (DEFAULT_EMERGENCY_PATH, EmergencyList, EmergencyListError, load_emergency_list,
                                     parse_emergency_list)
 
@@ -107,10 +107,7 @@ class EmergencyListHolder:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def reload_now(self) -> tuple[bool, str | None]:
         """Read the file now, whether or not it changed: (True, None) if the list in force is now the file's,

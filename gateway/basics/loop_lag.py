@@ -7,12 +7,13 @@ the process serves by as much, and shows here as lag.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from gateway.basics.waiting import cancel_and_wait
 
 __all__ = ["STALL_S", "LagRecord", "LoopLagMonitor", "freeze_startup_objects"]
 
@@ -77,10 +78,7 @@ class LoopLagMonitor:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     def status(self) -> dict[str, float | int]:
         return self.record.snapshot(self._clock())

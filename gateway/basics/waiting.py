@@ -1,7 +1,9 @@
-"""Waiting, with a bound, for a condition that a worker signals (the counters tests and benchmarks wait on)."""
+"""Waiting, with a bound, for a condition that a worker signals (the counters tests and benchmarks wait on), and for
+a cancelled background task to finish."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 
@@ -15,3 +17,12 @@ async def wait_for_condition(condition: asyncio.Condition, predicate: Callable[[
     except asyncio.TimeoutError:
         return False
     return True
+
+
+async def cancel_and_wait(task: asyncio.Task | None) -> None:
+    """Cancel a background task (None: nothing to do) and wait until it has finished its clean-up."""
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

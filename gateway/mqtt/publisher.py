@@ -13,7 +13,6 @@ When the broker is away, rows stay in the store and the task reconnects with cap
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any, Literal
@@ -21,9 +20,9 @@ from typing import Any, Literal
 import aiomqtt
 
 from gateway.basics.backoff import backoff_delays
+from gateway.basics.waiting import cancel_and_wait, wait_for_condition
 from gateway.basics.write_health import log_write_failure
 from gateway.store.outbox import OutboxStore
-from gateway.basics.waiting import wait_for_condition
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +85,7 @@ class MQTTPublisher:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         self._connected = False
 
     async def wait_published(self, count: int, timeout: float) -> bool:
