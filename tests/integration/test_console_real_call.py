@@ -37,10 +37,17 @@ def browser(tmp_path):
 
 @pytest.fixture
 def only_agent1(sandbox):
-    """agent1 alone answers (after 12 s of ringing); agent2's phone is off, so the queue rings agent1."""
+    """agent1 alone answers (after 12 s of ringing); agent2 is paused in the queue and its phone is off.
+
+    Pausing matters: agent2's contact is static, so an unpaused agent2 would be rung for the whole ring timeout
+    whenever the queue's round robin came to it first, and the call would outlast the caller's hold."""
+    queue, member = sandbox.config.queue.name, f"PJSIP/{sandbox.config.agents[1].name}"
     sandbox.stack.start_simulated_agents(log=lambda *_: None, answer_after_ms=12000)
     sandbox.stack.agents[1].stop(timeout=3)
+    paused = sandbox.stack.root.cli(f"queue pause member {member} queue {queue} reason test")
+    assert paused.returncode == 0 and "paused" in paused.stdout.lower(), paused.stdout + paused.stderr
     yield sandbox
+    sandbox.stack.root.cli(f"queue unpause member {member} queue {queue}")
     for proc in sandbox.stack.agents:
         proc.stop(timeout=3)
 
