@@ -142,6 +142,7 @@ class SpeechSection:
     end_silence_ms: int
     no_speech_ms: int
     streams: int                  # recogniser streams at once; 0: two per CPU core
+    waiting_recordings: int       # recordings that may wait for a stream; 0: four per stream
     capture: str
     asterisk_recording_dir: str
     local_recording_dir: Path
@@ -368,6 +369,8 @@ def _build(data: dict[str, Any], source: str) -> Config:
             no_speech_ms=r.get("speech.no_speech_ms", int, **positive),
             streams=r.get("speech.streams", int, check=lambda v: 0 <= v <= 256,
                           reason="must be 0 (two per CPU core) to 256"),
+            waiting_recordings=r.get("speech.waiting_recordings", int, check=lambda v: 0 <= v <= 10_000,
+                                     reason="must be 0 (four per stream) to 10000"),
             capture=r.get("speech.capture", str, check=lambda v: v in CAPTURE_MODES,
                           reason='must be "audiosocket" or "record"'),
             asterisk_recording_dir=(ast_rec := r.get("speech.asterisk_recording_dir", str,

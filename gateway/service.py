@@ -225,6 +225,7 @@ class GatewayService:
             "active_sessions": self.fastagi.active_sessions,
             "ami_ready": self.ami.ready,
             "ami_reconnects": self.ami.reconnects,
+            "ami_event_backlog": self.ami.event_backlog,
             "mqtt_connected": self.publisher.connected,
             "console_listening": True,
             # the state disk: writes refused (store, status file, recordings) and pops waiting in memory
@@ -237,12 +238,14 @@ class GatewayService:
         }
 
     def _speech_status(self) -> dict:
-        """Captures registered and recogniser streams open: both return to 0 when no caller is queued."""
+        """Captures registered, recogniser streams open and recordings waiting for one: all return to 0 when no
+        caller is queued."""
         if self.speech is None:
             return {}
         recogniser = self.speech.recogniser
         return {"capture_sessions": self.speech.capture.open_sessions,
-                "speech_streams": recogniser.open_streams if recogniser else 0}
+                "speech_streams": recogniser.open_streams if recogniser else 0,
+                "speech_waiting": recogniser.waiting_recordings if recogniser else 0}
 
     async def _write_status(self) -> bool:
         """Write the status file; False (recorded in the health, never raised) when the disk refuses it."""
@@ -295,7 +298,8 @@ async def _start_speech(cfg: Config, stack: AsyncExitStack, ami: AMIConnection, 
                         linkage: LinkageHandoff, emergency_list: Callable[[], EmergencyList]) -> SpeechParts:
     """Recogniser, pre-fill, capture and its AudioSocket server; their closes go on ``stack``."""
     recogniser = recogniser_from_config(str(cfg.speech.model) if cfg.speech.model else None,
-                                        max_streams=cfg.speech.streams or None)
+                                        max_streams=cfg.speech.streams or None,
+                                        max_waiting=cfg.speech.waiting_recordings or None)
     if recogniser is not None:
         await recogniser.load()
     prefill = TicketPrefill(store, recordings_dir=cfg.speech.recordings_dir, clock=utc_now,

@@ -119,6 +119,11 @@ class AMIConnection:
 
     # ---- public API -------------------------------------------------------------------------------------
 
+    @property
+    def event_backlog(self) -> int:
+        """Events read but not yet handled, over all callbacks' queues (0 when the handlers keep up)."""
+        return sum(s.queue.qsize() for s in self._subscribers.values())
+
     def on_event(self, name: str, callback: EventCallback) -> None:
         """Call ``callback(event)`` for events named ``name`` ("*" = all). Registering the same callback for
         several names gives it one ordered stream of all of them. Survives reconnects."""

@@ -2,20 +2,28 @@
 came late. A blocking call anywhere on the loop (file I/O, a long parse, a synchronous library) delays every call
 the process serves by as much, and shows here as lag.
 
-``LagRecord`` is the pure bookkeeping (tested without a loop); ``LoopLagMonitor`` is the task.
+``LagRecord`` is the pure bookkeeping (tested without a loop); ``LoopLagMonitor`` is the task. While it runs, a
+watchdog thread looks at the loop thread's stack whenever a wake-up is overdue by more than a stall and logs where
+the loop was (``event=loop_stall``): the lag figure says that the loop stalled, the stack says what held it.
 """
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import sys
+import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.basics.waiting import cancel_and_wait
 
-__all__ = ["STALL_S", "LagRecord", "LoopLagMonitor", "freeze_startup_objects"]
+__all__ = ["STALL_S", "LagRecord", "LoopLagMonitor", "freeze_startup_objects", "stack_summary"]
+
+log = logging.getLogger(__name__)
 
 # A wake-up later than this is a stall: a caller waiting on the gateway would notice a tenth of a second
 # added to every prompt or key press.
@@ -71,24 +79,48 @@ class LoopLagMonitor:
         self.record = record or LagRecord()
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._due = 0.0                 # when the monitor's current sleep should end (0: not sleeping)
+        self._watchdog: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     async def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="loop-lag-monitor")
+            self._stopping.clear()
+            self._watchdog = threading.Thread(target=self._watch, args=(threading.get_ident(),),
+                                              name="loop-stall-watchdog", daemon=True)
+            self._watchdog.start()
 
     async def close(self) -> None:
         task, self._task = self._task, None
+        self._stopping.set()
         await cancel_and_wait(task)
+        if self._watchdog is not None:
+            self._watchdog.join(timeout=1)
+            self._watchdog = None
 
     def status(self) -> dict[str, float | int]:
         return self.record.snapshot(self._clock())
 
     async def _run(self) -> None:
         while True:
-            due = self._clock() + self.interval_s
+            due = self._due = self._clock() + self.interval_s
             await asyncio.sleep(self.interval_s)
             woke = self._clock()
+            self._due = 0.0
             self.record.add(woke, woke - due)
+
+    def _watch(self, loop_thread: int) -> None:
+        """Watchdog thread: once per overdue wake-up, log the loop thread's stack as it stands."""
+        reported = 0.0
+        while not self._stopping.wait(self.interval_s):
+            due = self._due
+            if not due or due == reported or self._clock() - due <= self.record.stall_s:
+                continue
+            reported = due
+            frame = sys._current_frames().get(loop_thread)
+            log.warning("event=loop_stall late_ms=%.0f where=%s", (self._clock() - due) * 1000,
+                        stack_summary(frame) if frame is not None else "-")
 
 
 def freeze_startup_objects() -> int:
@@ -103,3 +135,14 @@ def freeze_startup_objects() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+def stack_summary(frame, depth: int = 8) -> str:
+    """The innermost ``depth`` frames of a stack as ``package/module:function:line``, innermost first and joined
+    by " < " (outermost first would bury the culprit under the event loop's own frames)."""
+    entries = traceback.extract_stack(frame)[-depth:]
+    return " < ".join(f"{_short_path(e.filename)}:{e.name}:{e.lineno}" for e in reversed(entries))
+
+
+def _short_path(filename: str) -> str:
+    return "/".join(filename.split("/")[-2:]).removesuffix(".py")

@@ -31,6 +31,9 @@ from gateway.store.rows import (
     to_ts,
 )
 
+# Calls and tickets a screen-pop lists of a caller's history; the totals say how many more there were.
+HISTORY_LIMIT = 20
+
 
 class TicketsMixin:
     """Ticket, caller-history and pending-restriction methods of `Store`; needs its `_db` and `_write()`."""
@@ -104,24 +107,30 @@ class TicketsMixin:
 
     # -- caller history (screen-pop) --------------------------------------------------------------------------
 
-    async def caller_history(self, number_e164: str | None, *, now: datetime, days: int = 90) -> dict:
-        """What an agent should know about a caller: recent calls and tickets, every restriction decision."""
+    async def caller_history(self, number_e164: str | None, *, now: datetime, days: int = 90,
+                             limit: int = HISTORY_LIMIT) -> dict:
+        """What an agent should know about a caller: the ``limit`` most recent calls and tickets of the last
+        ``days`` with how many there were in all, and every restriction decision.
+
+        Bounded because a number that calls all day (the callers the 30-day restriction is for) would otherwise
+        put thousands of rows in every screen-pop, and build them on the event loop."""
         key = lookup_key(number_e164) if number_e164 else None
         if key is None:
-            return {"calls": [], "tickets": [], "restrictions": []}
+            return {"calls": [], "tickets": [], "restrictions": [], "calls_total": 0, "tickets_total": 0}
         since, until = to_ts(now - timedelta(days=days)), to_ts(now)
+        calls_where = "FROM calls WHERE number = :n AND started_at >= :since AND started_at <= :until"
+        tickets_where = (
+            "FROM ticket_drafts WHERE created_at >= :since AND created_at <= :until AND (callback_number = :n"
+            "   OR call_id IN (SELECT call_id FROM calls WHERE number = :n AND started_at >= :since))")
+        bind = {"n": key, "since": since, "until": until, "limit": limit}
         calls = await self._db.execute_fetchall(
-            "SELECT call_id, started_at, request_type, outcome FROM calls"
-            " WHERE number = ? AND started_at >= ? AND started_at <= ? ORDER BY started_at DESC",
-            (key, since, until),
-        )
+            f"SELECT call_id, started_at, request_type, outcome {calls_where} ORDER BY started_at DESC LIMIT :limit",
+            bind)
         tickets = await self._db.execute_fetchall(
-            "SELECT ticket_id AS id, type, category, status, created_at FROM ticket_drafts"
-            " WHERE created_at >= :since AND created_at <= :until AND (callback_number = :n"
-            "   OR call_id IN (SELECT call_id FROM calls WHERE number = :n AND started_at >= :since))"
-            " ORDER BY created_at DESC, ticket_id DESC",
-            {"n": key, "since": since, "until": until},
-        )
+            f"SELECT ticket_id AS id, type, category, status, created_at {tickets_where}"
+            " ORDER BY created_at DESC, ticket_id DESC LIMIT :limit", bind)
+        calls_total = len(calls) if len(calls) < limit else await self._count(calls_where, bind)
+        tickets_total = len(tickets) if len(tickets) < limit else await self._count(tickets_where, bind)
         decisions = [restriction_from_row(row) for row in await self._db.execute_fetchall(
             f"SELECT {RESTRICTION_COLUMNS} FROM restrictions WHERE number = ? ORDER BY decided_at DESC, id DESC",
             (key,),
@@ -130,6 +139,8 @@ class TicketsMixin:
         return {
             "calls": [{**dict(row), "started_at": from_ts(row["started_at"])} for row in calls],
             "tickets": [{**dict(row), "created_at": from_ts(row["created_at"])} for row in tickets],
+            "calls_total": calls_total,
+            "tickets_total": tickets_total,
             "restrictions": [
                 {"id": r.id, "reason": r.reason, "operator": r.operator, "decided_at": r.decided_at,
                  "until": r.until, "lifted_at": r.lifted_at, "lifted_by": r.lifted_by, "lift_reason": r.lift_reason,
@@ -137,6 +148,10 @@ class TicketsMixin:
                 for r in decisions
             ],
         }
+
+    async def _count(self, from_where: str, bind: dict[str, Any]) -> int:
+        rows = await self._db.execute_fetchall(f"SELECT COUNT(*) {from_where}", bind)
+        return int(rows[0][0])
 
     # -- pending restrictions (art. 9: an agent asks, a supervisor decides) -----------------------------------
 

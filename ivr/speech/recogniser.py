@@ -26,7 +26,12 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from gateway.basics.heap_trim import TrimWhenIdle
+
 log = logging.getLogger(__name__)
+
+# No stream open for this long: the freed streams' memory is given back (their frees run in the executor first).
+TRIM_IDLE_S = 0.5
 
 SAMPLE_WIDTH = 2  # signed 16-bit
 # vosk decides on an endpoint only at the end of an AcceptWaveform call, so where the audio is cut matters: the
@@ -93,7 +98,8 @@ class Recogniser:
     """One vosk Model per process (loaded once, in the executor: it takes seconds); many streams."""
 
     def __init__(self, model_path: Path, *, sample_rate: int = 8000, executor: Executor | None = None,
-                 max_streams: int | None = None, max_backlog_seconds: float = 5.0) -> None:
+                 max_streams: int | None = None, max_backlog_seconds: float = 5.0,
+                 max_waiting: int | None = None) -> None:
         self.model_path = Path(model_path)
         self.sample_rate = sample_rate
         cpus = os.cpu_count() or 1
@@ -104,10 +110,15 @@ class Recogniser:
         # up (aggregate RTF 0.97); 2 per core leaves half the CPU to Asterisk and the gateway
         self.max_streams = max_streams if max_streams is not None else 2 * cpus
         self.max_backlog_seconds = max_backlog_seconds
+        # Recordings waiting for a stream hold their audio in memory. Beyond what the streams can work off
+        # within a caller's wait, more waiting only grows memory and ends in the same "not transcribed".
+        self.max_waiting = max_waiting if max_waiting is not None else 4 * self.max_streams
         self._model: Any = None
         self._loading: asyncio.Future[Any] | None = None
         self._open: set[RecognitionStream] = set()
         self._waiting: set[asyncio.Future[None]] = set()   # stream_when_free callers, woken when a stream is freed
+        # freed streams' memory goes back to the OS once none is open (under steady load it is reused)
+        self.trimmer = TrimWhenIdle(self._executor, idle_s=TRIM_IDLE_S, busy=lambda: bool(self._open))
 
     @property
     def loaded(self) -> bool:
@@ -116,6 +127,11 @@ class Recogniser:
     @property
     def open_streams(self) -> int:
         return len(self._open)
+
+    @property
+    def waiting_recordings(self) -> int:
+        """Recordings waiting in ``stream_when_free`` for a stream."""
+        return len(self._waiting)
 
     async def load(self) -> None:
         """Load the model in the executor; concurrent and repeated calls share the one load."""
@@ -153,8 +169,11 @@ class Recogniser:
     async def stream_when_free(self, *, call_id: str, timeout: float) -> RecognitionStream:
         """A new stream, waiting up to ``timeout`` seconds for one to be freed (then SpeechCapacityError).
 
-        For audio that keeps, such as a recorded file; a live capture cannot wait and takes ``stream()``.
+        For audio that keeps, such as a recorded file; a live capture cannot wait and takes ``stream()``. When
+        ``max_waiting`` callers already wait, raises SpeechCapacityError at once.
         """
+        if len(self._open) >= self.max_streams and len(self._waiting) >= self.max_waiting:
+            raise SpeechCapacityError(f"{len(self._waiting)} recordings already wait for a stream")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while len(self._open) >= self.max_streams and (remaining := deadline - loop.time()) > 0:
@@ -174,7 +193,8 @@ class Recogniser:
         try:
             stream = await self.stream_when_free(call_id=call_id, timeout=wait_s)
         except SpeechCapacityError:
-            log.warning("speech_not_transcribed call_id=%s reason=all_streams_busy wait_s=%.0f", call_id, wait_s)
+            log.warning("speech_not_transcribed call_id=%s reason=all_streams_busy waiting=%d wait_s=%.0f", call_id,
+                        len(self._waiting), wait_s)
             return ""
         try:
             for i in range(0, len(pcm), piece_bytes):
@@ -195,9 +215,12 @@ class Recogniser:
         for freed in list(self._waiting):
             if not freed.done():
                 freed.set_result(None)
+        if not self._open:
+            self.trimmer.idle()
 
     def close(self) -> None:
         """Stop the executor if this recogniser made it; pending decodes are cancelled."""
+        self.trimmer.cancel()
         if self._own_executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
 

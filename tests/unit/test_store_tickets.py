@@ -115,7 +115,21 @@ async def test_caller_history_lists_recent_calls_tickets_and_every_restriction(s
     assert [r["id"] for r in history["restrictions"]] == [lifted.id, old.id]
     assert history["restrictions"][0]["lift_reason"] == "apologised"
     assert not any(r["active"] for r in history["restrictions"])
-    assert await store.caller_history(None, now=now) == {"calls": [], "tickets": [], "restrictions": []}
+    assert history["calls_total"] == 2 and history["tickets_total"] == 2
+    assert await store.caller_history(None, now=now) == {"calls": [], "tickets": [], "restrictions": [],
+                                                         "calls_total": 0, "tickets_total": 0}
+
+
+async def test_the_history_of_a_number_that_calls_all_day_lists_the_latest_and_counts_the_rest(store):
+    now = sh(2026, 11, 27, 12)
+    for i in range(30):
+        await store.open_call(call_id=f"c{i}", number=NUMBER, channel=f"PJSIP/t-{i}",
+                              started_at=now - timedelta(minutes=30 - i))
+        await store.create_ticket_draft(call_id=f"c{i}", request_type="help", created_at=now - timedelta(minutes=30 - i))
+    history = await store.caller_history(NUMBER, now=now, limit=5)
+    assert [c["call_id"] for c in history["calls"]] == ["c29", "c28", "c27", "c26", "c25"]
+    assert len(history["tickets"]) == 5
+    assert history["calls_total"] == 30 and history["tickets_total"] == 30
 
 
 # -- outbox ----------------------------------------------------------------------------------------------------

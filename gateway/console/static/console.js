@@ -313,10 +313,17 @@
     fillList("history-tickets", history.tickets, (t) =>
       `${t.id} ${TYPE_NAMES[t.type] || ""} ${t.category || ""} ${TICKET_STATUS_NAMES[t.status] || t.status || ""}`
         .trim());
+    // the pop lists only the latest of a frequent caller's calls and tickets; the totals say how many in all
+    showTotal("history-calls-total", (history.calls || []).length, history.calls_total);
+    showTotal("history-tickets-total", (history.tickets || []).length, history.tickets_total);
     fillList("history-restrictions", history.restrictions, (r) => {
       const state = r.active ? "生效中" : (r.lifted_at ? "已解除" : "已到期");
       return `${fullTime(r.decided_at)} 至 ${fullTime(r.until)} ${state}：${r.reason || ""}`;
     });
+  }
+
+  function showTotal(id, shown, total) {
+    $(id).textContent = Number(total) > shown ? `近90日共 ${Number(total)} 条，显示最近 ${shown} 条` : "";
   }
 
   function fillList(id, items, describe) {
