@@ -12,6 +12,7 @@ from gateway.cli import linkage as cli_linkage
 from gateway.cli import model as cli_model
 from gateway.cli import pending as cli_pending
 from gateway.cli import restrict as cli_restrict
+from gateway.cli import tickets as cli_tickets
 from gateway.cli import sandbox as cli_sandbox
 from gateway.cli import triage as cli_triage
 from gateway.config import CONFIG_ENV, ConfigError, load_config
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_model.register(sub)
     cli_linkage.register(sub)
     cli_triage.register(sub)
+    cli_tickets.register(sub)
     return parser
 
 

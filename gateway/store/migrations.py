@@ -280,4 +280,31 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX pushes_pending ON pushes (created_at) WHERE state = 'pending';
         """,
     ),
+    (
+        8,
+        """
+        -- The units' handling of a ticket as the work-order system reports it (art. 10-13, gateway/workorder):
+        -- which unit has it since when, its due date (art. 11 period, extended at most twice) and every report.
+        ALTER TABLE tickets ADD COLUMN request_type TEXT;
+        ALTER TABLE tickets ADD COLUMN unit TEXT;
+        ALTER TABLE tickets ADD COLUMN unit_received TEXT;
+        ALTER TABLE tickets ADD COLUMN due TEXT;
+        ALTER TABLE tickets ADD COLUMN extensions INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE ticket_status_log (
+            id        INTEGER PRIMARY KEY,
+            ticket_no TEXT NOT NULL,
+            status    TEXT NOT NULL,
+            unit      TEXT,
+            due       TEXT,
+            at        TEXT NOT NULL,
+            source    TEXT NOT NULL,
+            reason    TEXT
+        );
+        CREATE INDEX ticket_status_log_ticket ON ticket_status_log (ticket_no, id);
+        CREATE TRIGGER ticket_status_log_no_update BEFORE UPDATE ON ticket_status_log
+        BEGIN
+            SELECT RAISE(ABORT, 'ticket_status_log is append-only');
+        END;
+        """,
+    ),
 ]
