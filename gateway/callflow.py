@@ -17,7 +17,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Callable, Protocol
+from typing import Awaitable, Callable, Protocol
 
 from gateway.agi.replies import AGIError, AGIHangup
 from gateway.agi.session import AGISession
@@ -38,14 +38,8 @@ from gateway.contract import (
 )
 from gateway.restriction import RefusalEnd, Restriction, last_day, refusal_end
 from gateway.store.database import Store
-from ivr.menu import (
-    PRIORITY_EMERGENCY,
-    PRIORITY_NORMAL,
-    Menu,
-    MenuState,
-    Step,
-    fault_priority,
-)
+from ivr.menu import PRIORITY_EMERGENCY, PRIORITY_NORMAL, Menu, MenuState, fault_priority
+from ivr.menu_steps import Step
 from ivr.runner import MenuOutcome, announce_restriction, run_menu
 from ivr.triage.deadline import due_date
 
@@ -99,9 +93,12 @@ class CallFlow:
     """Handles the ``entry`` FastAGI script for every call to the hotline."""
 
     def __init__(self, store: Store, menu: Menu, settings: CallFlowSettings,
-                 clock: Callable[[], datetime], linkage: MenuLinkage | None = None) -> None:
+                 clock: Callable[[], datetime], linkage: MenuLinkage | None = None,
+                 lookup_ticket: Callable[[str], Awaitable[dict | None]] | None = None) -> None:
+        """``lookup_ticket`` answers the progress query (default: the store's ticket status)."""
         self.linkage = linkage
         self.store = store
+        self.lookup_ticket = lookup_ticket or store.ticket_status
         self.menu = menu
         self.settings = settings
         self.clock = clock
@@ -146,7 +143,7 @@ class CallFlow:
         if restriction := await self._enter(agi, call_id, caller):
             return await self.refuse(agi, call_id, caller, restriction)
         outcome = await run_menu(agi, self.menu, prompt_dir=self.settings.prompt_dir,
-                                 lookup_ticket=self.store.ticket_status, on_step=FaultPriority(agi, self.menu).follow)
+                                 lookup_ticket=self.lookup_ticket, on_step=FaultPriority(agi, self.menu).follow)
         await self.queue(agi, call_id, outcome, caller)
 
     async def _enter(self, agi: AGISession, call_id: str, caller: CallerNumber) -> Restriction | None:
@@ -194,7 +191,7 @@ class CallFlow:
         await priority.raise_to(fault_priority(emergency_menu, MenuState(node=EMERGENCY_NODE)))
         log.info("call=%s event=restricted_caller_asks_for_emergency_help priority=%s", call_id, priority.on_channel)
         outcome = await run_menu(agi, emergency_menu, prompt_dir=self.settings.prompt_dir,
-                                 lookup_ticket=self.store.ticket_status, on_step=priority.follow)
+                                 lookup_ticket=self.lookup_ticket, on_step=priority.follow)
         outcome = replace(outcome, ivr_path=[pressed, *outcome.ivr_path], priority=PRIORITY_EMERGENCY)
         await self.queue(agi, call_id, outcome, caller)
 

@@ -155,6 +155,13 @@ class ConsoleSection:
 
 
 @dataclass(frozen=True)
+class WorkOrderSection:
+    host: str
+    port: int
+    token_env: str                # the status API's bearer token; else the generated state file
+
+
+@dataclass(frozen=True)
 class MQTTSection:
     host: str
     port: int
@@ -190,6 +197,7 @@ class Config:
     speech: SpeechSection
     triage: TriageSection
     console: ConsoleSection
+    workorder: WorkOrderSection
     mqtt: MQTTSection
     asterisk: AsteriskSection
     sandbox: SandboxSection
@@ -206,6 +214,21 @@ class Config:
     @property
     def ami_secret_file(self) -> Path:
         return self.gateway.state_dir / "secrets" / "ami.secret"
+
+    @property
+    def workorder_token_file(self) -> Path:
+        return self.gateway.state_dir / "secrets" / "workorder.token"
+
+    def workorder_token(self) -> str | None:
+        """The work-order status API's token: the environment variable first, then the file `hotline stack up`
+        generates; None when neither is set (the API is then not started)."""
+        value = os.environ.get(self.workorder.token_env, "").strip()
+        if not value:
+            try:
+                value = self.workorder_token_file.read_text().strip()
+            except OSError:
+                value = ""
+        return value or None
 
     def ami_secret(self) -> str:
         """The AMI secret: the environment variable first, then the sandbox stack's generated file."""
@@ -385,6 +408,8 @@ def _build(data: dict[str, Any], source: str) -> Config:
             low_confidence=r.get("triage.low_confidence", float, check=lambda v: 0 <= v <= 1,
                                  reason="must be a score from 0 to 1")),
         console=ConsoleSection(host=r.get("console.host", str, **ip), port=r.get("console.port", int, **port)),
+        workorder=WorkOrderSection(host=r.get("workorder.host", str, **ip), port=r.get("workorder.port", int, **port),
+                                   token_env=r.get("workorder.token_env", str)),
         mqtt=MQTTSection(host=r.get("mqtt.host", str, **ip), port=r.get("mqtt.port", int, **port),
                          ws_port=r.get("mqtt.ws_port", int, **port)),
         asterisk=AsteriskSection(

@@ -27,6 +27,9 @@ from gateway.callflow import CallFlow, CallFlowSettings
 from gateway.config import Config
 from gateway.console.app import create_console_app
 from gateway.console.request_errors import console_server_logger
+from gateway.workorder.progress import progress_lookup
+from gateway.workorder.status_api import create_status_app
+from ivr.prompts import catalogue_units
 from gateway.agi.server import FastAGIServer
 from gateway.store.database import Store
 from ami_handlers.queue_events import channel_vars
@@ -157,7 +160,8 @@ class GatewayService:
             flow = CallFlow(store, menu, CallFlowSettings(
                 prompt_dir=cfg.ivr.asterisk_prompt_dir, deadline_s=cfg.gateway.call_deadline_s, tz=cfg.gateway.tz,
                 capture_mode=speech.capture.mode if speech else (lambda: None),
-                restricted_emergency_key=cfg.restriction.emergency_key), clock=utc_now, linkage=linkage)
+                restricted_emergency_key=cfg.restriction.emergency_key), clock=utc_now, linkage=linkage,
+                lookup_ticket=progress_lookup(store.ticket_status, catalogue_units()))
             fastagi = FastAGIServer({"entry": flow.entry}, host=cfg.fastagi.host, port=cfg.fastagi.port,
                                     command_timeout=cfg.fastagi.command_timeout_s,
                                     header_timeout=cfg.fastagi.header_timeout_s)
@@ -171,6 +175,9 @@ class GatewayService:
             stack.push_async_callback(fastagi.close)
             console = await _start_console(cfg, store, agent_transfer.transfer, centre_choices(emergency_list))
             stack.push_async_callback(console.cleanup)
+            workorder_api = await _start_workorder_api(cfg, store)
+            if workorder_api is not None:
+                stack.push_async_callback(workorder_api.cleanup)
             log.info("event=started fastagi=%s:%s ami=%s:%s store=%s frozen_objects=%d", cfg.fastagi.host,
                      fastagi.port, cfg.ami.host, cfg.ami.port, cfg.store.path, freeze_startup_objects())
             try:
@@ -343,6 +350,24 @@ async def _start_console(cfg: Config, store: Store, transfer, centres) -> web.Ap
         await runner.cleanup()
         raise
     log.info("event=console_ready url=http://%s:%s/", cfg.console.host, cfg.console.port)
+    return runner
+
+
+async def _start_workorder_api(cfg: Config, store: Store) -> web.AppRunner | None:
+    """The work-order system's status API (gateway.workorder.status_api), if a token is configured."""
+    token = cfg.workorder_token()
+    if token is None:
+        log.warning("event=workorder_api_disabled reason=no_token token_env=%s", cfg.workorder.token_env)
+        return None
+    runner = web.AppRunner(create_status_app(store=store, token=token, clock=utc_now), access_log=None,
+                           logger=console_server_logger())
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, cfg.workorder.host, cfg.workorder.port, backlog=32).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    log.info("event=workorder_api_ready url=http://%s:%s/api/v1/", cfg.workorder.host, cfg.workorder.port)
     return runner
 
 

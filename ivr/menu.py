@@ -14,6 +14,11 @@ from typing import Literal, TypeAlias
 
 from gateway.contract import REQUEST_TYPES, UNSPECIFIED_REQUEST
 from gateway.basics.data_errors import DataFileError, read_toml
+from ivr.menu_steps import (
+    AnnounceTicket, CollectTicket, DigitEvent, Event, LookupTicket, Played, PlayAndWait, Queue, Reason, Step,
+    TicketEntered, TicketLookedUp, Timeout,
+)
+from ivr.say import say_date
 
 DEFAULT_MENU_PATH = Path(__file__).with_name("menu.toml")
 
@@ -54,6 +59,8 @@ class TicketQueryAction:
     not_found_prompt: str
     unknown_status_prompt: str
     status_prompts: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    unit_prompt: str | None = None      # "the unit handling it is", before the unit's name
+    due_prompt: str | None = None       # "to be handled by", before the due date
 
 
 @dataclass(frozen=True)
@@ -98,6 +105,8 @@ class Menu:
                     refs += [(f"{at}.prompt", action.prompt), (f"{at}.not_found_prompt", action.not_found_prompt),
                              (f"{at}.unknown_status_prompt", action.unknown_status_prompt)]
                     refs += [(f"{at}.status_prompts.{s}", p) for s, p in action.status_prompts.items()]
+                    refs += [(f"{at}.{name}", p) for name, p in (("unit_prompt", action.unit_prompt),
+                                                                 ("due_prompt", action.due_prompt)) if p]
         return refs
 
 
@@ -146,7 +155,7 @@ class _Parser:
         "queue": {"request_type", "priority", "emergency"},
         "submenu": {"node"},
         "ticket_query": {"prompt", "max_digits", "timeout_ms", "not_found_prompt", "unknown_status_prompt",
-                         "status_prompts"},
+                         "status_prompts", "unit_prompt", "due_prompt"},
         "agent": {"priority"},
     }
 
@@ -263,80 +272,11 @@ class _Parser:
             not_found_prompt=self.prompt(raw, at, "not_found_prompt"),
             unknown_status_prompt=self.prompt(raw, at, "unknown_status_prompt"),
             status_prompts=MappingProxyType(statuses),
+            unit_prompt=self.prompt(raw, at, "unit_prompt") if "unit_prompt" in raw else None,
+            due_prompt=self.prompt(raw, at, "due_prompt") if "due_prompt" in raw else None,
         )
 
 
-# --- steps (what the runner does next) and events (what happened) -----------------------------------------
-
-
-@dataclass(frozen=True)
-class PlayAndWait:
-    prompt: str
-    timeout_ms: int
-    barge_in: bool = True
-
-
-@dataclass(frozen=True)
-class CollectTicket:
-    prompt: str
-    max_digits: int
-    timeout_ms: int
-
-
-@dataclass(frozen=True)
-class LookupTicket:
-    ticket: str
-
-
-@dataclass(frozen=True)
-class AnnounceTicket:
-    ticket: str
-    prompts: tuple[str, ...]
-
-
-Reason = Literal["selected", "timeout", "invalid", "agent"]
-
-
-@dataclass(frozen=True)
-class Queue:
-    request_type: str
-    priority: int
-    emergency: str | None
-    reason: Reason
-    ticket_query: str | None = None
-    announce: str | None = None
-
-
-Step: TypeAlias = PlayAndWait | CollectTicket | LookupTicket | AnnounceTicket | Queue
-
-
-@dataclass(frozen=True)
-class DigitEvent:
-    digit: str
-
-
-@dataclass(frozen=True)
-class Timeout:
-    pass
-
-
-@dataclass(frozen=True)
-class TicketEntered:
-    digits: str
-
-
-@dataclass(frozen=True)
-class TicketLookedUp:
-    status: str | None
-    failed: bool = False
-
-
-@dataclass(frozen=True)
-class Played:
-    pass
-
-
-Event: TypeAlias = DigitEvent | Timeout | TicketEntered | TicketLookedUp | Played
 Phase = Literal["menu", "ticket_entry", "ticket_lookup", "ticket_announce", "done"]
 
 
@@ -429,7 +369,12 @@ def _ticket_looked_up(menu: Menu, state: MenuState, event: TicketLookedUp) -> tu
         return _queue(menu, state, AgentAction(), "agent")
     if event.status is None:
         return _announce(state, (action.not_found_prompt,))
-    return _announce(state, (action.status_prompts.get(event.status, action.unknown_status_prompt),))
+    prompts = [action.status_prompts.get(event.status, action.unknown_status_prompt)]
+    if action.unit_prompt and event.unit_prompt:
+        prompts += [action.unit_prompt, event.unit_prompt]
+    if action.due_prompt and event.due:
+        prompts += [action.due_prompt, *say_date(event.due)]
+    return _announce(state, tuple(prompts))
 
 
 def _announce(state: MenuState, prompts: tuple[str, ...]) -> tuple[MenuState, Step]:

@@ -9,7 +9,7 @@ import os
 import re
 import tempfile
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,12 @@ class BuildReport:
     skipped: list[str] = field(default_factory=list)
 
 
+def catalogue_units() -> list[str]:
+    """The responsible units of the packaged unit catalogue (ivr/triage/units.toml)."""
+    from ivr.triage.units import load_units  # noqa: PLC0415 (the triage lexicon loads only when prompts are built)
+    return [c.unit for c in load_units().categories]
+
+
 def load_catalogue(path: str | Path = DEFAULT_CATALOGUE_PATH) -> dict[str, str]:
     file = str(path)
     try:
@@ -67,18 +73,30 @@ def load_catalogue(path: str | Path = DEFAULT_CATALOGUE_PATH) -> dict[str, str]:
     return catalogue
 
 
+def unit_prompt_name(unit: str) -> str:
+    """The prompt that speaks a responsible unit's name (built for every unit of the unit catalogue)."""
+    return "unit_" + hashlib.sha256(unit.encode()).hexdigest()[:12]
+
+
+def unit_prompts(units: Iterable[str]) -> dict[str, str]:
+    """Prompt name -> text for each unit, so that the progress query (art. 12) can say who handles a ticket."""
+    return {unit_prompt_name(u): u for u in sorted(set(units)) if u.strip() and not u.lstrip().startswith("-")}
+
+
 def prompt_hash(text: str, voice: str) -> str:
     return hashlib.sha256(f"{_FORMAT}\0{voice}\0{text}".encode()).hexdigest()
 
 
 async def build_prompts(catalogue_path: str | Path, out_dir: str | Path, *, voice: str = DEFAULT_VOICE,
-                        force: bool = False, espeak: str = "espeak-ng", jobs: int | None = None) -> BuildReport:
-    """Synthesise every catalogue entry to `out_dir/<name>.wav` (8 kHz mono 16-bit), skipping unchanged ones.
+                        force: bool = False, espeak: str = "espeak-ng", jobs: int | None = None,
+                        units: Iterable[str] | None = None) -> BuildReport:
+    """Synthesise every catalogue entry, and the name of every responsible unit (`units`, by default those of the
+    unit catalogue), to `out_dir/<name>.wav` (8 kHz mono 16-bit), skipping unchanged ones.
 
     `out_dir/manifest.json` records the text+voice hash of each built prompt; it is rewritten even when a prompt
     fails, so a rerun picks up where this one stopped.
     """
-    catalogue = load_catalogue(catalogue_path)
+    catalogue = {**load_catalogue(catalogue_path), **unit_prompts(catalogue_units() if units is None else units)}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     old = _read_manifest(out)

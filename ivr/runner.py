@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Protocol
 
-from ivr.menu import (
-    DTMF_KEYS, AnnounceTicket, CollectTicket, DigitEvent, Event, LookupTicket, Menu, MenuState, PlayAndWait,
-    Played, Queue, Reason, Step, TicketEntered, TicketLookedUp, Timeout, next_step, start,
+from ivr.menu import DTMF_KEYS, Menu, MenuState, next_step, start
+from ivr.menu_steps import (
+    AnnounceTicket, CollectTicket, DigitEvent, Event, LookupTicket, PlayAndWait, Played, Queue, Reason, Step,
+    TicketEntered, TicketLookedUp, Timeout,
 )
 from ivr.say import say_date
 
@@ -77,10 +78,14 @@ async def _perform(session: MenuSession, step: Step, prompt_dir: str, lookup_tic
         status = record.get("status") if isinstance(record, dict) else None
         if record is not None and not isinstance(status, str):
             status = ""  # found, status unreadable: the generic "being handled" prompt
-        return TicketLookedUp(status=status)
+        unit_prompt = record.get("unit_prompt") if isinstance(record, dict) else None
+        due = record.get("due") if isinstance(record, dict) else None
+        return TicketLookedUp(status=status, unit_prompt=unit_prompt if isinstance(unit_prompt, str) else None,
+                              due=due if isinstance(due, date) else None)
     if isinstance(step, AnnounceTicket):
         for prompt in step.prompts:
             await session.stream_file(_path(prompt_dir, prompt))
+        log.info("event=ticket_announced ticket=%s prompts=%s", step.ticket, ",".join(step.prompts))
         return Played()
     raise TypeError(f"unknown step {step!r}")
 

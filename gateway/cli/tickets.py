@@ -14,7 +14,7 @@ from typing import Any
 from gateway.basics.clock import SHANGHAI
 from gateway.cli.output import fail, iso, print_table
 from gateway.store.database import Store
-from gateway.workorder.lifecycle import STATUSES, Handling, TransitionRefused, UnknownStatus
+from gateway.workorder.lifecycle import STATUSES, Handling, TransitionRefused, UnknownStatus, handling_json
 
 
 def now() -> datetime:
@@ -72,13 +72,6 @@ async def tickets_show(args: argparse.Namespace, config: Any) -> int:
         print_table(entries, [("at", "at"), ("status", "status"), ("unit", "unit"), ("due", "due"),
                               ("by", "source"), ("reason", "reason")])
     return 0
-
-
-def handling_json(ticket_no: str, handling: Handling) -> dict:
-    """The ticket's handling as the CLI and the status API show it."""
-    return {"ticket": ticket_no, "status": handling.status, "type": handling.request_type, "unit": handling.unit,
-            "unit_received": handling.unit_received.isoformat() if handling.unit_received else None,
-            "due": handling.due.isoformat() if handling.due else None, "extensions": handling.extensions}
 
 
 def describe(handling: Handling) -> str:

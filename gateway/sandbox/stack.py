@@ -80,6 +80,8 @@ class Stack:
 
         if self.gateway.pid() is None:
             self.status_file.unlink(missing_ok=True)
+            if not os.environ.get(cfg.workorder.token_env):
+                _generated_secret(cfg.workorder_token_file)    # the work-order status API's token
             argv = [sys.executable, "-m", "gateway.cli.main"]
             if self.config_path:
                 argv += ["--config", str(self.config_path)]
@@ -124,13 +126,7 @@ class Stack:
         env = os.environ.get(self.config.ami.secret_env)
         if env:
             return env
-        path = self.config.ami_secret_file
-        if not path.exists():
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_urlsafe(24) + "\n")
-        return path.read_text().strip()
+        return _generated_secret(self.config.ami_secret_file)
 
     def _prompts(self, log) -> None:
         from ivr.prompts import build_prompts  # noqa: PLC0415 (pydub import cost only when needed)
@@ -228,3 +224,13 @@ def _state_writes(writes: object) -> dict:
             "state_failing": ",".join(f"{target}:{info.get('kind')}" for target, info in failing.items()) or None,
             "state_failed_writes": writes.get("failed_writes"),
             "outbox_in_memory": writes.get("outbox_in_memory")}
+
+
+def _generated_secret(path: Path) -> str:
+    """The secret kept in ``path`` (mode 0600), made on first use."""
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(24) + "\n")
+    return path.read_text().strip()

@@ -6,7 +6,7 @@ The methods rely on what `Store` provides: `self._db` (the aiosqlite connection,
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -41,19 +41,22 @@ class TicketsMixin:
     # -- tickets ----------------------------------------------------------------------------------------------
 
     async def ticket_status(self, ticket_no: str) -> dict | None:
-        """The status the IVR progress query announces: the ticket system's, else 'received' for a draft."""
+        """What the IVR progress query announces: the status, unit and due date the work-order system reported,
+        else 'received' for a draft nobody has reported on."""
         rows = await self._db.execute_fetchall(
-            "SELECT ticket_no, status, updated_at FROM tickets WHERE ticket_no = ?", (ticket_no,)
+            "SELECT ticket_no, status, updated_at, unit, due FROM tickets WHERE ticket_no = ?", (ticket_no,)
         )
         if rows:
-            return {**dict(rows[0]), "updated_at": from_ts(rows[0]["updated_at"])}
+            row = rows[0]
+            return {**dict(row), "updated_at": from_ts(row["updated_at"]),
+                    "due": date.fromisoformat(row["due"]) if row["due"] else None}
         rows = await self._db.execute_fetchall(
             "SELECT ticket_id, updated_at FROM ticket_drafts WHERE ticket_id = ?", (ticket_no,)
         )
         if not rows:
             return None
         return {"ticket_no": rows[0]["ticket_id"], "status": DRAFT_PUBLIC_STATUS,
-                "updated_at": from_ts(rows[0]["updated_at"])}
+                "updated_at": from_ts(rows[0]["updated_at"]), "unit": None, "due": None}
 
     async def create_ticket_draft(self, *, call_id: str, request_type: str | None, created_at: datetime) -> str:
         """A new draft; its id is the local date and that day's sequence number: "2026112700042"."""

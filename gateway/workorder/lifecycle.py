@@ -16,7 +16,7 @@ from datetime import date
 from ivr.triage.deadline import DEFAULT_CALENDAR, DUE_WORKING_DAYS, WorkingDayCalendar, add_working_days
 
 __all__ = ["MAX_EXTENSIONS", "RETURN_WINDOW_WORKING_DAYS", "STATUSES", "Handling", "TransitionRefused",
-           "UnknownStatus", "next_handling"]
+           "UnknownStatus", "handling_json", "next_handling"]
 
 STATUSES = ("received", "transferred", "returned", "extended", "done", "closed")
 RETURN_WINDOW_WORKING_DAYS = 2     # art. 10
@@ -93,3 +93,10 @@ def next_handling(current: Handling | None, status: str, *, on: date, unit: str 
         return replace(base, status=status, due=add_working_days(base.due, period, calendar),
                        extensions=base.extensions + 1)
     return replace(base, status=status)
+
+
+def handling_json(ticket_no: str, handling: Handling) -> dict:
+    """The ticket's handling as the CLI and the status API show it."""
+    return {"ticket": ticket_no, "status": handling.status, "type": handling.request_type, "unit": handling.unit,
+            "unit_received": handling.unit_received.isoformat() if handling.unit_received else None,
+            "due": handling.due.isoformat() if handling.due else None, "extensions": handling.extensions}

@@ -1,14 +1,18 @@
 import dataclasses
 import tomllib
 
+from datetime import date
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr.menu import (
-    DEFAULT_MENU_PATH, AnnounceTicket, CollectTicket, DigitEvent, LookupTicket, MenuError, PlayAndWait, Played,
-    MenuState, Queue, TicketEntered, TicketLookedUp, Timeout, fault_priority, load_menu, next_step, start,
-    validate_prompts,
+    DEFAULT_MENU_PATH, MenuError, MenuState, fault_priority, load_menu, next_step, start, validate_prompts,
+)
+from ivr.menu_steps import (
+    AnnounceTicket, CollectTicket, DigitEvent, LookupTicket, PlayAndWait, Played, Queue, TicketEntered,
+    TicketLookedUp, Timeout,
 )
 from ivr.prompts import DEFAULT_CATALOGUE_PATH, load_catalogue
 
@@ -124,8 +128,9 @@ def test_silence_in_the_emergency_submenu_still_queues_at_top_priority():
 
 @pytest.mark.parametrize("status, prompt", [
     ("received", "ticket_status_received"), ("processing", "ticket_status_processing"),
-    ("done", "ticket_status_done"), ("closed", "ticket_status_closed"), ("returned", "ticket_status_other"),
-    (None, "ticket_not_found"),
+    ("done", "ticket_status_done"), ("closed", "ticket_status_closed"), ("returned", "ticket_status_returned"),
+    ("transferred", "ticket_status_transferred"), ("extended", "ticket_status_extended"),
+    ("lost in the post", "ticket_status_other"), (None, "ticket_not_found"),
 ])
 def test_ticket_query_announces_status_then_goes_to_an_agent(status, prompt):
     state, steps = run(keys("6") + [TicketEntered("202603310001"), TicketLookedUp(status), Played()])
@@ -134,6 +139,19 @@ def test_ticket_query_announces_status_then_goes_to_an_agent(status, prompt):
     assert steps[4] == Queue("unspecified", 0, None, "agent", ticket_query="202603310001",
                              announce="transfer_agent")
     assert state.path == ("welcome", "6", "ticket")
+
+
+def test_ticket_query_says_the_unit_and_the_due_date_after_the_status():
+    looked_up = TicketLookedUp("transferred", unit_prompt="unit_abc", due=date(2026, 12, 22))
+    _, steps = run(keys("6") + [TicketEntered("2026113000001"), looked_up, Played()])
+    assert steps[3] == AnnounceTicket("2026113000001", (
+        "ticket_status_transferred", "ticket_unit", "unit_abc", "ticket_due",
+        "digit_2", "digit_0", "digit_2", "digit_6", "year", "ten", "digit_2", "month", "digit_2", "ten", "digit_2",
+        "day"))
+    # a unit without a prompt is left unsaid; the due date still comes
+    _, steps = run(keys("6") + [TicketEntered("2026113000001"), TicketLookedUp("extended", due=date(2026, 1, 5)),
+                                Played()])
+    assert steps[3].prompts[:2] == ("ticket_status_extended", "ticket_due")
 
 
 def test_ticket_query_with_garbage_digits_is_not_found_without_a_lookup():

@@ -351,7 +351,7 @@ async def test_ticket_status(store):
     assert await store.ticket_status("ZJ1") is None
     await store.add_ticket("ZJ1", status="accepted", at=sh(2026, 3, 2, 9), call_id="c1")
     assert await store.ticket_status("ZJ1") == {"ticket_no": "ZJ1", "status": "accepted",
-                                                 "updated_at": sh(2026, 3, 2, 9)}
+                                                 "updated_at": sh(2026, 3, 2, 9), "unit": None, "due": None}
     await store.add_ticket("ZJ1", status="in progress", at=sh(2026, 3, 3, 9))
     assert (await store.ticket_status("ZJ1"))["status"] == "in progress"
 
