@@ -155,6 +155,11 @@ class ConsoleSection:
 
 
 @dataclass(frozen=True)
+class RecordingsSection:
+    retention_days: int           # natural days a day's recordings are kept after it (art. 20)
+
+
+@dataclass(frozen=True)
 class WorkOrderSection:
     host: str
     port: int
@@ -198,6 +203,7 @@ class Config:
     triage: TriageSection
     console: ConsoleSection
     workorder: WorkOrderSection
+    recordings: RecordingsSection
     mqtt: MQTTSection
     asterisk: AsteriskSection
     sandbox: SandboxSection
@@ -410,6 +416,9 @@ def _build(data: dict[str, Any], source: str) -> Config:
         console=ConsoleSection(host=r.get("console.host", str, **ip), port=r.get("console.port", int, **port)),
         workorder=WorkOrderSection(host=r.get("workorder.host", str, **ip), port=r.get("workorder.port", int, **port),
                                    token_env=r.get("workorder.token_env", str)),
+        recordings=RecordingsSection(retention_days=r.get("recordings.retention_days", int,
+                                                          check=lambda v: 1 <= v <= 3650,
+                                                          reason="must be 1-3650 natural days")),
         mqtt=MQTTSection(host=r.get("mqtt.host", str, **ip), port=r.get("mqtt.port", int, **port),
                          ws_port=r.get("mqtt.ws_port", int, **port)),
         asterisk=AsteriskSection(

@@ -7,6 +7,7 @@ MQTT publisher, emergency list and linkage, speech capture, FastAGI, console) an
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -27,7 +28,9 @@ from gateway.callflow import CallFlow, CallFlowSettings
 from gateway.config import Config
 from gateway.console.app import create_console_app
 from gateway.console.request_errors import console_server_logger
+from gateway.basics.waiting import cancel_and_wait
 from gateway.workorder.progress import progress_lookup
+from recordings.retention import purge_all
 from gateway.workorder.status_api import create_status_app
 from ivr.prompts import catalogue_units
 from gateway.agi.server import FastAGIServer
@@ -178,6 +181,8 @@ class GatewayService:
             workorder_api = await _start_workorder_api(cfg, store)
             if workorder_api is not None:
                 stack.push_async_callback(workorder_api.cleanup)
+            purging = asyncio.get_running_loop().create_task(purge_recordings_daily(cfg), name="recordings-purge")
+            stack.push_async_callback(cancel_and_wait, purging)
             log.info("event=started fastagi=%s:%s ami=%s:%s store=%s frozen_objects=%d", cfg.fastagi.host,
                      fastagi.port, cfg.ami.host, cfg.ami.port, cfg.store.path, freeze_startup_objects())
             try:
@@ -369,6 +374,22 @@ async def _start_workorder_api(cfg: Config, store: Store) -> web.AppRunner | Non
         raise
     log.info("event=workorder_api_ready url=http://%s:%s/api/v1/", cfg.workorder.host, cfg.workorder.port)
     return runner
+
+
+async def purge_recordings_daily(cfg: Config, *, first_after_s: float = 60.0, every_s: float = 86_400.0) -> None:
+    """Purge recordings past their retention (recordings.retention) a minute after start, then once a day."""
+    await asyncio.sleep(first_after_s)
+    while True:
+        try:
+            reports = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
+                purge_all, cfg.speech.recordings_dir, cfg.speech.local_recording_dir, at=utc_now(),
+                retention_days=cfg.recordings.retention_days))
+            log.info("event=recordings_purged deleted=%d spool_deleted=%d failed=%d",
+                     reports["recordings"].deleted, reports["spool"].deleted,
+                     len(reports["recordings"].failed) + len(reports["spool"].failed))
+        except OSError as exc:   # an unreadable directory: tried again tomorrow, the service goes on
+            log.error("event=recordings_purge_failed error=%s", exc)
+        await asyncio.sleep(every_s)
 
 
 async def finish_background(tasks: set[asyncio.Task], grace_s: float) -> int:

@@ -11,6 +11,7 @@ from gateway.cli import classify as cli_classify
 from gateway.cli import linkage as cli_linkage
 from gateway.cli import model as cli_model
 from gateway.cli import pending as cli_pending
+from gateway.cli import recordings as cli_recordings
 from gateway.cli import restrict as cli_restrict
 from gateway.cli import tickets as cli_tickets
 from gateway.cli import sandbox as cli_sandbox
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_linkage.register(sub)
     cli_triage.register(sub)
     cli_tickets.register(sub)
+    cli_recordings.register(sub)
     return parser
 
 
