@@ -160,11 +160,12 @@ class GatewayService:
             background: set[asyncio.Task] = set()
             stack.push_async_callback(finish_background, background, SHUTDOWN_GRACE_S)
 
+            spoken_units = await asyncio.to_thread(catalogue_units)   # the units whose names have a prompt
             flow = CallFlow(store, menu, CallFlowSettings(
                 prompt_dir=cfg.ivr.asterisk_prompt_dir, deadline_s=cfg.gateway.call_deadline_s, tz=cfg.gateway.tz,
                 capture_mode=speech.capture.mode if speech else (lambda: None),
                 restricted_emergency_key=cfg.restriction.emergency_key), clock=utc_now, linkage=linkage,
-                lookup_ticket=progress_lookup(store.ticket_status, catalogue_units()))
+                lookup_ticket=progress_lookup(store.ticket_status, spoken_units))
             fastagi = FastAGIServer({"entry": flow.entry}, host=cfg.fastagi.host, port=cfg.fastagi.port,
                                     command_timeout=cfg.fastagi.command_timeout_s,
                                     header_timeout=cfg.fastagi.header_timeout_s)

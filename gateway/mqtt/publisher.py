@@ -170,8 +170,10 @@ class MQTTPublisher:
         """Until woken, the sweep interval passes, or the connection drops (raises MqttError)."""
         woken = asyncio.ensure_future(self._wakeup.wait())
         try:
-            await asyncio.wait_for(_until_disconnected(client, woken), self._sweep_interval)
-        except asyncio.TimeoutError:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the task's cancellation (gh-86296)
+            async with asyncio.timeout(self._sweep_interval):
+                await _until_disconnected(client, woken)
+        except TimeoutError:
             pass
         finally:
             woken.cancel()
