@@ -8,7 +8,8 @@ import pytest
 import ivr.prompts
 from ivr.menu import DEFAULT_MENU_PATH, load_menu
 from ivr.prompts import (
-    DEFAULT_CATALOGUE_PATH, CatalogueError, PromptBuildError, build_prompts, load_catalogue,
+    DEFAULT_CATALOGUE_PATH, CatalogueError, PromptBuildError, build_prompts, catalogue_units, load_catalogue,
+    unit_prompt_name,
 )
 from ivr.say import WORD_PROMPTS
 
@@ -34,7 +35,7 @@ def wav_info(path):
 
 async def test_prompts_are_built_as_8khz_mono_16bit_wav(tmp_path):
     out = tmp_path / "zh"
-    report = await build_prompts(write(tmp_path, SMALL), out)
+    report = await build_prompts(write(tmp_path, SMALL), out, units=())
     assert report.built == ["transfer_agent", "digit_8", "ticket_prompt"] and report.skipped == []
     for name in report.built:
         rate, channels, width, seconds = wav_info(out / f"{name}.wav")
@@ -47,20 +48,20 @@ async def test_prompts_are_built_as_8khz_mono_16bit_wav(tmp_path):
 
 async def test_second_run_skips_unchanged_prompts_and_rebuilds_changed_ones(tmp_path):
     catalogue, out = write(tmp_path, SMALL), tmp_path / "zh"
-    await build_prompts(catalogue, out)
+    await build_prompts(catalogue, out, units=())
     first_mtime = (out / "digit_8.wav").stat().st_mtime_ns
 
-    again = await build_prompts(catalogue, out)
+    again = await build_prompts(catalogue, out, units=())
     assert again.built == [] and sorted(again.skipped) == ["digit_8", "ticket_prompt", "transfer_agent"]
     assert (out / "digit_8.wav").stat().st_mtime_ns == first_mtime
 
     write(tmp_path, SMALL.replace('"八"', '"九"'))
     (out / "ticket_prompt.wav").unlink()
-    changed = await build_prompts(catalogue, out)
+    changed = await build_prompts(catalogue, out, units=())
     assert changed.built == ["digit_8", "ticket_prompt"] and changed.skipped == ["transfer_agent"]
 
-    assert len((await build_prompts(catalogue, out, force=True)).built) == 3
-    assert len((await build_prompts(catalogue, out, voice="cmn")).built) == 3
+    assert len((await build_prompts(catalogue, out, force=True, units=())).built) == 3
+    assert len((await build_prompts(catalogue, out, voice="cmn", units=())).built) == 3
 
 
 async def test_conversion_runs_off_the_event_loop_thread(tmp_path, monkeypatch):
@@ -72,7 +73,7 @@ async def test_conversion_runs_off_the_event_loop_thread(tmp_path, monkeypatch):
         convert(src, dest)
 
     monkeypatch.setattr(ivr.prompts, "_convert", spy)
-    await build_prompts(write(tmp_path, SMALL), tmp_path / "zh")
+    await build_prompts(write(tmp_path, SMALL), tmp_path / "zh", units=())
     assert len(threads) == 3 and threading.main_thread() not in threads
 
 
@@ -87,7 +88,7 @@ async def test_conversion_runs_off_the_event_loop_thread(tmp_path, monkeypatch):
 async def test_a_broken_catalogue_raises_naming_the_prompt(tmp_path, text, name, reason):
     path = write(tmp_path, SMALL + text + "\n")
     with pytest.raises(CatalogueError) as info:
-        await build_prompts(path, tmp_path / "zh")
+        await build_prompts(path, tmp_path / "zh", units=())
     assert f"{path}: {name}: " in str(info.value) and reason in str(info.value)
     assert isinstance(info.value, PromptBuildError)  # what `hotline prompts build` reports
     assert not (tmp_path / "zh" / "transfer_agent.wav").exists()
@@ -101,7 +102,7 @@ def test_a_catalogue_that_is_not_toml_is_named(tmp_path):
 
 async def test_missing_espeak_ng_is_a_clear_error(tmp_path):
     with pytest.raises(PromptBuildError, match=r"prompt '\w+': .*not found"):
-        await build_prompts(write(tmp_path, SMALL), tmp_path / "zh", espeak=str(tmp_path / "no-espeak-ng"))
+        await build_prompts(write(tmp_path, SMALL), tmp_path / "zh", espeak=str(tmp_path / "no-espeak-ng"), units=())
 
 
 async def test_espeak_failure_names_the_prompt_and_keeps_the_prompts_already_built(tmp_path):
@@ -112,24 +113,24 @@ async def test_espeak_failure_names_the_prompt_and_keeps_the_prompts_already_bui
     wrapper.chmod(0o755)
     catalogue, out = write(tmp_path, SMALL + 'ticket_not_found = "坏"\n'), tmp_path / "zh"
     with pytest.raises(PromptBuildError, match=r"prompt 'ticket_not_found'.*exit 3.*broken text"):
-        await build_prompts(catalogue, out, espeak=str(wrapper), jobs=1)
+        await build_prompts(catalogue, out, espeak=str(wrapper), jobs=1, units=())
     assert set(json.loads((out / "manifest.json").read_text())["prompts"]) == {
         "transfer_agent", "digit_8", "ticket_prompt"}
 
     write(tmp_path, SMALL + 'ticket_not_found = "对不起，没有查到该工单。"\n')
-    report = await build_prompts(catalogue, out, espeak=str(wrapper))
+    report = await build_prompts(catalogue, out, espeak=str(wrapper), units=())
     assert report.built == ["ticket_not_found"]
 
 
 async def test_an_unknown_voice_is_a_clear_error_not_english_babble(tmp_path):
     # espeak-ng itself exits 0 for an unknown voice, speaking English instead.
     with pytest.raises(PromptBuildError, match="prompt 'transfer_agent': voice 'no-such-voice' is not installed"):
-        await build_prompts(write(tmp_path, SMALL), tmp_path / "zh", voice="no-such-voice")
+        await build_prompts(write(tmp_path, SMALL), tmp_path / "zh", voice="no-such-voice", units=())
 
 
 @pytest.mark.parametrize("voice", ["cmn", "cmn-latn-pinyin", "zh", "sit/cmn", "cmn-latn-pinyin+f3", "yue"])
 async def test_installed_voices_are_accepted_by_language_name_or_file(tmp_path, voice):
-    report = await build_prompts(write(tmp_path, 'digit_1 = "一"'), tmp_path / "zh", voice=voice)
+    report = await build_prompts(write(tmp_path, 'digit_1 = "一"'), tmp_path / "zh", voice=voice, units=())
     assert report.built == ["digit_1"]
 
 
@@ -139,6 +140,8 @@ async def test_the_shipped_catalogue_builds_every_prompt_the_menu_and_say_use(tm
     menu = load_menu(DEFAULT_MENU_PATH)
     needed = {name for _, name in menu.prompt_refs()} | set(WORD_PROMPTS) | {"restricted_intro", "restricted_outro"}
     assert needed <= set(report.built)
+    # and the name of every unit of the unit catalogue, for the progress query (art. 12)
+    assert {unit_prompt_name(u) for u in catalogue_units()} <= set(report.built)
     for name in report.built:
         assert wav_info(out / f"{name}.wav")[:3] == (8000, 1, 2)
 
