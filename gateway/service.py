@@ -348,13 +348,7 @@ async def _start_console(cfg: Config, store: Store, transfer, centres) -> web.Ap
                              ws_url=f"ws://{cfg.mqtt.host}:{cfg.mqtt.ws_port}/mqtt", clock=utc_now,
                              transfer=transfer, centres=centres, low_confidence=cfg.triage.low_confidence,
                              supervisors=[a.name for a in cfg.agents if a.role == "supervisor"])
-    runner = web.AppRunner(app, access_log=None, logger=console_server_logger())
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, cfg.console.host, cfg.console.port, backlog=128).start()
-    except BaseException:
-        await runner.cleanup()
-        raise
+    runner = await _serve_app(app, cfg.console.host, cfg.console.port, backlog=128)
     log.info("event=console_ready url=http://%s:%s/", cfg.console.host, cfg.console.port)
     return runner
 
@@ -365,15 +359,21 @@ async def _start_workorder_api(cfg: Config, store: Store) -> web.AppRunner | Non
     if token is None:
         log.warning("event=workorder_api_disabled reason=no_token token_env=%s", cfg.workorder.token_env)
         return None
-    runner = web.AppRunner(create_status_app(store=store, token=token, clock=utc_now), access_log=None,
-                           logger=console_server_logger())
+    runner = await _serve_app(create_status_app(store=store, token=token, clock=utc_now), cfg.workorder.host,
+                              cfg.workorder.port, backlog=32)
+    log.info("event=workorder_api_ready url=http://%s:%s/api/v1/", cfg.workorder.host, cfg.workorder.port)
+    return runner
+
+
+async def _serve_app(app: web.Application, host: str, port: int, *, backlog: int) -> web.AppRunner:
+    """Listen with ``app`` on host:port; unparseable requests are logged as one DEBUG line each."""
+    runner = web.AppRunner(app, access_log=None, logger=console_server_logger())
     await runner.setup()
     try:
-        await web.TCPSite(runner, cfg.workorder.host, cfg.workorder.port, backlog=32).start()
+        await web.TCPSite(runner, host, port, backlog=backlog).start()
     except BaseException:
         await runner.cleanup()
         raise
-    log.info("event=workorder_api_ready url=http://%s:%s/api/v1/", cfg.workorder.host, cfg.workorder.port)
     return runner
 
 
