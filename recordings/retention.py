@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 SPOOL_MAX_AGE_S = 24 * 3600     # no caller waits in the queue for a day
 _YEAR, _TWO = re.compile(r"\d{4}"), re.compile(r"\d{2}")
+# Only files that are recordings are ever deleted, so that a directory configured by mistake (a spool of "/tmp")
+# loses nothing else: WAVs, named by call id as recordings.files and the dialplan's MixMonitor name them.
+_RECORDING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}\.wav")
 
 
 @dataclass
@@ -73,7 +76,7 @@ def purge_recordings(base: Path, *, today: date, retention_days: int, dry_run: b
 
 def purge_spool(spool: Path, *, now: float | None = None, max_age_s: float = SPOOL_MAX_AGE_S,
                 dry_run: bool = False) -> PurgeReport:
-    """Delete fallback recordings older than ``max_age_s`` (abandoned calls); only files directly in ``spool``."""
+    """Delete fallback recordings older than ``max_age_s`` (abandoned calls): WAV files directly in ``spool``."""
     report = PurgeReport()
     if not spool.is_dir():
         return report
@@ -85,7 +88,7 @@ def purge_spool(spool: Path, *, now: float | None = None, max_age_s: float = SPO
             stat = path.stat()
         except OSError:
             continue
-        if stat.st_mtime < cutoff:
+        if stat.st_mtime < cutoff and _RECORDING_NAME.fullmatch(path.name):
             _delete(path, stat.st_size, report, dry_run)
     return report
 
@@ -109,8 +112,10 @@ def _children(directory: Path, name: re.Pattern[str], report: PurgeReport) -> li
 
 def _delete_files(day_dir: Path, report: PurgeReport, dry_run: bool) -> None:
     for path in sorted(day_dir.iterdir()):
-        if path.is_file() and not path.is_symlink():
+        if path.is_file() and not path.is_symlink() and _RECORDING_NAME.fullmatch(path.name):
             _delete(path, path.stat().st_size, report, dry_run)
+        else:
+            report.skipped.append(path.name)
 
 
 def _delete(path: Path, size: int, report: PurgeReport, dry_run: bool) -> None:
