@@ -228,28 +228,24 @@ class Config:
     def workorder_token(self) -> str | None:
         """The work-order status API's token: the environment variable first, then the file `hotline stack up`
         generates; None when neither is set (the API is then not started)."""
-        value = os.environ.get(self.workorder.token_env, "").strip()
-        if not value:
-            try:
-                value = self.workorder_token_file.read_text().strip()
-            except OSError:
-                value = ""
-        return value or None
+        return os.environ.get(self.workorder.token_env, "").strip() or _generated(self.workorder_token_file) or None
 
     def ami_secret(self) -> str:
         """The AMI secret: the environment variable first, then the sandbox stack's generated file."""
-        value = os.environ.get(self.ami.secret_env, "")
-        if value:
-            return value
-        try:
-            value = self.ami_secret_file.read_text().strip()
-        except OSError:
-            value = ""
+        value = os.environ.get(self.ami.secret_env, "") or _generated(self.ami_secret_file)
         if not value:
             raise ConfigError(self.source, [ConfigProblem(
                 "ami.secret_env",
                 f"no AMI secret: set ${self.ami.secret_env} (or run `hotline stack up`, which generates one)")])
         return value
+
+
+def _generated(path: Path) -> str:
+    """A secret `hotline stack up` generated into ``path``, or "" when there is none."""
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> Config:

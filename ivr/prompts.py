@@ -45,9 +45,9 @@ class BuildReport:
 
 
 def catalogue_units() -> list[str]:
-    """The responsible units of the packaged unit catalogue (ivr/triage/units.toml)."""
-    from ivr.triage.units import load_units  # noqa: PLC0415 (the triage lexicon loads only when prompts are built)
-    return [c.unit for c in load_units().categories]
+    """The responsible units of the packaged unit catalogue (ivr/triage/units.toml), as triage loaded it."""
+    from ivr.triage.classify import default_units  # noqa: PLC0415 (the triage lexicon loads only when needed)
+    return [c.unit for c in default_units().categories]
 
 
 def load_catalogue(path: str | Path = DEFAULT_CATALOGUE_PATH) -> dict[str, str]:
