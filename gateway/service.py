@@ -24,6 +24,7 @@ from gateway.basics.loop_lag import LoopLagMonitor, freeze_startup_objects
 from gateway.contract import CALL_ID_VAR, GATEWAY_USER
 from ami_handlers.client.connection import AMIConnection
 from ami_handlers.queue_events import QueueEventRecorder
+from gateway.aftercall.survey_flow import SurveyFlow
 from gateway.callflow import CallFlow, CallFlowSettings
 from gateway.config import Config
 from gateway.console.app import create_console_app
@@ -166,7 +167,8 @@ class GatewayService:
                 capture_mode=speech.capture.mode if speech else (lambda: None),
                 restricted_emergency_key=cfg.restriction.emergency_key), clock=utc_now, linkage=linkage,
                 lookup_ticket=progress_lookup(store.ticket_status, spoken_units))
-            fastagi = FastAGIServer({"entry": flow.entry}, host=cfg.fastagi.host, port=cfg.fastagi.port,
+            surveys = SurveyFlow(store, menu.survey, prompt_dir=cfg.ivr.asterisk_prompt_dir, clock=utc_now)
+            fastagi = FastAGIServer({"entry": flow.entry, "survey": surveys.intake}, host=cfg.fastagi.host, port=cfg.fastagi.port,
                                     command_timeout=cfg.fastagi.command_timeout_s,
                                     header_timeout=cfg.fastagi.header_timeout_s)
             service = cls(cfg, status_file=status_file, store=store, ami=ami, publisher=publisher,

@@ -19,6 +19,7 @@ from ivr.menu_steps import (
     TicketEntered, TicketLookedUp, Timeout,
 )
 from ivr.say import say_date
+from ivr.survey import Survey
 
 DEFAULT_MENU_PATH = Path(__file__).with_name("menu.toml")
 
@@ -90,6 +91,7 @@ class Menu:
     nodes: Mapping[str, Node]
     transfer_prompt: str | None
     source: str = "<menu>"
+    survey: Survey | None = None     # the satisfaction survey after the call (ivr.survey); None: not asked
 
     def prompt_refs(self) -> list[tuple[str, str]]:
         """(field path, prompt name) for every prompt the menu can play."""
@@ -107,6 +109,8 @@ class Menu:
                     refs += [(f"{at}.status_prompts.{s}", p) for s, p in action.status_prompts.items()]
                     refs += [(f"{at}.{name}", p) for name, p in (("unit_prompt", action.unit_prompt),
                                                                  ("due_prompt", action.due_prompt)) if p]
+        if self.survey is not None:
+            refs += [(f"survey.{name}", prompt) for name, prompt in self.survey.prompts()]
         return refs
 
 
@@ -121,7 +125,7 @@ def load_menu(path: str | Path = DEFAULT_MENU_PATH) -> Menu:
 
 def parse_menu(raw: Mapping[str, object], *, source: str = "<menu>") -> Menu:
     p = _Parser(source)
-    p.only_keys(raw, "", {"start", "transfer_prompt", "nodes"})
+    p.only_keys(raw, "", {"start", "transfer_prompt", "nodes", "survey"})
     nodes_raw = p.table(raw, "nodes", required=True)
     if not nodes_raw:
         raise MenuError(source, "nodes", "at least one node is required")
@@ -138,7 +142,8 @@ def parse_menu(raw: Mapping[str, object], *, source: str = "<menu>") -> Menu:
         for key, action in node.options.items():
             if isinstance(action, SubmenuAction) and action.node not in nodes:
                 raise MenuError(source, f"nodes.{node.id}.options.{key}.node", f"unknown node {action.node!r}")
-    return Menu(start=start, nodes=MappingProxyType(nodes), transfer_prompt=transfer, source=source)
+    survey = p.survey(p.table(raw, "survey")) if "survey" in raw else None
+    return Menu(start=start, nodes=MappingProxyType(nodes), transfer_prompt=transfer, source=source, survey=survey)
 
 
 def validate_prompts(menu: Menu, catalogue: Iterable[str]) -> None:
@@ -229,6 +234,31 @@ class _Parser:
             on_invalid=self.fallback(f"{at}.on_invalid", raw.get("on_invalid"), at),
             options=MappingProxyType(options),
         )
+
+    def survey(self, raw: Mapping[str, object]) -> Survey:
+        at = "survey"
+        self.only_keys(raw, at, {"enabled", "prompt", "retry_prompt", "thanks_prompt", "return_prompt", "timeout_ms",
+                                 "max_invalid", "cap_hours", "keys", "callback_due_working_days"})
+        enabled = raw.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise self.fail(at, "enabled", "must be true or false")
+        keys = {}
+        for key, level in self.table(raw, "keys", at=at, required=True).items():
+            if len(key) != 1 or key not in DTMF_KEYS:
+                raise self.fail(f"{at}.keys", key, "key must be one of 0-9, * or #")
+            if type(level) is not int or not 1 <= level <= 5:
+                raise self.fail(f"{at}.keys", key, "must be a rating 1..5")
+            keys[key] = level
+        if sorted(keys.values()) != [1, 2, 3, 4, 5]:
+            raise self.fail(at, "keys", "must give each of the five ratings 1..5 one key")
+        return Survey(
+            enabled=enabled, prompt=self.prompt(raw, at, "prompt"), retry_prompt=self.prompt(raw, at, "retry_prompt"),
+            thanks_prompt=self.prompt(raw, at, "thanks_prompt"),
+            return_prompt=self.prompt(raw, at, "return_prompt") if "return_prompt" in raw else None,
+            timeout_ms=self.integer(raw, at, "timeout_ms", low=1, high=60_000),
+            keys=MappingProxyType(keys), max_invalid=self.integer(raw, at, "max_invalid", low=1, high=5, default=2),
+            cap_hours=self.integer(raw, at, "cap_hours", low=0, high=24 * 365, default=24),
+            callback_due_working_days=self.integer(raw, at, "callback_due_working_days", low=1, high=30, default=2))
 
     def fallback(self, at: str, raw: object, node_at: str) -> FallbackAction:
         if raw is None:

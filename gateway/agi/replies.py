@@ -180,7 +180,8 @@ def parse_header_line(line: str) -> tuple[str, str]:
     """
     line = _strip_eol(line)
     key, colon, value = line.partition(":")
-    if not colon or not _HEADER_KEY.match(key):
+    # a header is one line: a line break inside one is not Asterisk talking
+    if not colon or not _HEADER_KEY.match(key) or "\n" in value or "\r" in value:
         raise AGIProtocolError(f"not an AGI header line: {_sample(line)}")
     if value.startswith(" "):
         value = value[1:]

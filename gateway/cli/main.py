@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.cli import callbacks as cli_callbacks
 from gateway.cli import classify as cli_classify
 from gateway.cli import linkage as cli_linkage
 from gateway.cli import model as cli_model
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_triage.register(sub)
     cli_tickets.register(sub)
     cli_recordings.register(sub)
+    cli_callbacks.register(sub)
     return parser
 
 

@@ -96,12 +96,14 @@ class Stack:
         if simulated_agents if simulated_agents is not None else cfg.sandbox.simulated_agents:
             self.start_simulated_agents(log)
 
-    def start_simulated_agents(self, log=print, *, answer_after_ms: int | None = None) -> None:
-        """sipp answering machines as the agents; they ring ``answer_after_ms`` before answering."""
+    def start_simulated_agents(self, log=print, *, answer_after_ms: int | None = None,
+                               hang_up_after_ms: int | None = None) -> None:
+        """sipp answering machines as the agents; they ring ``answer_after_ms`` before answering and, with
+        ``hang_up_after_ms``, hang up that long after answering."""
         ring_ms = self.config.sandbox.agent_answer_after_ms if answer_after_ms is None else answer_after_ms
-        scenario = self.config.state_dir / "run" / f"sim-agent-{ring_ms}.xml"
+        scenario = self.config.state_dir / "run" / f"sim-agent-{ring_ms}-{hang_up_after_ms}.xml"
         scenario.parent.mkdir(parents=True, exist_ok=True)
-        scenario.write_text(agent_scenario(answer_after_ms=ring_ms))
+        scenario.write_text(agent_scenario(answer_after_ms=ring_ms, hang_up_after_ms=hang_up_after_ms))
         for i, (agent, proc) in enumerate(zip(self.config.agents, self.agents)):
             if proc.pid() is not None:
                 continue

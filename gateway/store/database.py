@@ -23,7 +23,7 @@ Asia/Shanghai (the hotline's civil time).
 Layout: this module keeps the connection, the schema and the transaction (`_write`) plus restrictions;
 `calls.CallsMixin` adds call records, call entry and queueing; `tickets.TicketsMixin` ticket drafts and status,
 caller history and pending restrictions; `handling.HandlingMixin` the units' handling of tickets as the work-order
-system reports it; `ticket_access.TicketAccessMixin` public ids, assignments, the
+system reports it; `aftercall.AfterCallMixin` survey ratings, call-back tasks and redos; `ticket_access.TicketAccessMixin` public ids, assignments, the
 screen-pop log and the console's access audit; `delivery.DeliveryMixin` the outbox, hand-offs and pushes; `rows` holds
 the row conversions, field validators and value sets.
 """
@@ -42,6 +42,7 @@ import aiosqlite
 from gateway.store import migrations
 from gateway.basics.phone import normalise_strict
 from gateway.restriction import Restriction, check_days
+from gateway.store.aftercall import AfterCallMixin
 from gateway.store.calls import CallsMixin
 from gateway.basics.write_health import WriteHealth
 from gateway.store.delivery import DeliveryMixin
@@ -64,7 +65,7 @@ BUSY_TIMEOUT_MS = 5000
 STORE_TARGET = "store"
 
 
-class Store(CallsMixin, TicketsMixin, HandlingMixin, TicketAccessMixin, DeliveryMixin):
+class Store(CallsMixin, TicketsMixin, HandlingMixin, AfterCallMixin, TicketAccessMixin, DeliveryMixin):
     def __init__(self, db: aiosqlite.Connection, path: Path, health: WriteHealth | None = None) -> None:
         self._db = db
         self.path = path

@@ -307,4 +307,93 @@ MIGRATIONS: list[tuple[int, str]] = [
         END;
         """,
     ),
+    (
+        9,
+        """
+        -- After the call (Zhanjiang 12345 rules, art. 15; 国办发〔2019〕51号): each survey asked, its rating (1-5, or
+        -- NULL: not rated), with the call and the ticket; the call-back tasks a dissatisfied rating creates.
+        CREATE TABLE ratings (
+            id        INTEGER PRIMARY KEY,
+            kind      TEXT NOT NULL CHECK (kind IN ('intake', 'handling')),
+            call_id   TEXT NOT NULL,
+            ticket_id TEXT,
+            number    TEXT,
+            asked_at  TEXT NOT NULL,
+            rating    INTEGER CHECK (rating IS NULL OR rating BETWEEN 1 AND 5),
+            rated_at  TEXT,
+            redo      INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX ratings_number_asked ON ratings (number, asked_at);
+        CREATE INDEX ratings_ticket ON ratings (ticket_id, id);
+        CREATE UNIQUE INDEX ratings_call_kind ON ratings (call_id, kind);
+
+        CREATE TABLE callback_tasks (
+            id          INTEGER PRIMARY KEY,
+            ticket_id   TEXT,
+            call_id     TEXT NOT NULL,
+            rating_id   INTEGER REFERENCES ratings (id),
+            number      TEXT NOT NULL,
+            reason      TEXT NOT NULL,
+            created_at  TEXT NOT NULL,
+            due         TEXT NOT NULL,
+            assigned_to TEXT,
+            state       TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'done')),
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            outcome     TEXT,
+            done_at     TEXT,
+            done_by     TEXT,
+            note        TEXT
+        );
+        CREATE INDEX callback_tasks_open ON callback_tasks (state, due);
+        CREATE UNIQUE INDEX callback_tasks_rating ON callback_tasks (rating_id);
+        CREATE TABLE callback_attempts (
+            id       INTEGER PRIMARY KEY,
+            task_id  INTEGER NOT NULL REFERENCES callback_tasks (id),
+            agent    TEXT NOT NULL,
+            at       TEXT NOT NULL,
+            outcome  TEXT NOT NULL CHECK (outcome IN ('reached', 'no_answer', 'busy', 'failed'))
+        );
+        -- art. 15: a ticket is redone at most once
+        CREATE TABLE ticket_redos (
+            ticket_id TEXT PRIMARY KEY,
+            task_id   INTEGER NOT NULL REFERENCES callback_tasks (id),
+            agent     TEXT NOT NULL,
+            at        TEXT NOT NULL
+        );
+
+        -- Recordings of answered calls (art. 20): one row per call, the file as filed, its state.
+        CREATE TABLE call_recordings (
+            call_id     TEXT PRIMARY KEY,
+            ticket_id   TEXT,
+            agent       TEXT,
+            path        TEXT NOT NULL,
+            format      TEXT NOT NULL,
+            duration_s  REAL NOT NULL,
+            size        INTEGER NOT NULL,
+            sha256      TEXT NOT NULL,
+            state       TEXT NOT NULL CHECK (state IN ('converted', 'original', 'purged')),
+            note        TEXT,
+            recorded_at TEXT NOT NULL,
+            purged_at   TEXT
+        );
+        CREATE INDEX call_recordings_recorded ON call_recordings (recorded_at);
+        CREATE TABLE recording_access_audit (
+            id      INTEGER PRIMARY KEY,
+            call_id TEXT NOT NULL,
+            viewer  TEXT NOT NULL,
+            role    TEXT NOT NULL,
+            action  TEXT NOT NULL,
+            allowed INTEGER NOT NULL,
+            at      TEXT NOT NULL
+        );
+        CREATE TRIGGER recording_access_audit_no_update BEFORE UPDATE ON recording_access_audit
+        BEGIN
+            SELECT RAISE(ABORT, 'recording_access_audit is append-only');
+        END;
+        CREATE TRIGGER recording_access_audit_no_delete BEFORE DELETE ON recording_access_audit
+        BEGIN
+            SELECT RAISE(ABORT, 'recording_access_audit is append-only');
+        END;
+        """,
+    ),
 ]

@@ -32,3 +32,25 @@ def no_real_io(monkeypatch):
     monkeypatch.setattr(asyncio, "create_subprocess_exec", _refuse("start a process"))
     monkeypatch.setattr(asyncio, "create_subprocess_shell", _refuse("start a process"))
     yield
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(module, config)``: an async runner of one ``hotline`` sub-command module's handlers, returning
+    (exit status, stdout, stderr) as the command line would."""
+    import argparse
+
+    def make(module, config):
+        parser = argparse.ArgumentParser(prog="hotline")
+        module.register(parser.add_subparsers(dest="command", required=True))
+
+        async def run(*argv: str):
+            args = parser.parse_args(argv)
+            capsys.readouterr()
+            code = await args.func(args, config)
+            out, err = capsys.readouterr()
+            return code, out, err
+
+        return run
+
+    return make

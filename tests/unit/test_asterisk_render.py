@@ -323,9 +323,21 @@ def test_any_number_dialled_into_the_hotline_context_reaches_the_entry(files):
 
 def test_queue_context_enters_the_configured_queue_and_retries_when_it_returns(cfg, files):
     priorities = extension(files["extensions.conf"], "hotline-queue", "s")
-    assert ("enter", "Queue", f"{cfg.queue.name},r") in priorities
+    assert ("enter", "Queue", f"{cfg.queue.name},rc") in priorities
     retry = [args for _, app, args in priorities if app == "GotoIf" and '"TIMEOUT"' in args]
-    assert len(retry) == 1 and retry[0].endswith("?enter")
+    assert len(retry) == 1 and retry[0].endswith("?again")
+    labels = [label for label, _, _ in priorities]
+    again = labels.index("again")
+    assert priorities[again + 1][1:] == ("Goto", "enter")
+
+
+def test_after_the_agent_hangs_up_the_caller_is_surveyed_then_hung_up(cfg, files):
+    """Queue option c: the caller continues in the dialplan; the survey script decides whether to ask."""
+    priorities = extension(files["extensions.conf"], "hotline-queue", "s")
+    apps = [(app, args) for _, app, args in priorities]
+    survey = apps.index(("AGI", f"agi://{cfg.fastagi.host}:{cfg.fastagi.port}/survey"))
+    assert apps[survey + 1] == ("Hangup", "")
+    assert apps.index(("Queue", f"{cfg.queue.name},rc")) < survey
 
 
 def test_queue_context_records_the_caller_only_when_the_gateway_asks_for_the_fallback(cfg, files):
