@@ -22,11 +22,13 @@ from gateway.config_checks import (
     merge_tables,
 )
 from gateway.contract import CAPTURE_MODES
+from recordings.call_files import FORMATS as RECORDING_FORMATS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 CONFIG_ENV = "HOTLINE_CONFIG"
 ASTERISK_ROOT_ENV = "HOTLINE_ASTERISK_ROOT"  # the default Asterisk root, as scripts/setup.sh builds it
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_FFMPEG_WORD = re.compile(r"[A-Za-z0-9_]{0,32}")
 _SIP_CONTACT = re.compile(r"^sips?:[^@\s]+@[A-Za-z0-9.\-\[\]:]+(;[^\s]*)?$")
 
 
@@ -157,6 +159,9 @@ class ConsoleSection:
 @dataclass(frozen=True)
 class RecordingsSection:
     retention_days: int           # natural days a day's recordings are kept after it (art. 20)
+    format: str                   # the compact format calls are kept in (ffmpeg's name: ogg, mp3, wav)
+    codec: str                    # its ffmpeg encoder ("" = the format's default)
+    bitrate: str                  # e.g. "16k" ("" = the encoder's default)
 
 
 @dataclass(frozen=True)
@@ -412,9 +417,13 @@ def _build(data: dict[str, Any], source: str) -> Config:
         console=ConsoleSection(host=r.get("console.host", str, **ip), port=r.get("console.port", int, **port)),
         workorder=WorkOrderSection(host=r.get("workorder.host", str, **ip), port=r.get("workorder.port", int, **port),
                                    token_env=r.get("workorder.token_env", str)),
-        recordings=RecordingsSection(retention_days=r.get("recordings.retention_days", int,
-                                                          check=lambda v: 1 <= v <= 3650,
-                                                          reason="must be 1-3650 natural days")),
+        recordings=RecordingsSection(
+            retention_days=r.get("recordings.retention_days", int, check=lambda v: 1 <= v <= 3650,
+                                 reason="must be 1-3650 natural days"),
+            format=r.get("recordings.format", str, check=lambda v: v in RECORDING_FORMATS,
+                         reason=f"must be one of {', '.join(sorted(RECORDING_FORMATS))}"),
+            codec=r.get("recordings.codec", str, check=_FFMPEG_WORD.fullmatch, reason="must be an ffmpeg encoder name"),
+            bitrate=r.get("recordings.bitrate", str, check=_FFMPEG_WORD.fullmatch, reason="must be like 16k")),
         mqtt=MQTTSection(host=r.get("mqtt.host", str, **ip), port=r.get("mqtt.port", int, **port),
                          ws_port=r.get("mqtt.ws_port", int, **port)),
         asterisk=AsteriskSection(

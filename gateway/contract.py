@@ -18,7 +18,8 @@ __all__ = [
     "CAPTURE_AUDIOSOCKET", "CAPTURE_DONE", "CAPTURE_MODES", "CAPTURE_RECORD", "CAPTURE_VAR", "CENTRE_PREFIX",
     "CONF_USER_VAR", "CONF_VAR", "DIALPLAN_CONTEXTS", "DIALPLAN_VARS", "EMERGENCY_VAR", "GATEWAY_USER",
     "HANDOFF_ID_VAR", "LINKAGE_CONFIRM_CONTEXT", "LINKAGE_CONTEXT", "LINKAGE_EVENT", "LINKAGE_FAILED_VAR",
-    "LINKAGE_TARGETS_VAR", "PRIORITY_VAR", "QUEUE_CONTEXT", "REQUEST_TYPES", "REQUEST_TYPE_VAR",
+    "LINKAGE_TARGETS_VAR", "PRIORITY_VAR", "QUEUE_CONTEXT", "RECORDING_DONE_CONTEXT", "RECORDING_EVENT",
+    "RECORDING_VAR", "REQUEST_TYPES", "REQUEST_TYPE_VAR",
     "THREEWAY_CENTRE_CONTEXT", "THREEWAY_CONTEXT", "TICKET_ID_VAR", "TOPIC_ROOT", "UNSPECIFIED_REQUEST",
     "agent_topic", "centre_user", "check_name", "inherited", "is_valid_name", "linkage_topic", "new_message_id",
     "screenpop_topic",
@@ -38,10 +39,11 @@ LINKAGE_TARGETS_VAR = "HOTLINE_LINKAGE_TARGETS"  # "dial|timeout" per centre, jo
 LINKAGE_FAILED_VAR = "HOTLINE_LINKAGE_FAILED"    # "1" once every centre was tried and none answered
 CONF_VAR = "HOTLINE_CONF"                    # the ConfBridge of a three-way hand-off
 CONF_USER_VAR = "HOTLINE_CONF_USER"          # the leg's ConfBridge user profile
+RECORDING_VAR = "HOTLINE_RECORDING"          # set once the call's MixMonitor runs (the caller's uniqueid)
 
 DIALPLAN_VARS = frozenset({
     CALL_ID_VAR, TICKET_ID_VAR, REQUEST_TYPE_VAR, PRIORITY_VAR, EMERGENCY_VAR, ACTION_VAR, CAPTURE_VAR,
-    HANDOFF_ID_VAR, LINKAGE_TARGETS_VAR, LINKAGE_FAILED_VAR, CONF_VAR, CONF_USER_VAR,
+    HANDOFF_ID_VAR, LINKAGE_TARGETS_VAR, LINKAGE_FAILED_VAR, CONF_VAR, CONF_USER_VAR, RECORDING_VAR,
 })
 # Asterisk adds these to every AMI event (manager.conf channelvars): ChanVariable on the caller leg,
 # DestChanVariable on the agent leg for the inherited ones.
@@ -72,12 +74,16 @@ LINKAGE_CONTEXT = "hotline-linkage"
 LINKAGE_CONFIRM_CONTEXT = "hotline-linkage-confirm"
 THREEWAY_CONTEXT = "hotline-threeway"
 THREEWAY_CENTRE_CONTEXT = "hotline-threeway-centre"
+RECORDING_DONE_CONTEXT = "hotline-recording-done"
 DIALPLAN_CONTEXTS = frozenset({
     "hotline-in", "hotline-agents", QUEUE_CONTEXT, LINKAGE_CONTEXT, LINKAGE_CONFIRM_CONTEXT,
     "hotline-linkage-predial", "hotline-linkage-answered", THREEWAY_CONTEXT, THREEWAY_CENTRE_CONTEXT,
+    RECORDING_DONE_CONTEXT,
 })
 # UserEvent(HotlineLinkage, Call: ..., Handoff: ..., Target: ..., Stage: ...): one per hand-off stage.
 LINKAGE_EVENT = "HotlineLinkage"
+# UserEvent(HotlineRecording, Call: <uniqueid>): a recorded call hung up; its file is being closed.
+RECORDING_EVENT = "HotlineRecording"
 
 # -- request types (Zhanjiang 12345 rules, art. 7) ------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from gateway.console.app import create_console_app
 from gateway.console.request_errors import console_server_logger
 from gateway.basics.waiting import cancel_and_wait
 from gateway.workorder.progress import progress_lookup
+from recordings.filer import CallRecordingFiler
 from recordings.retention import purge_all
 from gateway.workorder.status_api import create_status_app
 from ivr.prompts import catalogue_units
@@ -100,6 +102,7 @@ class GatewayService:
         self._stopping = asyncio.Event()
         self.outbox_store = outbox_store
         self.emergencies: EmergencyListHolder | None = None
+        self.filer: CallRecordingFiler | None = None
 
     @classmethod
     @asynccontextmanager
@@ -123,6 +126,11 @@ class GatewayService:
                                 reconnect_max=cfg.ami.reconnect_max_s)
             stack.push_async_callback(ami.close)
             QueueEventRecorder(store, clock=utc_now).attach(ami)
+            filer = CallRecordingFiler(store, spool=cfg.speech.local_recording_dir,
+                                       recordings_dir=cfg.speech.recordings_dir, fmt=cfg.recordings.format,
+                                       codec=cfg.recordings.codec, bitrate=cfg.recordings.bitrate, clock=utc_now)
+            filer.attach(ami)
+            stack.push_async_callback(filer.close)
 
             # a full state disk must not stop the screen-pops: the outbox spills to memory meanwhile
             outbox_store = SpillingOutboxStore(store)
@@ -184,7 +192,10 @@ class GatewayService:
             workorder_api = await _start_workorder_api(cfg, store)
             if workorder_api is not None:
                 stack.push_async_callback(workorder_api.cleanup)
-            purging = asyncio.get_running_loop().create_task(purge_recordings_daily(cfg), name="recordings-purge")
+            filer.start_sweeping()
+            service.filer = filer
+            purging = asyncio.get_running_loop().create_task(purge_recordings_daily(cfg, store),
+                                                             name="recordings-purge")
             stack.push_async_callback(cancel_and_wait, purging)
             log.info("event=started fastagi=%s:%s ami=%s:%s store=%s frozen_objects=%d", cfg.fastagi.host,
                      fastagi.port, cfg.ami.host, cfg.ami.port, cfg.store.path, freeze_startup_objects())
@@ -241,6 +252,7 @@ class GatewayService:
             "ami_ready": self.ami.ready,
             "ami_reconnects": self.ami.reconnects,
             "ami_event_backlog": self.ami.event_backlog,
+            "recordings_filing": self.filer.pending if self.filer else 0,
             "mqtt_connected": self.publisher.connected,
             "console_listening": True,
             # the state disk: writes refused (store, status file, recordings) and pops waiting in memory
@@ -379,18 +391,22 @@ async def _serve_app(app: web.Application, host: str, port: int, *, backlog: int
     return runner
 
 
-async def purge_recordings_daily(cfg: Config, *, first_after_s: float = 60.0, every_s: float = 86_400.0) -> None:
-    """Purge recordings past their retention (recordings.retention) a minute after start, then once a day."""
+async def purge_recordings_daily(cfg: Config, store: Store, *, first_after_s: float = 60.0,
+                                 every_s: float = 86_400.0) -> None:
+    """Purge recordings past their retention (recordings.retention) a minute after start, then once a day; the
+    rows of purged call recordings are marked."""
     await asyncio.sleep(first_after_s)
     while True:
         try:
+            now = utc_now()
             reports = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
-                purge_all, cfg.speech.recordings_dir, cfg.speech.local_recording_dir, at=utc_now(),
+                purge_all, cfg.speech.recordings_dir, cfg.speech.local_recording_dir, at=now,
                 retention_days=cfg.recordings.retention_days))
-            log.info("event=recordings_purged deleted=%d spool_deleted=%d failed=%d",
-                     reports["recordings"].deleted, reports["spool"].deleted,
+            marked = await store.mark_recordings_purged(reports["recordings"].paths, at=now)
+            log.info("event=recordings_purged deleted=%d rows_marked=%d spool_deleted=%d failed=%d",
+                     reports["recordings"].deleted, marked, reports["spool"].deleted,
                      len(reports["recordings"].failed) + len(reports["spool"].failed))
-        except OSError as exc:   # an unreadable directory: tried again tomorrow, the service goes on
+        except (OSError, sqlite3.Error) as exc:   # an unreadable directory: tried again tomorrow, the service goes on
             log.error("event=recordings_purge_failed error=%s", exc)
         await asyncio.sleep(every_s)
 

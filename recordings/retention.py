@@ -2,8 +2,10 @@
 as long as the office keeps its records, and no longer).
 
 Two places hold caller audio:
-- the recordings directory, ``YYYY/MM/DD/<call id>.wav`` by the day of the call (``recordings.files``): a day's
-  recordings are kept ``retention_days`` natural days after that day and purged from the day after;
+- the recordings directory, by the day of the call: ``YYYY/MM/DD/<call id>.wav`` (the caller's description,
+  ``recordings.files``) and ``<call id>-call.<ext>`` (the conversation, ``recordings.call_files``): a day's
+  recordings are kept ``retention_days`` natural days after that day and purged from the day after; the caller of
+  the purge marks the rows of the conversations it deleted (``PurgeReport.paths``);
 - the fallback spool, where Asterisk records a queued caller when live capture cannot be used; the gateway reads
   and deletes a file when an agent answers, so what is left is a caller who hung up in the queue. Those files are
   purged once older than ``SPOOL_MAX_AGE_S``.
@@ -29,7 +31,7 @@ SPOOL_MAX_AGE_S = 24 * 3600     # no caller waits in the queue for a day
 _YEAR, _TWO = re.compile(r"\d{4}"), re.compile(r"\d{2}")
 # Only files that are recordings are ever deleted, so that a directory configured by mistake (a spool of "/tmp")
 # loses nothing else: WAVs, named by call id as recordings.files and the dialplan's MixMonitor name them.
-_RECORDING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}\.wav")
+_RECORDING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}\.(?:wav|ogg|mp3)")
 
 
 @dataclass
@@ -38,6 +40,7 @@ class PurgeReport:
     deleted: int = 0
     bytes: int = 0
     days: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)      # what was deleted (would be, on a dry run)
     skipped: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
@@ -119,17 +122,15 @@ def _delete_files(day_dir: Path, report: PurgeReport, dry_run: bool) -> None:
 
 
 def _delete(path: Path, size: int, report: PurgeReport, dry_run: bool) -> None:
-    if dry_run:
-        report.deleted += 1
-        report.bytes += size
-        return
-    try:
-        path.unlink()
-    except OSError as exc:
-        report.failed.append(f"{path.name}: {exc.strerror or exc}")
-        return
+    if not dry_run:
+        try:
+            path.unlink()
+        except OSError as exc:
+            report.failed.append(f"{path.name}: {exc.strerror or exc}")
+            return
     report.deleted += 1
     report.bytes += size
+    report.paths.append(str(path))
 
 
 def _remove_if_empty(*directories: Path) -> None:

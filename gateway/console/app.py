@@ -23,15 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -47,6 +44,19 @@ from gateway.console.access import (
 )
 from gateway.console.current_call import current_screenpop
 from gateway.console.headers import security_headers
+from gateway.console.recordings_api import add_recording_routes
+from gateway.console.replies import error_reply, http_error, json_reply, read_json_body
+from gateway.console.sessions import (
+    CONFIG_KEY,
+    SESSION_COOKIE,
+    SESSION_TTL,
+    SESSIONS_KEY,
+    STORE_KEY,
+    ConsoleConfig,
+    Session,
+    drop_expired,
+    signed_in,
+)
 from gateway.console.ticket_fields import FieldError, validate_ticket_fields
 from gateway.contract import is_valid_name, screenpop_topic
 from gateway.mqtt.passwords import mqtt_password
@@ -56,8 +66,6 @@ from linkage.agent_transfer import TransferError
 log = logging.getLogger("gateway.console.app")
 
 STATIC_DIR = Path(__file__).with_name("static")
-SESSION_COOKIE = "hotline_console"
-SESSION_TTL = timedelta(hours=12)
 # A failed sign-in costs the guesser this long; the same for unknown agents, so timing names no agent.
 LOGIN_FAILURE_DELAY_S = 0.5
 MAX_BODY_BYTES = 64 * 1024
@@ -68,27 +76,8 @@ _PASSWORD_LIMIT = 256
 
 TransferFunction = Callable[..., Awaitable[int]]
 
-_store_key = web.AppKey("store", object)
-_config_key = web.AppKey("console_config", object)
-_sessions_key = web.AppKey("sessions", object)
 _transfer_key = web.AppKey("transfer", object)
 _centres_key = web.AppKey("centres", object)
-
-
-@dataclass(frozen=True)
-class _Config:
-    state_dir: Path
-    agents: frozenset[str]
-    supervisors: frozenset[str]
-    ws_url: str
-    clock: Callable[[], datetime]
-    low_confidence: float
-
-
-@dataclass(frozen=True)
-class _Session:
-    viewer: Viewer
-    expires: datetime
 
 
 def create_console_app(
@@ -104,16 +93,16 @@ def create_console_app(
     offers, as `{"name", "label"}` dicts (`linkage.agent_transfer.centre_choices`).
     """
     app = web.Application(middlewares=[security_headers(ws_url)], client_max_size=MAX_BODY_BYTES)
-    app[_store_key] = store
+    app[STORE_KEY] = store
     app[_transfer_key] = transfer
     app[_centres_key] = centres or (list)
     unknown = set(supervisors) - set(agents)
     if unknown:
         raise ValueError(f"supervisors must be agents too: {', '.join(sorted(unknown))}")
-    app[_config_key] = _Config(state_dir=Path(state_dir), agents=frozenset(agents),
-                               supervisors=frozenset(supervisors), ws_url=ws_url, clock=clock,
-                               low_confidence=low_confidence)
-    app[_sessions_key] = {}
+    app[CONFIG_KEY] = ConsoleConfig(state_dir=Path(state_dir), agents=frozenset(agents),
+                                    supervisors=frozenset(supervisors), ws_url=ws_url, clock=clock,
+                                    low_confidence=low_confidence)
+    app[SESSIONS_KEY] = {}
     app.router.add_get("/", _index)
     app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
     app.router.add_post("/api/login", _login)
@@ -127,6 +116,7 @@ def create_console_app(
     app.router.add_post("/api/tickets/{public_id}/transfer", _transfer)
     app.router.add_post("/api/tickets/{public_id}/assign", _assign)
     app.router.add_get("/api/centres", _centres)
+    add_recording_routes(app)
     return app
 
 
@@ -141,26 +131,26 @@ async def _index(request: web.Request) -> web.StreamResponse:
 
 
 async def _login(request: web.Request) -> web.Response:
-    config: _Config = request.app[_config_key]
-    body = await _json_body(request)
+    config: ConsoleConfig = request.app[CONFIG_KEY]
+    body = await read_json_body(request)
     agent, password = body.get("agent"), body.get("password")
     if not (isinstance(agent, str) and isinstance(password, str)
             and 0 < len(agent) <= _AGENT_LIMIT and len(password) <= _PASSWORD_LIMIT):
         await asyncio.sleep(LOGIN_FAILURE_DELAY_S)
-        return _error(401, "credentials", "wrong agent or password")
+        return error_reply(401, "credentials", "wrong agent or password")
     known = agent in config.agents
     # Unknown agents are compared against a throwaway secret so the work done (and the answer) is the same.
     expected = mqtt_password(config.state_dir, agent) if known else secrets.token_urlsafe(24)
     if not (hmac.compare_digest(password.encode(), expected.encode()) and known):
         log.info("event=console_login_failed known_agent=%s", "yes" if known else "no")
         await asyncio.sleep(LOGIN_FAILURE_DELAY_S)
-        return _error(401, "credentials", "wrong agent or password")
-    sessions: dict[str, _Session] = request.app[_sessions_key]
+        return error_reply(401, "credentials", "wrong agent or password")
+    sessions: dict[str, Session] = request.app[SESSIONS_KEY]
     now = config.clock()
-    _drop_expired(sessions, now)
+    drop_expired(sessions, now)
     token = secrets.token_urlsafe(32)
     viewer = Viewer(agent, ROLE_SUPERVISOR if agent in config.supervisors else ROLE_AGENT)
-    sessions[token] = _Session(viewer=viewer, expires=now + SESSION_TTL)
+    sessions[token] = Session(viewer=viewer, expires=now + SESSION_TTL)
     log.info("event=console_login agent=%s role=%s", agent, viewer.role)
     response = web.json_response(_session_details(config, viewer))
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/",
@@ -171,7 +161,7 @@ async def _login(request: web.Request) -> web.Response:
 async def _logout(request: web.Request) -> web.Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token is not None:
-        request.app[_sessions_key].pop(token, None)
+        request.app[SESSIONS_KEY].pop(token, None)
     response = web.json_response({"ok": True})
     response.del_cookie(SESSION_COOKIE, path="/")
     return response
@@ -179,27 +169,11 @@ async def _logout(request: web.Request) -> web.Response:
 
 async def _session(request: web.Request) -> web.Response:
     """Who is signed in: a page that was reloaded shows its workspace (and its current pop) at once."""
-    return _json(_session_details(request.app[_config_key], _signed_in(request)))
+    return json_reply(_session_details(request.app[CONFIG_KEY], signed_in(request)))
 
 
-def _session_details(config: _Config, viewer: Viewer) -> dict:
+def _session_details(config: ConsoleConfig, viewer: Viewer) -> dict:
     return {"agent": viewer.name, "role": viewer.role, "ws_url": config.ws_url, "topic": screenpop_topic(viewer.name)}
-
-
-def _drop_expired(sessions: dict[str, _Session], now: datetime) -> None:
-    for token in [token for token, session in sessions.items() if session.expires <= now]:
-        del sessions[token]
-
-
-def _signed_in(request: web.Request) -> Viewer:
-    token = request.cookies.get(SESSION_COOKIE)
-    sessions: dict[str, _Session] = request.app[_sessions_key]
-    session = sessions.get(token) if token else None
-    if session is None or session.expires <= request.app[_config_key].clock():
-        if token:
-            sessions.pop(token, None)
-        raise _http_error(web.HTTPUnauthorized, "session", "sign in first")
-    return session.viewer
 
 
 # -- the current call's screen-pop -------------------------------------------------------------------------------
@@ -209,9 +183,9 @@ async def _current_screenpop(request: web.Request) -> web.Response:
     """The pop of the signed-in agent's current call (``{"pop": null}`` without one). The page asks on load and
     each time its broker connection is (re)established, after subscribing: what was published while it was away
     arrives this way, what comes later over MQTT; the page drops the repeat by the pop's id."""
-    viewer = _signed_in(request)
-    config: _Config = request.app[_config_key]
-    store = request.app[_store_key]
+    viewer = signed_in(request)
+    config: ConsoleConfig = request.app[CONFIG_KEY]
+    store = request.app[STORE_KEY]
     pop = await current_screenpop(store, viewer.name, now=config.clock(), low_confidence=config.low_confidence)
     if pop is not None and pop.get("ticket"):
         draft = await store.ticket_by_public_id(pop["ticket"].get("public_id") or "")
@@ -219,122 +193,122 @@ async def _current_screenpop(request: web.Request) -> web.Response:
         # longer see is not shown).
         if draft is None or not await _permitted(request, viewer, draft, "screenpop"):
             pop = None
-    return _json({"pop": pop})
+    return json_reply({"pop": pop})
 
 
 async def _find_ticket(request: web.Request) -> web.Response:
     """A supervisor opens any ticket by the number a caller or an agent reads out (``?number=2026030200001``): the
     answer is shaped like a screen-pop (caller, history, transcript, ticket with its public id)."""
-    viewer = _signed_in(request)
+    viewer = signed_in(request)
     if not viewer.is_supervisor:
-        return _error(403, "role", "only a supervisor looks tickets up by number")
+        return error_reply(403, "role", "only a supervisor looks tickets up by number")
     number = request.query.get("number", "").strip()
     if not (number.isdigit() and len(number) <= _TICKET_NUMBER_LIMIT):
-        return _error(400, "ticket", "a ticket number is digits")
-    config: _Config = request.app[_config_key]
-    store = request.app[_store_key]
+        return error_reply(400, "ticket", "a ticket number is digits")
+    config: ConsoleConfig = request.app[CONFIG_KEY]
+    store = request.app[STORE_KEY]
     draft = await store.get_ticket_draft(number)
     if draft is None or not await _permitted(request, viewer, draft, "lookup"):
-        raise _http_error(web.HTTPNotFound, "ticket", "no such ticket")
+        raise http_error(web.HTTPNotFound, "ticket", "no such ticket")
     call = (await store.get_call(draft["call_id"]) if draft.get("call_id") else None) or {
         "call_id": draft.get("call_id"), "number": None, "ivr_path": []}
     now = config.clock()
     pop = await assemble_screenpop(store, message_id=f"ticket-{draft['public_id']}", agent=viewer.name, call=call,
                                    ticket=draft, reason=None, created_at=now, now=now,
                                    low_confidence=config.low_confidence)
-    return _json({"pop": pop})
+    return json_reply({"pop": pop})
 
 
 # -- tickets ----------------------------------------------------------------------------------------------------
 
 
 async def _get_ticket(request: web.Request) -> web.Response:
-    viewer = _signed_in(request)
+    viewer = signed_in(request)
     draft = await _draft_for(request, viewer, "read")
-    return _json(draft)
+    return json_reply(draft)
 
 
 async def _put_ticket(request: web.Request) -> web.Response:
-    viewer = _signed_in(request)
-    body = await _json_body(request)
+    viewer = signed_in(request)
+    body = await read_json_body(request)
     try:
         fields = validate_ticket_fields(body)
     except FieldError as exc:
-        return _error(400, exc.field, exc.reason)
+        return error_reply(400, exc.field, exc.reason)
     draft = await _draft_for(request, viewer, "save")
-    store = request.app[_store_key]
+    store = request.app[STORE_KEY]
     # The ticket stays its agent's: a supervisor or an assigned agent saving it does not take it over.
-    await store.update_ticket_draft(draft["ticket_id"], **fields, status="saved", at=request.app[_config_key].clock())
+    await store.update_ticket_draft(draft["ticket_id"], **fields, status="saved", at=request.app[CONFIG_KEY].clock())
     log.info("event=console_ticket_saved ticket=%s agent=%s fields=%s", draft["ticket_id"], viewer.name,
              ",".join(sorted(fields)))
-    return _json(_for_page(await store.get_ticket_draft(draft["ticket_id"])))
+    return json_reply(_for_page(await store.get_ticket_draft(draft["ticket_id"])))
 
 
 async def _mark_abusive(request: web.Request) -> web.Response:
-    viewer = _signed_in(request)
-    body = await _json_body(request)
+    viewer = signed_in(request)
+    body = await read_json_body(request)
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
-        return _error(400, "reason", "a reason is required")
+        return error_reply(400, "reason", "a reason is required")
     if len(reason) > _REASON_LIMIT:
-        return _error(400, "reason", f"at most {_REASON_LIMIT} characters")
+        return error_reply(400, "reason", f"at most {_REASON_LIMIT} characters")
     draft = await _draft_for(request, viewer, "abusive")
-    store = request.app[_store_key]
+    store = request.app[STORE_KEY]
     call = await store.get_call(draft["call_id"]) if draft.get("call_id") else None
     number = (call or {}).get("number")
     if not number:
-        return _error(409, "number", "this call has no caller number to restrict")
+        return error_reply(409, "number", "this call has no caller number to restrict")
     pending_id = await store.add_pending_restriction(
         number=number, reason=reason.strip(), requested_by=viewer.name, call_id=draft["call_id"],
-        at=request.app[_config_key].clock(),
+        at=request.app[CONFIG_KEY].clock(),
     )
     log.info("event=console_abusive_requested ticket=%s call_id=%s number=%s agent=%s pending_id=%s",
              draft["ticket_id"], draft["call_id"], mask(number), viewer.name, pending_id)
-    return _json({"pending_id": pending_id}, status=201)
+    return json_reply({"pending_id": pending_id}, status=201)
 
 
 async def _assign(request: web.Request) -> web.Response:
     """A supervisor lets another agent work on a ticket (``{"agent": "agent2"}``)."""
-    viewer = _signed_in(request)
-    config: _Config = request.app[_config_key]
+    viewer = signed_in(request)
+    config: ConsoleConfig = request.app[CONFIG_KEY]
     if not viewer.is_supervisor:
-        return _error(403, "role", "only a supervisor assigns tickets")
-    body = await _json_body(request)
+        return error_reply(403, "role", "only a supervisor assigns tickets")
+    body = await read_json_body(request)
     agent = body.get("agent")
     if not isinstance(agent, str) or agent not in config.agents:
-        return _error(400, "agent", "choose an agent of this hotline")
+        return error_reply(400, "agent", "choose an agent of this hotline")
     draft = await _draft_for(request, viewer, "assign")
-    await request.app[_store_key].assign_ticket(draft["ticket_id"], agent=agent, source="supervisor",
+    await request.app[STORE_KEY].assign_ticket(draft["ticket_id"], agent=agent, source="supervisor",
                                                 assigned_by=viewer.name, call_id=draft.get("call_id"),
                                                 at=config.clock())
     log.info("event=console_ticket_assigned ticket=%s agent=%s by=%s", draft["ticket_id"], agent, viewer.name)
-    return _json({"ticket": draft["public_id"], "agent": agent}, status=201)
+    return json_reply({"ticket": draft["public_id"], "agent": agent}, status=201)
 
 
 # -- transfer to a linked centre --------------------------------------------------------------------------------
 
 
 async def _centres(request: web.Request) -> web.Response:
-    _signed_in(request)
+    signed_in(request)
     centres = [{"name": str(c["name"]), "label": str(c.get("label") or c["name"])}
                for c in request.app[_centres_key]()]
-    return _json({"centres": centres})
+    return json_reply({"centres": centres})
 
 
 async def _transfer(request: web.Request) -> web.Response:
-    viewer = _signed_in(request)
+    viewer = signed_in(request)
     transfer: TransferFunction | None = request.app[_transfer_key]
     if transfer is None:
-        return _error(503, "transfer", "transfers to linked centres are not available on this console")
-    body = await _json_body(request)
+        return error_reply(503, "transfer", "transfers to linked centres are not available on this console")
+    body = await read_json_body(request)
     centre, mode = body.get("centre"), body.get("mode")
     if not is_valid_name(centre):  # as the emergency list allows it (also keeps the log line clean)
-        return _error(400, "centre", "choose a linked centre")
+        return error_reply(400, "centre", "choose a linked centre")
     if mode not in TRANSFER_MODES:
-        return _error(400, "mode", f"must be one of {', '.join(TRANSFER_MODES)}")
+        return error_reply(400, "mode", f"must be one of {', '.join(TRANSFER_MODES)}")
     draft = await _draft_for(request, viewer, "transfer")
     if not draft.get("call_id"):
-        return _error(409, "call", "this ticket has no call to transfer")
+        return error_reply(409, "call", "this ticket has no call to transfer")
     ticket_id, agent = draft["ticket_id"], viewer.name
     try:
         handoff_id = await transfer(call_id=draft["call_id"], centre=centre, mode=mode, agent=agent,
@@ -342,10 +316,10 @@ async def _transfer(request: web.Request) -> web.Response:
     except TransferError as exc:
         log.info("event=console_transfer_refused ticket=%s call_id=%s centre=%s mode=%s agent=%s reason=%s",
                  ticket_id, draft["call_id"], centre, mode, agent, exc.reason)
-        return _error(409, "transfer", exc.reason)
+        return error_reply(409, "transfer", exc.reason)
     log.info("event=console_transfer ticket=%s call_id=%s centre=%s mode=%s agent=%s handoff=%s", ticket_id,
              draft["call_id"], centre, mode, agent, handoff_id)
-    return _json({"handoff_id": handoff_id}, status=202)
+    return json_reply({"handoff_id": handoff_id}, status=202)
 
 
 # -- who may see a ticket ---------------------------------------------------------------------------------------
@@ -353,14 +327,14 @@ async def _transfer(request: web.Request) -> web.Response:
 
 async def _draft_for(request: web.Request, viewer: Viewer, action: str) -> dict:
     """The draft named by the URL's public id, if ``viewer`` may see it; else 404, the same as an unknown id."""
-    draft = await request.app[_store_key].ticket_by_public_id(request.match_info["public_id"])
+    draft = await request.app[STORE_KEY].ticket_by_public_id(request.match_info["public_id"])
     if draft is None or not await _permitted(request, viewer, draft, action):
-        raise _http_error(web.HTTPNotFound, "ticket", "no such ticket")
+        raise http_error(web.HTTPNotFound, "ticket", "no such ticket")
     return _for_page(draft)
 
 
 async def _permitted(request: web.Request, viewer: Viewer, draft: dict, action: str) -> bool:
-    store = request.app[_store_key]
+    store = request.app[STORE_KEY]
     holders = TicketHolders.of(draft.get("agent"), await store.ticket_assignees(draft["ticket_id"]))
     access = decide(viewer, holders)
     if access.audited:
@@ -368,11 +342,11 @@ async def _permitted(request: web.Request, viewer: Viewer, draft: dict, action: 
         try:
             await store.audit_ticket_access(viewer=viewer.name, role=viewer.role, action=action,
                                             ticket_id=draft["ticket_id"], basis=access.value,
-                                            at=request.app[_config_key].clock())
+                                            at=request.app[CONFIG_KEY].clock())
         except (sqlite3.Error, OSError, ValueError) as exc:
             log.error("event=console_audit_failed ticket=%s agent=%s action=%s error=%s", draft["ticket_id"],
                       viewer.name, action, type(exc).__name__)
-            raise _http_error(web.HTTPServiceUnavailable, "audit", "try again shortly") from None
+            raise http_error(web.HTTPServiceUnavailable, "audit", "try again shortly") from None
     if access is Access.DENIED:
         log.warning("event=console_ticket_refused ticket=%s agent=%s action=%s", draft["ticket_id"], viewer.name,
                     action)
@@ -382,36 +356,3 @@ async def _permitted(request: web.Request, viewer: Viewer, draft: dict, action: 
 def _for_page(draft: dict) -> dict:
     # The page shows the ticket number as "id" (as the screen-pop does) and names the ticket by its public id.
     return {**draft, "id": draft["ticket_id"]}
-
-
-# -- JSON helpers -----------------------------------------------------------------------------------------------
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        # RecursionError: json's decoder gives up on arrays or objects nested about 1,000 deep
-        raise _http_error(web.HTTPBadRequest, "body", "not valid JSON") from None
-    if not isinstance(body, dict):
-        raise _http_error(web.HTTPBadRequest, "body", "must be a JSON object")
-    return body
-
-
-def _json(data: Any, *, status: int = 200) -> web.Response:
-    return web.json_response(data, status=status, dumps=lambda obj: json.dumps(obj, default=_jsonable,
-                                                                                ensure_ascii=False))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _error(status: int, field: str, reason: str) -> web.Response:
-    return web.json_response({"field": field, "reason": reason}, status=status)
-
-
-def _http_error(cls: type[web.HTTPException], field: str, reason: str) -> web.HTTPException:
-    return cls(text=json.dumps({"field": field, "reason": reason}), content_type="application/json")

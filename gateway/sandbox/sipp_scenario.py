@@ -210,9 +210,14 @@ def caller_scenario(script: CallerScript, pcaps: list[Path], speech: Path | None
 """
 
 
-def agent_scenario(*, answer_after_ms: int, hang_up_after_ms: int | None = None) -> str:
+def agent_scenario(*, answer_after_ms: int, hang_up_after_ms: int | None = None, say_pcap: Path | None = None) -> str:
     """A sipp UAS agent phone: rings for ``answer_after_ms``, answers, and waits for the BYE (any length of call);
-    with ``hang_up_after_ms`` the agent ends the call that long after the answer unless the caller did first."""
+    with ``hang_up_after_ms`` the agent ends the call that long after the answer unless the caller did first; with
+    ``say_pcap`` (gateway.sandbox.voice_pcap) the agent speaks it once the call is up."""
+    speak = (f'  <nop><action><exec play_pcap_audio="{escape(str(say_pcap))}"/></action></nop>\n'
+             if say_pcap is not None else "")
+    # sipp allows no action between an optional receive and the next mandatory one: a speaking agent waits for the ACK
+    ack_optional = "" if say_pcap is not None else ' optional="true"'
     if hang_up_after_ms is None:
         invite = '<recv request="INVITE" crlf="true"/>'
         end = _AWAIT_BYE
@@ -268,8 +273,8 @@ def agent_scenario(*, answer_after_ms: int, hang_up_after_ms: int | None = None)
 
     ]]>
   </send>
-  <recv request="ACK" optional="true" rtd="true" crlf="true"/>
-{end}
+  <recv request="ACK"{ack_optional} rtd="true" crlf="true"/>
+{speak}{end}
 </scenario>
 """
 

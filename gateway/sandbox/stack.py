@@ -19,6 +19,7 @@ from gateway.mqtt.centre_users import mqtt_centres
 from gateway.sandbox.processes import ManagedProcess, tcp_port_open, udp_port_in_use, wait_until
 from gateway.sandbox.sipp_scenario import agent_scenario
 from linkage.emergency_list import DEFAULT_EMERGENCY_PATH, EmergencyListError, load_emergency_list
+from recordings.call_files import CALLS_SUBDIR
 
 READY_TIMEOUT_S = 60.0
 
@@ -60,7 +61,8 @@ class Stack:
                 raise StackError(f"asterisk: {exc}") from None
             self.root.install_config(cfg, secret)
             self.root.install_prompts(cfg.prompt_build_dir, cfg.ivr.asterisk_prompt_dir)
-            self.root.mount(extra_dirs=[cfg.speech.asterisk_recording_dir])
+            self.root.mount(extra_dirs=[cfg.speech.asterisk_recording_dir,
+                                        f"{cfg.speech.asterisk_recording_dir.rstrip('/')}/{CALLS_SUBDIR}"])
             self.asterisk.start(self.root.command_argv())
             log(f"asterisk: starting in {self.root.root}")
         if not wait_until(self.root.fully_booted, READY_TIMEOUT_S, 0.3):
@@ -97,13 +99,14 @@ class Stack:
             self.start_simulated_agents(log)
 
     def start_simulated_agents(self, log=print, *, answer_after_ms: int | None = None,
-                               hang_up_after_ms: int | None = None) -> None:
-        """sipp answering machines as the agents; they ring ``answer_after_ms`` before answering and, with
-        ``hang_up_after_ms``, hang up that long after answering."""
+                               hang_up_after_ms: int | None = None, say_pcap: Path | None = None) -> None:
+        """sipp answering machines as the agents; they ring ``answer_after_ms`` before answering, speak
+        ``say_pcap`` (if given) and, with ``hang_up_after_ms``, hang up that long after answering."""
         ring_ms = self.config.sandbox.agent_answer_after_ms if answer_after_ms is None else answer_after_ms
-        scenario = self.config.state_dir / "run" / f"sim-agent-{ring_ms}-{hang_up_after_ms}.xml"
+        scenario = self.config.state_dir / "run" / f"sim-agent-{ring_ms}-{hang_up_after_ms}-{bool(say_pcap)}.xml"
         scenario.parent.mkdir(parents=True, exist_ok=True)
-        scenario.write_text(agent_scenario(answer_after_ms=ring_ms, hang_up_after_ms=hang_up_after_ms))
+        scenario.write_text(agent_scenario(answer_after_ms=ring_ms, hang_up_after_ms=hang_up_after_ms,
+                                           say_pcap=say_pcap))
         for i, (agent, proc) in enumerate(zip(self.config.agents, self.agents)):
             if proc.pid() is not None:
                 continue

@@ -364,6 +364,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         -- Recordings of answered calls (art. 20): one row per call, the file as filed, its state.
         CREATE TABLE call_recordings (
             call_id     TEXT PRIMARY KEY,
+            public_id   TEXT NOT NULL UNIQUE,   -- random: the console's URL never names a guessable call id
             ticket_id   TEXT,
             agent       TEXT,
             path        TEXT NOT NULL,

@@ -9,7 +9,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.console import app as console
-from gateway.console.app import SESSION_COOKIE, create_console_app
+from gateway.console.sessions import SESSION_TTL
+from gateway.console.app import create_console_app
+from gateway.console.sessions import SESSION_COOKIE
 from gateway.mqtt.passwords import mqtt_password
 from gateway.store.database import Store
 
@@ -135,7 +137,7 @@ async def test_login_rejects_non_text_credentials(client):
 async def test_session_expires(client, tmp_path, ticket, clock):
     await login(client, tmp_path)
     assert (await client.get(f"/api/tickets/{ticket}")).status == 200
-    clock.now = NOW + console.SESSION_TTL
+    clock.now = NOW + SESSION_TTL
     assert (await client.get(f"/api/tickets/{ticket}")).status == 401
 
 

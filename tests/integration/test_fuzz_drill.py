@@ -31,7 +31,7 @@ from typing import Self
 import aiohttp
 import pytest
 
-from gateway.console.app import SESSION_COOKIE
+from gateway.console.sessions import SESSION_COOKIE
 from gateway.mqtt.passwords import mqtt_password
 from gateway.sandbox.processes import is_alive, wait_until
 from tests.integration import fuzz_inputs as fz

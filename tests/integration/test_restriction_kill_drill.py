@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from gateway.basics.clock import SHANGHAI
-from gateway.console.app import SESSION_COOKIE
+from gateway.console.sessions import SESSION_COOKIE
 from gateway.mqtt.passwords import mqtt_password
 from gateway.sandbox.processes import is_alive, wait_until
 

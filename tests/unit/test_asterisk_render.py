@@ -345,10 +345,27 @@ def test_queue_context_records_the_caller_only_when_the_gateway_asks_for_the_fal
     apps = [app for _, app, _ in priorities]
     skip = [args for _, app, args in priorities if app == "GotoIf" and "HOTLINE_CAPTURE" in args]
     assert skip == ['$["${HOTLINE_CAPTURE}" != "record" | ${ISNULL(${HOTLINE_CALL_ID})}]?enter']
-    [monitor] = [args for _, app, args in priorities if app == "MixMonitor"]
+    [whole_call, monitor] = [args for _, app, args in priorities if app == "MixMonitor"]
     rec = cfg.speech.asterisk_recording_dir
     assert monitor == f"{rec}/${{HOTLINE_CALL_ID}}-call.wav,r({rec}/${{HOTLINE_CALL_ID}}.wav)"
-    assert apps.index("GotoIf") < apps.index("MixMonitor") < apps.index("Queue")
+    capture = [label for label, _, _ in priorities].index("capture")
+    assert capture < [args for _, _, args in priorities].index(monitor) < apps.index("Queue")
+
+
+def test_every_queued_call_is_recorded_once_while_bridged_and_the_gateway_told_at_hangup(cfg, files):
+    """MixMonitor b (both parties, only while bridged), named by the channel's own uniqueid, started once however
+    often the caller comes back to the queue; a hangup handler sends the event the gateway files it on."""
+    priorities = extension(files["extensions.conf"], "hotline-queue", "s")
+    calls = f"{cfg.speech.asterisk_recording_dir}/calls"
+    steps = [(app, args) for _, app, args in priorities]
+    start = steps.index(("MixMonitor", f"{calls}/${{UNIQUEID}}.wav,b"))
+    assert steps[start - 2] == ("GotoIf", "$[${EXISTS(${HOTLINE_RECORDING})}]?capture")
+    assert steps[start - 1] == ("Set", "HOTLINE_RECORDING=${UNIQUEID}")
+    assert steps[start + 1] == ("Set", "CHANNEL(hangup_handler_push)=hotline-recording-done,s,1")
+    assert "CALLERID" not in f"{steps[start]}"
+    done = extension(files["extensions.conf"], "hotline-recording-done", "s")
+    assert [(app, args) for _, app, args in done] == [("UserEvent", "HotlineRecording,Call: ${UNIQUEID}"),
+                                                      ("Return", "")]
 
 
 def test_entry_follows_the_configured_number_and_fastagi_address(tmp_path):

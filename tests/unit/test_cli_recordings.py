@@ -11,13 +11,15 @@ import pytest
 from gateway.basics.clock import SHANGHAI
 from gateway.cli import recordings as cli_recordings
 from gateway.service import purge_recordings_daily
+from gateway.store.database import Store
 from recordings.files import recording_path, write_wav
 
 
 @pytest.fixture
 def config(tmp_path):
     return SimpleNamespace(speech=SimpleNamespace(recordings_dir=tmp_path / "rec", local_recording_dir=tmp_path / "spool"),
-                           recordings=SimpleNamespace(retention_days=30))
+                           recordings=SimpleNamespace(retention_days=30),
+                           store=SimpleNamespace(path=tmp_path / "hotline.sqlite"))
 
 
 @pytest.fixture
@@ -47,8 +49,11 @@ async def test_purge_deletes_the_days_past_retention(run, config):
 async def test_the_daily_purge_runs_and_keeps_running(config, caplog):
     old = write_wav(recording_path(config.speech.recordings_dir, "a", datetime(2025, 1, 1)), b"\0\0" * 100)
     with caplog.at_level(logging.INFO, logger="gateway.service"):
-        task = asyncio.create_task(purge_recordings_daily(config, first_after_s=0, every_s=0.05))
+        store = await Store.open(config.store.path)
+        task = asyncio.create_task(purge_recordings_daily(config, store, first_after_s=0, every_s=0.05))
         await asyncio.sleep(0.3)
         task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
     assert not old.exists()
     assert sum("event=recordings_purged" in r.getMessage() for r in caplog.records) >= 2
