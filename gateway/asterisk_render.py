@@ -10,7 +10,7 @@ import string
 from pathlib import Path
 
 from gateway.config import Config, Endpoint
-from gateway.contract import AMI_CHANNEL_VARS, CENTRE_PREFIX
+from gateway.contract import AMI_CHANNEL_VARS, CENTRE_PREFIX, OUTBOUND_ENDPOINT
 from recordings.call_files import CALLS_SUBDIR
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "asterisk_conf"
@@ -31,7 +31,7 @@ class _AtTemplate(string.Template):
 
 
 def _endpoint_block(ep: Endpoint, *, kind: str) -> str:
-    name = ep.name if kind == "agent" else f"{CENTRE_PREFIX}{ep.name}"
+    name = f"{CENTRE_PREFIX}{ep.name}" if kind == "centre" else ep.name
     return "\n".join([
         f"; {kind} {ep.name}",
         f"[{name}]", "type = endpoint", "transport = transport-udp", "context = hotline-agents",
@@ -45,6 +45,8 @@ def render_values(config: Config, ami_secret: str) -> dict[str, str]:
     """The values every template may use."""
     endpoints = [_endpoint_block(a, kind="agent") for a in config.agents]
     endpoints += [_endpoint_block(c, kind="centre") for c in config.centres]
+    # the calls the hotline places itself (return calls, call-backs): PJSIP/<number>@hotline-outbound
+    endpoints.append(_endpoint_block(Endpoint(OUTBOUND_ENDPOINT, config.aftercall.outbound_contact), kind="trunk"))
     members = "\n".join(f"member => PJSIP/{a.name},0,{a.name}" for a in config.agents)
     return {
         "module_dir": config.asterisk.module_dir,
@@ -60,6 +62,7 @@ def render_values(config: Config, ami_secret: str) -> dict[str, str]:
         "queue_name": config.queue.name,
         "queue_ring_timeout": str(config.queue.ring_timeout_s),
         "queue_members": members,
+        "outbound_ring_s": str(config.aftercall.ring_s),
         "recording_dir": config.speech.asterisk_recording_dir,
         "call_recording_dir": f"{config.speech.asterisk_recording_dir.rstrip('/')}/{CALLS_SUBDIR}",
         "prompt_dir": config.ivr.asterisk_prompt_dir,

@@ -21,6 +21,7 @@ from gateway.config_checks import (
     is_zone,
     merge_tables,
 )
+from gateway.config_aftercall import AfterCallSection, read_aftercall
 from gateway.contract import CAPTURE_MODES
 from recordings.call_files import FORMATS as RECORDING_FORMATS
 
@@ -209,6 +210,7 @@ class Config:
     console: ConsoleSection
     workorder: WorkOrderSection
     recordings: RecordingsSection
+    aftercall: AfterCallSection
     mqtt: MQTTSection
     asterisk: AsteriskSection
     sandbox: SandboxSection
@@ -424,6 +426,7 @@ def _build(data: dict[str, Any], source: str) -> Config:
                          reason=f"must be one of {', '.join(sorted(RECORDING_FORMATS))}"),
             codec=r.get("recordings.codec", str, check=_FFMPEG_WORD.fullmatch, reason="must be an ffmpeg encoder name"),
             bitrate=r.get("recordings.bitrate", str, check=_FFMPEG_WORD.fullmatch, reason="must be like 16k")),
+        aftercall=read_aftercall(r),
         mqtt=MQTTSection(host=r.get("mqtt.host", str, **ip), port=r.get("mqtt.port", int, **port),
                          ws_port=r.get("mqtt.ws_port", int, **port)),
         asterisk=AsteriskSection(

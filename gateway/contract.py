@@ -14,7 +14,9 @@ import re
 import uuid
 
 __all__ = [
-    "ACTION_HANGUP", "ACTION_LINKAGE", "ACTION_QUEUE", "ACTION_VAR", "AMI_CHANNEL_VARS", "CALL_ID_VAR",
+    "ACTION_HANGUP", "ACTION_LINKAGE", "ACTION_QUEUE", "ACTION_VAR", "AMI_CHANNEL_VARS", "CALLBACK_CONTEXT",
+    "CALLBACK_EVENT", "CALLBACK_TASK_VAR", "CALL_ID_VAR", "OUTBOUND_DIAL_VAR", "OUTBOUND_ENDPOINT",
+    "RETURN_CALL_CONTEXT", "RETURN_CALL_EVENT", "RETURN_CALL_VAR",
     "CAPTURE_AUDIOSOCKET", "CAPTURE_DONE", "CAPTURE_MODES", "CAPTURE_RECORD", "CAPTURE_VAR", "CENTRE_PREFIX",
     "CONF_USER_VAR", "CONF_VAR", "DIALPLAN_CONTEXTS", "DIALPLAN_VARS", "EMERGENCY_VAR", "GATEWAY_USER",
     "HANDOFF_ID_VAR", "LINKAGE_CONFIRM_CONTEXT", "LINKAGE_CONTEXT", "LINKAGE_EVENT", "LINKAGE_FAILED_VAR",
@@ -40,10 +42,14 @@ LINKAGE_FAILED_VAR = "HOTLINE_LINKAGE_FAILED"    # "1" once every centre was tri
 CONF_VAR = "HOTLINE_CONF"                    # the ConfBridge of a three-way hand-off
 CONF_USER_VAR = "HOTLINE_CONF_USER"          # the leg's ConfBridge user profile
 RECORDING_VAR = "HOTLINE_RECORDING"          # set once the call's MixMonitor runs (the caller's uniqueid)
+CALLBACK_TASK_VAR = "HOTLINE_CALLBACK_TASK"  # an agent's call-back: the task id
+OUTBOUND_DIAL_VAR = "HOTLINE_OUTBOUND_DIAL"  # the citizen's leg of a call the hotline places (PJSIP/<digits>@...)
+RETURN_CALL_VAR = "HOTLINE_RETURN_CALL"      # an automated return call: its row id
 
 DIALPLAN_VARS = frozenset({
     CALL_ID_VAR, TICKET_ID_VAR, REQUEST_TYPE_VAR, PRIORITY_VAR, EMERGENCY_VAR, ACTION_VAR, CAPTURE_VAR,
     HANDOFF_ID_VAR, LINKAGE_TARGETS_VAR, LINKAGE_FAILED_VAR, CONF_VAR, CONF_USER_VAR, RECORDING_VAR,
+    CALLBACK_TASK_VAR, OUTBOUND_DIAL_VAR, RETURN_CALL_VAR,
 })
 # Asterisk adds these to every AMI event (manager.conf channelvars): ChanVariable on the caller leg,
 # DestChanVariable on the agent leg for the inherited ones.
@@ -75,15 +81,22 @@ LINKAGE_CONFIRM_CONTEXT = "hotline-linkage-confirm"
 THREEWAY_CONTEXT = "hotline-threeway"
 THREEWAY_CENTRE_CONTEXT = "hotline-threeway-centre"
 RECORDING_DONE_CONTEXT = "hotline-recording-done"
+CALLBACK_CONTEXT = "hotline-callback"          # an agent's call-back: the agent's leg, then Dial the citizen
+RETURN_CALL_CONTEXT = "hotline-return-call"    # the automated return call: the citizen's leg runs the survey
 DIALPLAN_CONTEXTS = frozenset({
     "hotline-in", "hotline-agents", QUEUE_CONTEXT, LINKAGE_CONTEXT, LINKAGE_CONFIRM_CONTEXT,
     "hotline-linkage-predial", "hotline-linkage-answered", THREEWAY_CONTEXT, THREEWAY_CENTRE_CONTEXT,
-    RECORDING_DONE_CONTEXT,
+    RECORDING_DONE_CONTEXT, CALLBACK_CONTEXT, RETURN_CALL_CONTEXT,
 })
+OUTBOUND_ENDPOINT = "hotline-outbound"         # the PJSIP endpoint of the trunk the hotline's own calls leave by
 # UserEvent(HotlineLinkage, Call: ..., Handoff: ..., Target: ..., Stage: ...): one per hand-off stage.
 LINKAGE_EVENT = "HotlineLinkage"
 # UserEvent(HotlineRecording, Call: <uniqueid>): a recorded call hung up; its file is being closed.
 RECORDING_EVENT = "HotlineRecording"
+# UserEvent(HotlineCallback, Task: <id>, Stage: agent_answered|<DIALSTATUS>|agent_unavailable): a call-back's steps.
+CALLBACK_EVENT = "HotlineCallback"
+# UserEvent(HotlineReturnCall, Id: <id>, Stage: answered|failed, Reason: <originate reason>): a return call's end.
+RETURN_CALL_EVENT = "HotlineReturnCall"
 
 # -- request types (Zhanjiang 12345 rules, art. 7) ------------------------------------------------------------
 

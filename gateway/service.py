@@ -7,12 +7,10 @@ MQTT publisher, emergency list and linkage, speech capture, FastAGI, console) an
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import os
 import signal
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from gateway.basics.loop_lag import LoopLagMonitor, freeze_startup_objects
 from gateway.contract import CALL_ID_VAR, GATEWAY_USER
 from ami_handlers.client.connection import AMIConnection
 from ami_handlers.queue_events import QueueEventRecorder
+from gateway.aftercall.outbound import OutboundCalls
 from gateway.aftercall.survey_flow import SurveyFlow
 from gateway.callflow import CallFlow, CallFlowSettings
 from gateway.config import Config
@@ -33,7 +32,7 @@ from gateway.console.request_errors import console_server_logger
 from gateway.basics.waiting import cancel_and_wait
 from gateway.workorder.progress import progress_lookup
 from recordings.filer import CallRecordingFiler
-from recordings.retention import purge_all
+from recordings.daily_purge import purge_recordings_daily
 from gateway.workorder.status_api import create_status_app
 from ivr.prompts import catalogue_units
 from gateway.agi.server import FastAGIServer
@@ -176,7 +175,8 @@ class GatewayService:
                 restricted_emergency_key=cfg.restriction.emergency_key), clock=utc_now, linkage=linkage,
                 lookup_ticket=progress_lookup(store.ticket_status, spoken_units))
             surveys = SurveyFlow(store, menu.survey, prompt_dir=cfg.ivr.asterisk_prompt_dir, clock=utc_now)
-            fastagi = FastAGIServer({"entry": flow.entry, "survey": surveys.intake}, host=cfg.fastagi.host, port=cfg.fastagi.port,
+            fastagi = FastAGIServer({"entry": flow.entry, "survey": surveys.intake,
+                                     "return_call": surveys.return_call}, host=cfg.fastagi.host, port=cfg.fastagi.port,
                                     command_timeout=cfg.fastagi.command_timeout_s,
                                     header_timeout=cfg.fastagi.header_timeout_s)
             service = cls(cfg, status_file=status_file, store=store, ami=ami, publisher=publisher,
@@ -184,18 +184,25 @@ class GatewayService:
                           outbox_store=outbox_store, loop_lag=loop_lag)
             service.emergencies = emergencies
             ami.on_event("AgentConnect", service._on_agent_connect)
+            outbound = OutboundCalls(ami, store, cfg.aftercall, hotline_number=cfg.sip.hotline_number,
+                                     tz=cfg.gateway.tz, clock=utc_now)
+            outbound.attach()
             await ami.connect()
+            await outbound.start()
+            stack.push_async_callback(outbound.close)
             await fastagi.start()
             stack.push_async_callback(fastagi.close)
-            console = await _start_console(cfg, store, agent_transfer.transfer, centre_choices(emergency_list))
+            console = await _start_console(cfg, store, agent_transfer.transfer, centre_choices(emergency_list),
+                                           outbound.call_back)
             stack.push_async_callback(console.cleanup)
             workorder_api = await _start_workorder_api(cfg, store)
             if workorder_api is not None:
                 stack.push_async_callback(workorder_api.cleanup)
             filer.start_sweeping()
             service.filer = filer
-            purging = asyncio.get_running_loop().create_task(purge_recordings_daily(cfg, store),
-                                                             name="recordings-purge")
+            purging = asyncio.get_running_loop().create_task(purge_recordings_daily(
+                store, cfg.speech.recordings_dir, cfg.speech.local_recording_dir,
+                retention_days=cfg.recordings.retention_days), name="recordings-purge")
             stack.push_async_callback(cancel_and_wait, purging)
             log.info("event=started fastagi=%s:%s ami=%s:%s store=%s frozen_objects=%d", cfg.fastagi.host,
                      fastagi.port, cfg.ami.host, cfg.ami.port, cfg.store.path, freeze_startup_objects())
@@ -357,10 +364,11 @@ async def _start_speech(cfg: Config, stack: AsyncExitStack, ami: AMIConnection, 
     return SpeechParts(capture, prefill, recogniser, audiosocket)
 
 
-async def _start_console(cfg: Config, store: Store, transfer, centres) -> web.AppRunner:
+async def _start_console(cfg: Config, store: Store, transfer, centres, call_back) -> web.AppRunner:
     app = create_console_app(store=store, state_dir=cfg.state_dir, agents=[a.name for a in cfg.agents],
                              ws_url=f"ws://{cfg.mqtt.host}:{cfg.mqtt.ws_port}/mqtt", clock=utc_now,
                              transfer=transfer, centres=centres, low_confidence=cfg.triage.low_confidence,
+                             call_back=call_back,
                              supervisors=[a.name for a in cfg.agents if a.role == "supervisor"])
     runner = await _serve_app(app, cfg.console.host, cfg.console.port, backlog=128)
     log.info("event=console_ready url=http://%s:%s/", cfg.console.host, cfg.console.port)
@@ -389,26 +397,6 @@ async def _serve_app(app: web.Application, host: str, port: int, *, backlog: int
         await runner.cleanup()
         raise
     return runner
-
-
-async def purge_recordings_daily(cfg: Config, store: Store, *, first_after_s: float = 60.0,
-                                 every_s: float = 86_400.0) -> None:
-    """Purge recordings past their retention (recordings.retention) a minute after start, then once a day; the
-    rows of purged call recordings are marked."""
-    await asyncio.sleep(first_after_s)
-    while True:
-        try:
-            now = utc_now()
-            reports = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
-                purge_all, cfg.speech.recordings_dir, cfg.speech.local_recording_dir, at=now,
-                retention_days=cfg.recordings.retention_days))
-            marked = await store.mark_recordings_purged(reports["recordings"].paths, at=now)
-            log.info("event=recordings_purged deleted=%d rows_marked=%d spool_deleted=%d failed=%d",
-                     reports["recordings"].deleted, marked, reports["spool"].deleted,
-                     len(reports["recordings"].failed) + len(reports["spool"].failed))
-        except (OSError, sqlite3.Error) as exc:   # an unreadable directory: tried again tomorrow, the service goes on
-            log.error("event=recordings_purge_failed error=%s", exc)
-        await asyncio.sleep(every_s)
 
 
 async def finish_background(tasks: set[asyncio.Task], grace_s: float) -> int:

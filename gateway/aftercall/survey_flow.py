@@ -1,5 +1,6 @@
 """The satisfaction survey over FastAGI: script ``survey``, on the caller's channel once the agent has hung up
-(Queue option ``c``).
+(Queue option ``c``), and script ``return_call``, on the citizen's leg of the automated return call once the ticket
+is done (``gateway.aftercall.outbound``).
 
 Who is asked and what a key means are decided in ``ivr.survey``; this module plays the prompts, reads the key and
 files the rating. The call is over for the hotline by then: whatever fails here (store, prompts, the caller hanging
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.agi.replies import AGIHangup
+from gateway.contract import RETURN_CALL_VAR
 from gateway.store.database import Store
 from ivr.survey import Survey, SurveyKind, needs_callback, rating_for_key, survey_skip_reason
 from ivr.triage.deadline import DEFAULT_CALENDAR, WorkingDayCalendar, add_working_days, receipt_date
@@ -79,6 +81,22 @@ class SurveyFlow:
         except AGIHangup:
             log.info("call=%s event=survey_not_rated reason=hung_up", call_id)
         except Exception as exc:  # noqa: BLE001 - the call is over; a survey fault must not become a crash
+            log.error("call=%s event=survey_failed error=%s", call_id, type(exc).__name__)
+
+    async def return_call(self, agi) -> None:
+        """Script ``return_call``: the citizen answered the automated return call on a done ticket (一事一评)."""
+        call_id = agi.env.get("agi_uniqueid") or ""
+        try:
+            return_id = await agi.get_variable(RETURN_CALL_VAR)
+            row = await self.store.return_call(int(return_id)) if return_id and return_id.isdigit() else None
+            if row is None or self.survey is None or not self.survey.enabled:
+                log.info("call=%s event=return_call_without_survey return_call=%s", call_id, return_id or "-")
+                return
+            await self._ask(agi, SurveyKind.HANDLING, call_id=call_id, ticket_id=row["ticket_id"],
+                            number=row["number"], opening=self.survey.return_prompt)
+        except AGIHangup:
+            log.info("call=%s event=survey_not_rated reason=hung_up", call_id)
+        except Exception as exc:  # noqa: BLE001 - as in intake
             log.error("call=%s event=survey_failed error=%s", call_id, type(exc).__name__)
 
     async def _ask(self, agi, kind: SurveyKind, *, call_id: str, ticket_id: str | None, number: str | None,

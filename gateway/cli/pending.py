@@ -68,7 +68,10 @@ def register(subparsers: Any) -> None:
 async def pending_list(args: argparse.Namespace, config: Any) -> int:
     async with await Store.open(config.store.path) as store:
         requests = await store.list_pending_restrictions(include_decided=args.all)
-    rows = [_request_json(r, full=args.full) for r in requests]
+        # the evidence (art. 9): the recording of the call the request was made on, once it is filed
+        evidence = {r["call_id"]: await store.call_recording(r["call_id"]) for r in requests if r.get("call_id")}
+    rows = [{**_request_json(r, full=args.full), "recording": _evidence(evidence.get(r.get("call_id")))}
+            for r in requests]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
@@ -76,9 +79,9 @@ async def pending_list(args: argparse.Namespace, config: Any) -> int:
         print("no pending restriction requests" if not args.all else "no restriction requests")
         return 0
     print_table(
-        rows,
+        [{**row, "recording_shown": _evidence_shown(row["recording"])} for row in rows],
         [("id", "id"), ("requested", "requested_at"), ("number", "number"), ("by", "requested_by"),
-         ("call id", "call_id"), ("status", "status"), ("reason", "reason")],
+         ("call id", "call_id"), ("recording", "recording_shown"), ("status", "status"), ("reason", "reason")],
     )
     return 0
 
@@ -121,6 +124,22 @@ async def pending_reject(args: argparse.Namespace, config: Any) -> int:
         return fail(str(exc))
     print(f"rejected request {args.id}: operator={args.operator} reason={json.dumps(args.reason, ensure_ascii=False)}")
     return 0
+
+
+def _evidence(recording: dict | None) -> dict | None:
+    """The call's recording as a supervisor opens it on the console (GET ``url``, audited there)."""
+    if recording is None:
+        return None
+    return {"id": recording["public_id"], "state": recording["state"], "duration_s": recording["duration_s"],
+            "url": f"/api/recordings/{recording['public_id']}"}
+
+
+def _evidence_shown(evidence: dict | None) -> str:
+    if evidence is None:
+        return "none yet"
+    if evidence["state"] == "purged":
+        return "purged"
+    return f"{evidence['duration_s']:.0f}s on the console"
 
 
 def _request_json(request: dict, *, full: bool) -> dict:

@@ -1,5 +1,6 @@
 """Call recordings on the console (Zhanjiang 12345 rules, art. 20): a list of the recordings the signed-in user may
-hear, and the audio itself, served with HTTP Range (the page's audio element seeks with it).
+hear, and the audio itself, served with HTTP Range (the page's audio element seeks with it); for a supervisor, the
+pending restriction requests with their call's recording as evidence (art. 9).
 
 The rule is the console's (``gateway.console.access``): the agents who handled the call, and supervisors. A
 recording is named by a random public id, never by its (guessable) call id. Every play and download, and every
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gateway.basics.phone import mask
 from gateway.console.access import TicketHolders, Viewer, decide
 from gateway.console.replies import error_reply, json_reply
 from gateway.console.sessions import CONFIG_KEY, STORE_KEY, signed_in
@@ -29,6 +31,7 @@ _LIST_LIMIT = 200
 def add_recording_routes(app: web.Application) -> None:
     app.router.add_get("/api/recordings", _list)
     app.router.add_get("/api/recordings/{public_id}", _open)
+    app.router.add_get("/api/restrictions/pending", _pending)
 
 
 def recording_for_page(row: dict) -> dict:
@@ -44,6 +47,23 @@ async def _list(request: web.Request) -> web.Response:
     rows = await request.app[STORE_KEY].call_recordings(
         limit=_LIST_LIMIT, include_purged=False, handled_by=None if viewer.is_supervisor else viewer.name)
     return json_reply({"recordings": [recording_for_page(r) for r in rows]})
+
+
+async def _pending(request: web.Request) -> web.Response:
+    """For a supervisor deciding restriction requests (art. 9): each pending request with its call's recording,
+    the evidence to hear before confirming (``hotline restrict confirm``)."""
+    viewer = signed_in(request)
+    if not viewer.is_supervisor:
+        return error_reply(403, "role", "only a supervisor decides restriction requests")
+    store = request.app[STORE_KEY]
+    out = []
+    for pending in await store.list_pending_restrictions():
+        recording = await store.call_recording(pending["call_id"]) if pending.get("call_id") else None
+        out.append({"id": pending["id"], "number": mask(pending["number"]), "reason": pending["reason"],
+                    "requested_by": pending["requested_by"], "requested_at": pending["requested_at"],
+                    "recording": recording_for_page(recording) if recording and recording["state"] != "purged"
+                    else None})
+    return json_reply({"pending": out})
 
 
 async def _open(request: web.Request) -> web.StreamResponse:

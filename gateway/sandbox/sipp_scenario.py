@@ -7,6 +7,7 @@ announcement) ends the call cleanly instead of counting as an unexpected message
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -210,14 +211,17 @@ def caller_scenario(script: CallerScript, pcaps: list[Path], speech: Path | None
 """
 
 
-def agent_scenario(*, answer_after_ms: int, hang_up_after_ms: int | None = None, say_pcap: Path | None = None) -> str:
-    """A sipp UAS agent phone: rings for ``answer_after_ms``, answers, and waits for the BYE (any length of call);
-    with ``hang_up_after_ms`` the agent ends the call that long after the answer unless the caller did first; with
-    ``say_pcap`` (gateway.sandbox.voice_pcap) the agent speaks it once the call is up."""
-    speak = (f'  <nop><action><exec play_pcap_audio="{escape(str(say_pcap))}"/></action></nop>\n'
-             if say_pcap is not None else "")
-    # sipp allows no action between an optional receive and the next mandatory one: a speaking agent waits for the ACK
-    ack_optional = "" if say_pcap is not None else ' optional="true"'
+def agent_scenario(*, answer_after_ms: int, hang_up_after_ms: int | None = None,
+                   plays: Sequence[tuple[int, Path]] = ()) -> str:
+    """A sipp UAS phone (an agent, a centre, a citizen called by the hotline): rings for ``answer_after_ms``,
+    answers, and waits for the BYE (any length of call); with ``hang_up_after_ms`` it ends the call that long after
+    the answer unless the far end did first; ``plays`` are (pause in ms, pcap) pairs sent in turn once the call is
+    up: speech (gateway.sandbox.voice_pcap) or key presses (gateway.sandbox.dtmf_pcap)."""
+    speak = "".join((f'  <pause milliseconds="{pause}"/>\n' if pause > 0 else "")
+                    + f'  <nop><action><exec play_pcap_audio="{escape(str(pcap))}"/></action></nop>\n'
+                    for pause, pcap in plays)
+    # sipp allows no action between an optional receive and the next mandatory one: a speaking phone waits for the ACK
+    ack_optional = "" if plays else ' optional="true"'
     if hang_up_after_ms is None:
         invite = '<recv request="INVITE" crlf="true"/>'
         end = _AWAIT_BYE

@@ -101,12 +101,12 @@ class Stack:
     def start_simulated_agents(self, log=print, *, answer_after_ms: int | None = None,
                                hang_up_after_ms: int | None = None, say_pcap: Path | None = None) -> None:
         """sipp answering machines as the agents; they ring ``answer_after_ms`` before answering, speak
-        ``say_pcap`` (if given) and, with ``hang_up_after_ms``, hang up that long after answering."""
+        ``say_pcap`` (if given) at once and, with ``hang_up_after_ms``, hang up that long after answering."""
         ring_ms = self.config.sandbox.agent_answer_after_ms if answer_after_ms is None else answer_after_ms
         scenario = self.config.state_dir / "run" / f"sim-agent-{ring_ms}-{hang_up_after_ms}-{bool(say_pcap)}.xml"
         scenario.parent.mkdir(parents=True, exist_ok=True)
         scenario.write_text(agent_scenario(answer_after_ms=ring_ms, hang_up_after_ms=hang_up_after_ms,
-                                           say_pcap=say_pcap))
+                                           plays=[(0, say_pcap)] if say_pcap else []))
         for i, (agent, proc) in enumerate(zip(self.config.agents, self.agents)):
             if proc.pid() is not None:
                 continue

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from gateway.store.handling import reopen_for_redo
 from gateway.store.rows import check_text, from_ts, to_ts
 from ivr.survey import RATING_LABELS, SurveyKind, needs_callback
 
@@ -166,6 +167,7 @@ class AfterCallMixin:
                     raise RedoRefused(f"ticket {ticket_id} was redone once already (art. 15)")
                 await db.execute("INSERT INTO ticket_redos (ticket_id, task_id, agent, at) VALUES (?, ?, ?, ?)",
                                  (ticket_id, task_id, agent, to_ts(at)))
+                await reopen_for_redo(db, ticket_id, at=at)
             await db.execute("UPDATE callback_tasks SET state = 'done', done_at = ?, done_by = ?, note = ?"
                              " WHERE id = ?", (to_ts(at), agent, note, task_id))
 

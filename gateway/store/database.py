@@ -23,7 +23,8 @@ Asia/Shanghai (the hotline's civil time).
 Layout: this module keeps the connection, the schema and the transaction (`_write`) plus restrictions;
 `calls.CallsMixin` adds call records, call entry and queueing; `tickets.TicketsMixin` ticket drafts and status,
 caller history and pending restrictions; `handling.HandlingMixin` the units' handling of tickets as the work-order
-system reports it; `aftercall.AfterCallMixin` survey ratings, call-back tasks and redos; `recordings.RecordingsMixin`
+system reports it; `aftercall.AfterCallMixin` survey ratings, call-back tasks and redos; `return_calls.ReturnCallsMixin` the automated return
+calls; `recordings.RecordingsMixin`
 call recordings and their access audit; `ticket_access.TicketAccessMixin` public ids, assignments, the
 screen-pop log and the console's access audit; `delivery.DeliveryMixin` the outbox, hand-offs and pushes; `rows` holds
 the row conversions, field validators and value sets.
@@ -49,6 +50,7 @@ from gateway.basics.write_health import WriteHealth
 from gateway.store.delivery import DeliveryMixin
 from gateway.store.handling import HandlingMixin
 from gateway.store.recordings import RecordingsMixin
+from gateway.store.return_calls import ReturnCallsMixin
 from gateway.store.rows import (
     RESTRICTION_COLUMNS,
     from_ts,
@@ -67,8 +69,8 @@ BUSY_TIMEOUT_MS = 5000
 STORE_TARGET = "store"
 
 
-class Store(CallsMixin, TicketsMixin, HandlingMixin, AfterCallMixin, RecordingsMixin, TicketAccessMixin,
-            DeliveryMixin):
+class Store(CallsMixin, TicketsMixin, HandlingMixin, AfterCallMixin, ReturnCallsMixin, RecordingsMixin,
+            TicketAccessMixin, DeliveryMixin):
     def __init__(self, db: aiosqlite.Connection, path: Path, health: WriteHealth | None = None) -> None:
         self._db = db
         self.path = path

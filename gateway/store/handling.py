@@ -2,14 +2,16 @@
 append-only log of what the work-order system reported."""
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
 from gateway.store.rows import DRAFT_PUBLIC_STATUS, check_text, from_ts, to_ts
-from gateway.workorder.lifecycle import Handling, next_handling
+from gateway.store.return_calls import schedule_return_call
+from gateway.workorder.lifecycle import CLOSED, DONE, Handling, next_handling
 from ivr.triage.deadline import DEFAULT_CALENDAR, WorkingDayCalendar, receipt_date
 
-__all__ = ["HandlingMixin"]
+__all__ = ["HandlingMixin", "reopen_for_redo"]
 
 _COLUMNS = "status, request_type, unit, unit_received, due, extensions"
 
@@ -36,19 +38,10 @@ class HandlingMixin:
             reported = await _reported(db, ticket_no)
             after = next_handling(current if reported else None, status, on=receipt_date(at), unit=unit,
                                   request_type=current.request_type, calendar=calendar)
-            await db.execute(
-                "INSERT INTO tickets (ticket_no, status, updated_at, request_type, unit, unit_received, due,"
-                " extensions) VALUES (:no, :status, :at, :type, :unit, :received, :due, :extensions)"
-                " ON CONFLICT (ticket_no) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,"
-                " request_type = excluded.request_type, unit = excluded.unit,"
-                " unit_received = excluded.unit_received, due = excluded.due, extensions = excluded.extensions",
-                {"no": ticket_no, "status": after.status, "at": to_ts(at), "type": after.request_type,
-                 "unit": after.unit, "received": _day(after.unit_received), "due": _day(after.due),
-                 "extensions": after.extensions})
-            await db.execute(
-                "INSERT INTO ticket_status_log (ticket_no, status, unit, due, at, source, reason)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (ticket_no, after.status, after.unit, _day(after.due), to_ts(at), source, reason))
+            await _write_handling(db, ticket_no, after, at=at, source=source, reason=reason)
+            if after.status == DONE:
+                # 一事一评: the caller is asked how the unit handled it, by an automated return call
+                await schedule_return_call(db, ticket_no, at=at)
         return after
 
     async def ticket_status_log(self, ticket_no: str) -> list[dict[str, Any]]:
@@ -57,6 +50,37 @@ class HandlingMixin:
             "SELECT status, unit, due, at, source, reason FROM ticket_status_log WHERE ticket_no = ? ORDER BY id",
             (ticket_no,))
         return [{**dict(row), "at": from_ts(row["at"]), "due": _date(row["due"])} for row in rows]
+
+
+async def reopen_for_redo(db: Any, ticket_no: str, *, at: datetime,
+                          calendar: WorkingDayCalendar = DEFAULT_CALENDAR) -> Handling | None:
+    """Inside a transaction: a done (or closed) ticket goes back to its unit to be handled again, with a new due
+    date, logged with source "redo" (art. 15: once per ticket; the caller of this keeps count). None if the
+    ticket is not done yet (it is still being handled: nothing to reopen)."""
+    current = await _handling(db, ticket_no)
+    if current is None or current.status not in {DONE, CLOSED}:
+        return None
+    after = next_handling(replace(current, status="received"), "transferred", on=receipt_date(at), unit=current.unit,
+                          request_type=current.request_type, calendar=calendar)
+    await _write_handling(db, ticket_no, after, at=at, source="redo", reason="dissatisfied caller: handled again")
+    return after
+
+
+async def _write_handling(db: Any, ticket_no: str, after: Handling, *, at: datetime, source: str,
+                      reason: str | None) -> None:
+    await db.execute(
+        "INSERT INTO tickets (ticket_no, status, updated_at, request_type, unit, unit_received, due,"
+        " extensions) VALUES (:no, :status, :at, :type, :unit, :received, :due, :extensions)"
+        " ON CONFLICT (ticket_no) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at,"
+        " request_type = excluded.request_type, unit = excluded.unit,"
+        " unit_received = excluded.unit_received, due = excluded.due, extensions = excluded.extensions",
+        {"no": ticket_no, "status": after.status, "at": to_ts(at), "type": after.request_type,
+         "unit": after.unit, "received": _day(after.unit_received), "due": _day(after.due),
+         "extensions": after.extensions})
+    await db.execute(
+        "INSERT INTO ticket_status_log (ticket_no, status, unit, due, at, source, reason)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (ticket_no, after.status, after.unit, _day(after.due), to_ts(at), source, reason))
 
 
 async def _reported(db: Any, ticket_no: str) -> bool:

@@ -361,6 +361,23 @@ MIGRATIONS: list[tuple[int, str]] = [
             at        TEXT NOT NULL
         );
 
+        -- The automated return call once a ticket is done (一事一评): placed within calling hours, tried again
+        -- after a failure, given up after the configured number of tries.
+        CREATE TABLE return_calls (
+            id           INTEGER PRIMARY KEY,
+            ticket_id    TEXT NOT NULL,
+            number       TEXT NOT NULL,
+            state        TEXT NOT NULL DEFAULT 'pending'
+                         CHECK (state IN ('pending', 'calling', 'answered', 'gave_up')),
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            next_at      TEXT NOT NULL,
+            last_outcome TEXT,
+            created_at   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL
+        );
+        CREATE INDEX return_calls_due ON return_calls (state, next_at);
+        CREATE INDEX return_calls_ticket ON return_calls (ticket_id);
+
         -- Recordings of answered calls (art. 20): one row per call, the file as filed, its state.
         CREATE TABLE call_recordings (
             call_id     TEXT PRIMARY KEY,

@@ -15,10 +15,11 @@ from datetime import date
 
 from ivr.triage.deadline import DEFAULT_CALENDAR, DUE_WORKING_DAYS, WorkingDayCalendar, add_working_days
 
-__all__ = ["MAX_EXTENSIONS", "RETURN_WINDOW_WORKING_DAYS", "STATUSES", "Handling", "TransitionRefused",
+__all__ = ["CLOSED", "DONE", "MAX_EXTENSIONS", "RETURN_WINDOW_WORKING_DAYS", "STATUSES", "Handling", "TransitionRefused",
            "UnknownStatus", "handling_json", "next_handling"]
 
 STATUSES = ("received", "transferred", "returned", "extended", "done", "closed")
+DONE, CLOSED = "done", "closed"
 RETURN_WINDOW_WORKING_DAYS = 2     # art. 10
 MAX_EXTENSIONS = 2                 # art. 11
 

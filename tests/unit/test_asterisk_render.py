@@ -99,7 +99,8 @@ def pjsip_objects(text: str) -> dict[tuple[str, str], dict[str, list[str]]]:
 def test_pjsip_has_one_endpoint_and_aor_per_agent_and_centre_with_the_configured_contact(cfg, files):
     objects = pjsip_objects(files["pjsip.conf"])
     expected = {a.name: a.contact for a in cfg.agents} | {f"centre-{c.name}": c.contact for c in cfg.centres}
-    assert len(expected) == 9
+    expected["hotline-outbound"] = cfg.aftercall.outbound_contact     # the trunk of the hotline's own calls
+    assert len(expected) == 10
     for name, contact in expected.items():
         endpoint, aor = objects[(name, "endpoint")], objects[(name, "aor")]
         assert endpoint["aors"] == [name]

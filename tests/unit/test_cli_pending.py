@@ -104,3 +104,22 @@ def test_register_alone_creates_the_restrict_command():
     parser = argparse.ArgumentParser()
     cli_pending.register(parser.add_subparsers(dest="command", required=True))
     assert parser.parse_args(["restrict", "pending"]).func is cli_pending.pending_list
+
+
+async def test_pending_shows_the_call_s_recording_as_evidence_once_filed(run, config):
+    """Art. 9: the supervisor confirming a request can hear the call; the list names the console URL."""
+    pending_id = await request(config)
+    code, out, _ = await run("restrict", "pending")
+    assert code == 0 and "none yet" in out
+    async with await Store.open(config.store.path) as store:
+        await store.file_call_recording(call_id="1764222222.12", path="/rec/1764222222.12-call.ogg", format="ogg",
+                                        duration_s=42.4, size=80_000, sha256="0" * 64, state="converted",
+                                        note=None, recorded_at=sh(2026, 11, 27, 14))
+        public_id = (await store.call_recording("1764222222.12"))["public_id"]
+    code, out, _ = await run("restrict", "pending")
+    assert "42s on the console" in out
+    code, out, _ = await run("restrict", "pending", "--json")
+    [row] = json.loads(out)
+    assert row["id"] == pending_id and row["recording"] == {
+        "id": public_id, "state": "converted", "duration_s": 42.4, "url": f"/api/recordings/{public_id}"}
+    assert "/rec/" not in out      # the file's place is not the supervisor's business

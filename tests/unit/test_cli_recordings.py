@@ -10,7 +10,7 @@ import pytest
 
 from gateway.basics.clock import SHANGHAI
 from gateway.cli import recordings as cli_recordings
-from gateway.service import purge_recordings_daily
+from recordings.daily_purge import purge_recordings_daily
 from gateway.store.database import Store
 from recordings.files import recording_path, write_wav
 
@@ -48,9 +48,11 @@ async def test_purge_deletes_the_days_past_retention(run, config):
 
 async def test_the_daily_purge_runs_and_keeps_running(config, caplog):
     old = write_wav(recording_path(config.speech.recordings_dir, "a", datetime(2025, 1, 1)), b"\0\0" * 100)
-    with caplog.at_level(logging.INFO, logger="gateway.service"):
+    with caplog.at_level(logging.INFO, logger="recordings.daily_purge"):
         store = await Store.open(config.store.path)
-        task = asyncio.create_task(purge_recordings_daily(config, store, first_after_s=0, every_s=0.05))
+        task = asyncio.create_task(purge_recordings_daily(
+            store, config.speech.recordings_dir, config.speech.local_recording_dir,
+            retention_days=config.recordings.retention_days, first_after_s=0, every_s=0.05))
         await asyncio.sleep(0.3)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
