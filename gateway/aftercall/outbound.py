@@ -214,8 +214,9 @@ class OutboundCalls:
             log.info("event=callback_agent_answered task=%s", task_id)
             return
         agent = self._callbacks.pop(task_id, None)
-        if stage == "agent_unavailable":
-            log.info("event=callback_agent_unavailable task=%s", task_id)
+        if stage in {"agent_unavailable", "agent_gone"}:
+            # the agent's phone did not answer, or the agent left before the caller was dialled: no attempt
+            log.info("event=callback_not_started task=%s reason=%s", task_id, stage)
             return
         task = await self.store.callback_task(task_id)
         if task is None or task["state"] != "open":

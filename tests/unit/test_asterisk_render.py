@@ -403,3 +403,20 @@ def test_write_all_tightens_an_existing_world_readable_manager_conf(cfg, tmp_pat
 
 def test_template_dir_is_the_repository_asterisk_conf():
     assert TEMPLATE_DIR == Path(__file__).resolve().parents[2] / "asterisk_conf"
+
+
+def test_the_hotlines_own_calls_dial_only_the_gateways_string_and_report_once(cfg, files):
+    """Call-back: the agent's leg dials the number the gateway set, as 12345; its end is reported by h alone.
+    Return call: the answered citizen runs the survey script; a failure says why."""
+    text = files["extensions.conf"]
+    callback = [(app, args) for _, app, args in extension(text, "hotline-callback", "s")]
+    assert ("Set", f"CALLERID(all)={cfg.sip.hotline_number} <{cfg.sip.hotline_number}>") in callback
+    assert ("Dial", f"${{HOTLINE_OUTBOUND_DIAL}},{cfg.aftercall.ring_s}") in callback
+    assert not any(app == "UserEvent" and "DIALSTATUS" in args for app, args in callback)
+    [(_, end)] = [(app, args) for _, app, args in extension(text, "hotline-callback", "h")]
+    assert "Stage: ${IF($[${ISNULL(${DIALSTATUS})}]?agent_gone:${DIALSTATUS})}" in end
+    assert "CALLERID(num)" not in text.split("[hotline-callback]")[1].split("[hotline-return-call]")[0]
+    ret = [(app, args) for _, app, args in extension(text, "hotline-return-call", "s")]
+    assert ("AGI", f"agi://{cfg.fastagi.host}:{cfg.fastagi.port}/return_call") in ret
+    failed = [args for _, app, args in extension(text, "hotline-return-call", "failed") if app == "UserEvent"]
+    assert failed == ["HotlineReturnCall,Id: ${HOTLINE_RETURN_CALL},Stage: failed,Reason: ${REASON}"]

@@ -174,6 +174,9 @@ async def test_a_call_back_rings_the_agent_first_and_its_end_is_an_attempt(store
     with pytest.raises(CallBackError):
         await calls.call_back(task, agent="agent2")                  # already ringing
     await calls.on_event({"UserEvent": "HotlineCallback", "Task": str(task), "Stage": "agent_answered"})
+    await calls.on_event({"UserEvent": "HotlineCallback", "Task": str(task), "Stage": "agent_gone"})
+    assert await store.callback_attempts(task) == []      # the agent left before the caller was rung
+    await calls.call_back(task, agent="agent2")
     await calls.on_event({"UserEvent": "HotlineCallback", "Task": str(task), "Stage": "NOANSWER"})
     assert [(a["agent"], a["outcome"]) for a in await store.callback_attempts(task)] == [("agent2", "no_answer")]
     await calls.call_back(task, agent="agent2")                      # a retry
