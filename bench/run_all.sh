@@ -14,3 +14,4 @@ echo "== vosk real-time factor";               $py bench/vosk_rtf.py
 echo "== (e) end of speech -> stored ticket";  $py bench/prefill_latency.py
 echo "== (f) AgentConnect -> screen-pop";       $py bench/screenpop_latency.py
 echo "== (g) confirming key -> INVITE at the centre"; $py bench/linkage_latency.py
+echo "== recording conversion (ogg/Opus, mp3, wav)"; $py bench/recording_convert.py

@@ -27,6 +27,8 @@ SETTLE_S = 0.5          # unchanged this long: Asterisk has closed the file
 SETTLE_TIMEOUT_S = 30.0
 SWEEP_EVERY_S = 300.0
 SWEEP_AGE_S = 600.0     # a bridged call writes 50 frames a second: ten minutes of quiet is a call that is over
+# ffmpeg takes a core while it converts: at most this many at once, so a burst of hang-ups cannot starve Asterisk
+CONVERSIONS_AT_ONCE = 2
 
 
 class CallRecordingFiler:
@@ -41,6 +43,7 @@ class CallRecordingFiler:
         self.clock = clock
         self._tasks: dict[str, asyncio.Task] = {}
         self._sweeper: asyncio.Task | None = None
+        self._converting = asyncio.Semaphore(CONVERSIONS_AT_ONCE)
 
     @property
     def pending(self) -> int:
@@ -77,9 +80,10 @@ class CallRecordingFiler:
                 return None
             call = await self.store.get_call(call_id)
             at = (call or {}).get("started_at") or self.clock()
-            filed = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
-                file_call_recording, source, self.recordings_dir, call_id, at, fmt=self.fmt, codec=self.codec,
-                bitrate=self.bitrate))
+            async with self._converting:
+                filed = await asyncio.get_running_loop().run_in_executor(None, functools.partial(
+                    file_call_recording, source, self.recordings_dir, call_id, at, fmt=self.fmt, codec=self.codec,
+                    bitrate=self.bitrate))
             if filed.path is None:
                 log.info("call=%s event=call_recording_empty note=%s", call_id, filed.note)
                 return filed

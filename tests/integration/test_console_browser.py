@@ -487,3 +487,46 @@ def test_a_supervisor_opens_an_agents_ticket_by_its_number_and_saves_it_audited(
     audit = server.run(server.store.ticket_access_audit(ticket.number))
     assert [(r["viewer"], r["role"], r["action"]) for r in audit] == [
         ("lead1", "supervisor", "lookup"), ("lead1", "supervisor", "save")]
+
+
+def test_the_aftercall_panel_lists_call_backs_and_plays_the_agents_recording(server, broker, browser, tmp_path):
+    """The agent sees their call-back task and the recording of a call they answered and plays it in the page (the
+    browser fetches it with Range); a supervisor also sees the pending restriction with its evidence."""
+    from ivr.survey import SurveyKind
+    from recordings.call_files import file_call_recording, spool_path
+    from tests.audio_files import mixmonitor_wav, tone_pcm
+
+    ticket = make_ticket(server, "1764554400.9", "赤坎区人民大道中 1 号", answered_by="agent1")
+
+    async def prepare():
+        store = server.store
+        await store.update_call("1764554400.9", outcome="answered", agent="agent1", answered_at=NOW)
+        rating = await store.open_survey(SurveyKind.INTAKE, call_id="1764554400.9", ticket_id=ticket.number,
+                                         number=NUMBER, at=NOW)
+        task = await store.record_rating(rating, 4, at=NOW, callback_due=date(2026, 3, 4))
+        await store.assign_callback(task, agent="agent1")
+        source = mixmonitor_wav(spool_path(tmp_path / "spool", "1764554400.9"), tone_pcm(3.0))
+        filed = file_call_recording(source, tmp_path / "rec", "1764554400.9", NOW, fmt="wav")
+        await store.file_call_recording(call_id="1764554400.9", path=str(filed.path), format=filed.format,
+                                        duration_s=filed.duration_s, size=filed.size, sha256=filed.sha256,
+                                        state=filed.state, note=None, recorded_at=NOW)
+        await store.add_pending_restriction(number=NUMBER, reason="辱骂坐席", requested_by="agent1",
+                                            call_id="1764554400.9", at=NOW)
+        return task
+
+    task = server.run(prepare())
+    sign_in(browser, server.url, "agent1", mqtt_password(broker["state_dir"], "agent1"))
+    wait_for(browser, lambda d: "受理评价：不满意" in text(d, "callbacks"), "the call-back task")
+    assert f"#{task}" in text(browser, "callbacks") and "138****8000" in text(browser, "callbacks")
+    assert "13800138000" not in text(browser, "callbacks")
+    wait_for(browser, lambda d: "3 秒" in text(d, "recordings"), "the recording")
+    assert not browser.find_element(By.ID, "pending-section").is_displayed()
+    browser.find_element(By.CSS_SELECTOR, "#recordings button").click()
+    wait_for(browser, lambda d: d.execute_script("return document.getElementById('player').duration") > 2.5,
+             "the player to load the recording")
+    audit = server.run(server.store.recording_access_audit("1764554400.9"))
+    assert audit and all(a["viewer"] == "agent1" and a["allowed"] for a in audit)
+    browser.find_element(By.ID, "logout").click()
+    sign_in(browser, server.url, "lead1", mqtt_password(broker["state_dir"], "lead1"))
+    wait_for(browser, lambda d: "辱骂坐席" in text(d, "pending"), "the pending request")
+    assert "听取录音" in text(browser, "pending")

@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.console.app import create_console_app
-from gateway.mqtt.passwords import mqtt_password
-from gateway.store.database import Store
+from gateway.aftercall.outbound import CallBackError
 from ivr.survey import SurveyKind
+from tests.integration.console_support import console_client
+from tests.integration.console_support import sign_in as console_sign_in
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
@@ -27,31 +26,18 @@ class Dialer:
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "hotline.sqlite")
-    yield s
-    await s.close()
-
-
-@pytest.fixture
 def dialer():
     return Dialer()
 
 
 @pytest.fixture
 async def client(store, tmp_path, dialer):
-    app = create_console_app(store=store, state_dir=tmp_path / "state", agents=["agent1", "agent2", "lead1"],
-                             supervisors=["lead1"], ws_url="ws://127.0.0.1:19001/mqtt", clock=lambda: NOW,
-                             call_back=dialer)
-    async with TestClient(TestServer(app)) as c:
+    async with console_client(store, tmp_path / "state", NOW, call_back=dialer) as c:
         yield c
 
 
 async def sign_in(client, tmp_path, agent):
-    client.session.cookie_jar.clear()
-    response = await client.post("/api/login", json={"agent": agent,
-                                                     "password": mqtt_password(tmp_path / "state", agent)})
-    assert response.status == 200
+    await console_sign_in(client, tmp_path / "state", agent)
 
 
 @pytest.fixture
@@ -91,15 +77,10 @@ async def test_a_supervisor_assigns_the_agent_calls_back_and_closes_with_a_redo(
 
 
 async def test_a_dialer_that_cannot_place_the_call_is_a_409_with_the_reason(store, tmp_path, task):
-    from gateway.aftercall.outbound import CallBackError
-
     async def refusing(task_id, *, agent):
         raise CallBackError("the caller's number cannot be dialled")
 
-    app = create_console_app(store=store, state_dir=tmp_path / "state", agents=["agent1", "lead1"],
-                             supervisors=["lead1"], ws_url="ws://127.0.0.1:19001/mqtt", clock=lambda: NOW,
-                             call_back=refusing)
-    async with TestClient(TestServer(app)) as client:
+    async with console_client(store, tmp_path / "state", NOW, call_back=refusing) as client:
         await sign_in(client, tmp_path, "lead1")
         response = await client.post(f"/api/callbacks/{task}/call", json={})
         assert response.status == 409

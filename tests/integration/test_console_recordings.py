@@ -3,41 +3,26 @@
 the URL is a random id, not the call id."""
 from __future__ import annotations
 
-import math
-import struct
 from datetime import UTC, datetime
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.console.app import create_console_app
-from gateway.mqtt.passwords import mqtt_password
-from gateway.store.database import Store
 from recordings.call_files import file_call_recording, spool_path
+from tests.audio_files import mixmonitor_wav, tone_pcm
+from tests.integration.console_support import console_client
+from tests.integration.console_support import sign_in as console_sign_in
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "hotline.sqlite")
-    yield s
-    await s.close()
-
-
-@pytest.fixture
 async def client(store, tmp_path):
-    app = create_console_app(store=store, state_dir=tmp_path / "state", agents=["agent1", "agent2", "lead1"],
-                             supervisors=["lead1"], ws_url="ws://127.0.0.1:19001/mqtt", clock=lambda: NOW)
-    async with TestClient(TestServer(app)) as c:
+    async with console_client(store, tmp_path / "state", NOW) as c:
         yield c
 
 
 async def sign_in(client, tmp_path, agent):
-    client.session.cookie_jar.clear()
-    response = await client.post("/api/login", json={"agent": agent,
-                                                     "password": mqtt_password(tmp_path / "state", agent)})
-    assert response.status == 200
+    await console_sign_in(client, tmp_path / "state", agent)
 
 
 @pytest.fixture
@@ -47,11 +32,7 @@ async def recording(store, tmp_path) -> dict:
     await store.update_call("1764554400.7", outcome="answered", agent="agent1", answered_at=NOW)
     await store.record_screenpop(message_id="pop-1", agent="agent1", call_id="1764554400.7", ticket_id=None,
                                  reason=None, at=NOW)
-    pcm = b"".join(struct.pack("<h", int(5000 * math.sin(i / 3))) for i in range(16000))
-    source = spool_path(tmp_path / "spool", "1764554400.7")
-    source.parent.mkdir(parents=True)
-    source.write_bytes(b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0" + struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
-                       + b"data\0\0\0\0" + pcm)
+    source = mixmonitor_wav(spool_path(tmp_path / "spool", "1764554400.7"), tone_pcm(2.0), header_final=False)
     filed = file_call_recording(source, tmp_path / "rec", "1764554400.7", NOW, fmt="wav")
     await store.file_call_recording(call_id="1764554400.7", path=str(filed.path), format=filed.format,
                                     duration_s=filed.duration_s, size=filed.size, sha256=filed.sha256,

@@ -36,13 +36,15 @@ def no_real_io(monkeypatch):
 
 @pytest.fixture
 def cli(capsys):
-    """``cli(module, config)``: an async runner of one ``hotline`` sub-command module's handlers, returning
-    (exit status, stdout, stderr) as the command line would."""
+    """``cli(config, module, ...)``: an async runner of ``hotline`` sub-command modules' handlers (registered in
+    that order), returning (exit status, stdout, stderr) as the command line would."""
     import argparse
 
-    def make(module, config):
+    def make(config, *modules):
         parser = argparse.ArgumentParser(prog="hotline")
-        module.register(parser.add_subparsers(dest="command", required=True))
+        commands = parser.add_subparsers(dest="command", required=True)
+        for module in modules:
+            module.register(commands)
 
         async def run(*argv: str):
             args = parser.parse_args(argv)

@@ -6,9 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
-import struct
 import time
 from datetime import datetime
 from types import SimpleNamespace
@@ -17,32 +15,17 @@ import pytest
 
 from gateway.basics.clock import SHANGHAI
 from gateway.cli import recordings as cli_recordings
-from gateway.store.database import Store
 from recordings import call_files
 from recordings.call_files import file_call_recording, read_wav_pcm, spool_path
 from recordings.filer import CallRecordingFiler
 from recordings.retention import purge_all
+from tests.audio_files import mixmonitor_wav, tone_pcm
 
 AT = datetime(2026, 12, 1, 10, tzinfo=SHANGHAI)
 
 
-def tone(seconds: float, amplitude: int = 6000) -> bytes:
-    return b"".join(struct.pack("<h", int(amplitude * math.sin(2 * math.pi * 400 * i / 8000)))
-                    for i in range(int(8000 * seconds)))
-
-
-def mixmonitor_wav(path, pcm: bytes, *, header_final: bool = True):
-    """A WAV as MixMonitor leaves it: while open, its RIFF and data sizes are still 0."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    riff, data = (36 + len(pcm), len(pcm)) if header_final else (0, 0)
-    header = (b"RIFF" + riff.to_bytes(4, "little") + b"WAVEfmt " + (16).to_bytes(4, "little")
-              + struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16) + b"data" + data.to_bytes(4, "little"))
-    path.write_bytes(header + pcm)
-    return path
-
-
 def test_the_pcm_is_read_whatever_the_header_says(tmp_path):
-    pcm = tone(0.5)
+    pcm = tone_pcm(0.5)
     assert read_wav_pcm(mixmonitor_wav(tmp_path / "a.wav", pcm, header_final=False)) == pcm
     (tmp_path / "b.wav").write_bytes(b"not audio")
     with pytest.raises(ValueError):
@@ -50,7 +33,7 @@ def test_the_pcm_is_read_whatever_the_header_says(tmp_path):
 
 
 def test_a_call_is_filed_by_its_day_with_size_and_checksum(tmp_path):
-    source = mixmonitor_wav(spool_path(tmp_path / "spool", "1764554400.12"), tone(2.0), header_final=False)
+    source = mixmonitor_wav(spool_path(tmp_path / "spool", "1764554400.12"), tone_pcm(2.0), header_final=False)
     filed = file_call_recording(source, tmp_path / "rec", "1764554400.12", AT, fmt="wav")
     assert filed.state == "converted" and filed.note is None and not source.exists()
     assert filed.path == tmp_path / "rec/2026/12/01/1764554400.12-call.wav"
@@ -63,7 +46,7 @@ def test_a_file_that_cannot_be_converted_keeps_the_original_and_says_so(tmp_path
     def broken(*args, **kwargs):
         raise OSError("ffmpeg: Unknown encoder 'libnothing'")
     monkeypatch.setattr(call_files, "_convert", broken)
-    pcm = tone(1.0)
+    pcm = tone_pcm(1.0)
     source = mixmonitor_wav(tmp_path / "spool/calls/c2.wav", pcm)
     filed = file_call_recording(source, tmp_path / "rec", "c2", AT, fmt="ogg", codec="libnothing")
     assert filed.state == "original" and filed.format == "wav" and "conversion to ogg failed" in filed.note
@@ -81,13 +64,6 @@ def test_an_empty_recording_is_not_a_recording(tmp_path):
     assert garbage.exists()      # unreadable: left where it was, for an operator to look at
 
 
-@pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "hotline.sqlite")
-    yield s
-    await s.close()
-
-
 def filer(store, tmp_path):
     return CallRecordingFiler(store, spool=tmp_path / "spool", recordings_dir=tmp_path / "rec", fmt="wav",
                               codec="", bitrate="", clock=lambda: AT)
@@ -103,7 +79,7 @@ async def an_answered_call(store, call_id: str) -> str:
 
 async def test_the_filer_writes_the_row_with_the_call_s_ticket_and_agent(store, tmp_path, caplog):
     ticket = await an_answered_call(store, "c5")
-    mixmonitor_wav(spool_path(tmp_path / "spool", "c5"), tone(1.5))
+    mixmonitor_wav(spool_path(tmp_path / "spool", "c5"), tone_pcm(1.5))
     f = filer(store, tmp_path)
     with caplog.at_level(logging.INFO):
         await f.on_event({"Event": "UserEvent", "UserEvent": "HotlineLinkage", "Call": "c5"})     # not ours
@@ -129,9 +105,9 @@ async def test_a_recording_that_never_appears_is_logged_not_raised(store, tmp_pa
 
 async def test_the_sweep_files_what_lost_events_left_in_the_spool(store, tmp_path):
     await an_answered_call(store, "c6")
-    old = mixmonitor_wav(spool_path(tmp_path / "spool", "c6"), tone(1.0))
+    old = mixmonitor_wav(spool_path(tmp_path / "spool", "c6"), tone_pcm(1.0))
     os.utime(old, (time.time() - 3600, time.time() - 3600))
-    mixmonitor_wav(spool_path(tmp_path / "spool", "c7"), tone(1.0))      # still being written
+    mixmonitor_wav(spool_path(tmp_path / "spool", "c7"), tone_pcm(1.0))      # still being written
     f = filer(store, tmp_path)
     assert await f.sweep() == 1
     await f.close(grace_s=5)
@@ -141,7 +117,7 @@ async def test_the_sweep_files_what_lost_events_left_in_the_spool(store, tmp_pat
 
 async def test_retention_deletes_the_file_and_marks_the_row_and_the_list_shows_it(store, tmp_path, cli):
     await an_answered_call(store, "c8")
-    mixmonitor_wav(spool_path(tmp_path / "spool", "c8"), tone(1.0))
+    mixmonitor_wav(spool_path(tmp_path / "spool", "c8"), tone_pcm(1.0))
     await filer(store, tmp_path).file("c8")
     path = (await store.call_recording("c8"))["path"]
     reports = purge_all(tmp_path / "rec", tmp_path / "spool", at=datetime(2027, 12, 3, tzinfo=SHANGHAI),
@@ -151,8 +127,8 @@ async def test_retention_deletes_the_file_and_marks_the_row_and_the_list_shows_i
     row = await store.call_recording("c8")
     assert row["state"] == "purged" and row["purged_at"] == AT
     config = SimpleNamespace(store=SimpleNamespace(path=store.path))
-    code, out, _ = await cli(cli_recordings, config)("recordings", "list", "--call", "c8", "--json")
+    code, out, _ = await cli(config, cli_recordings)("recordings", "list", "--call", "c8", "--json")
     [listed] = json.loads(out)
     assert code == 0 and listed["call_id"] == "c8" and listed["state"] == "purged" and listed["duration_s"] == 1.0
-    code, out, _ = await cli(cli_recordings, config)("recordings", "list")
+    code, out, _ = await cli(config, cli_recordings)("recordings", "list")
     assert "c8" in out and "purged" in out

@@ -22,7 +22,7 @@ def config(tmp_path):
 @pytest.fixture
 def run(cli, config, monkeypatch):
     monkeypatch.setattr(cli_callbacks, "now", lambda: NOW)
-    return cli(cli_callbacks, config)
+    return cli(config, cli_callbacks)
 
 
 @pytest.fixture

@@ -32,20 +32,8 @@ def clock(monkeypatch):
 
 
 @pytest.fixture
-def run(config, capsys):
-    parser = argparse.ArgumentParser(prog="hotline")
-    sub = parser.add_subparsers(dest="command", required=True)
-    cli_restrict.register(sub)
-    cli_pending.register(sub)  # joins the existing `restrict` command
-
-    async def run(*argv: str):
-        args = parser.parse_args(argv)
-        capsys.readouterr()
-        code = await args.func(args, config)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+def run(cli, config):
+    return cli(config, cli_restrict, cli_pending)
 
 
 async def request(config, reason="辱骂话务员") -> int:

@@ -32,18 +32,8 @@ def clock(monkeypatch):
 
 
 @pytest.fixture
-def run(config, capsys):
-    parser = argparse.ArgumentParser(prog="hotline")
-    cli_restrict.register(parser.add_subparsers(dest="command", required=True))
-
-    async def run(*argv: str):
-        args = parser.parse_args(argv)
-        capsys.readouterr()
-        code = await args.func(args, config)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+def run(cli, config):
+    return cli(config, cli_restrict)
 
 
 async def test_add_prints_the_until_date_and_check_sees_it(run, clock):

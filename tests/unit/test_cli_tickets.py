@@ -1,5 +1,4 @@
 """`hotline tickets status|show`: an operator records what the work-order system reports (art. 10-13)."""
-import argparse
 import json
 from datetime import datetime
 from types import SimpleNamespace
@@ -26,18 +25,8 @@ def clock(monkeypatch):
 
 
 @pytest.fixture
-def run(config, capsys):
-    parser = argparse.ArgumentParser(prog="hotline")
-    cli_tickets.register(parser.add_subparsers(dest="command", required=True))
-
-    async def run(*argv: str):
-        args = parser.parse_args(argv)
-        capsys.readouterr()
-        code = await args.func(args, config)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+def run(cli, config):
+    return cli(config, cli_tickets)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from gateway.aftercall.calling_hours import after_try, next_calling_time
 from gateway.aftercall.outbound import CallBackError, OutboundCalls, callback_outcome, outbound_dial
 from gateway.basics.clock import SHANGHAI
 from gateway.config_aftercall import AfterCallSection
-from gateway.store.database import Store
 from ivr.survey import SurveyKind
 
 EIGHT, NINE_PM = time(8), time(21)
@@ -79,13 +78,6 @@ class Clock:
 
 SETTINGS = AfterCallSection(outbound_contact="sip:127.0.0.1:5095", calling_from=EIGHT, calling_until=NINE_PM,
                             return_call_attempts=2, return_call_retry_min=60, ring_s=30)
-
-
-@pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "hotline.sqlite")
-    yield s
-    await s.close()
 
 
 async def a_done_ticket(store, at, *, callback_number=None) -> str:

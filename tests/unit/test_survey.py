@@ -10,7 +10,6 @@ from gateway.agi.replies import AGIHangup
 from gateway.aftercall.survey_flow import SurveyFlow, ask_rating
 from gateway.basics.clock import SHANGHAI
 from gateway.store.aftercall import RedoRefused
-from gateway.store.database import Store
 from ivr.menu import DEFAULT_MENU_PATH, MenuError, load_menu, parse_menu
 from ivr.survey import SkipReason, SurveyKind, needs_callback, rating_for_key, survey_skip_reason
 from ivr.triage.deadline import calendar_from
@@ -107,13 +106,6 @@ async def test_a_caller_who_hangs_up_is_not_rated():
         await ask_rating(Session([]), SURVEY, prompt_dir=DIR)
 
 
-@pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "hotline.sqlite")
-    yield s
-    await s.close()
-
-
 async def an_answered_call(store, call_id="c1", number="+8613800138000", *, at=NOW) -> str:
     await store.enter_call(call_id=call_id, number=number, channel="PJSIP/caller-1", at=at)
     ticket = await store.queue_call(call_id, ivr_path=["3"], request_type="complaint", emergency=None, priority=0,
@@ -201,3 +193,32 @@ async def test_a_ticket_is_redone_at_most_once_and_the_redo_rating_counts(store)
     assert (await store.callback_task(second_task["id"]))["state"] == "open"     # nothing written
     with pytest.raises(LookupError):
         await store.finish_callback(task["id"], agent="agent2", at=NOW)           # done already
+
+
+class ReturnCallSession(Session):
+    def __init__(self, keys, env, variables):
+        super().__init__(keys, env)
+        self.variables = variables
+
+    async def get_variable(self, name):
+        return self.variables.get(name)
+
+
+async def test_the_return_call_opens_with_the_ticket_then_asks_and_files_the_handling_rating(store):
+    ticket = await an_answered_call(store)
+    await store.report_ticket_status(ticket, "transferred", unit="市住建局", at=NOW, source="test")
+    await store.report_ticket_status(ticket, "done", at=NOW, source="test")
+    [row] = await store.return_calls(ticket_id=ticket)
+    session = ReturnCallSession(["3"], {"agi_uniqueid": "rc-1"}, {"HOTLINE_RETURN_CALL": str(row["id"])})
+    await flow(store).return_call(session)
+    assert session.played == ["survey_return_intro", "survey_prompt", "survey_thanks"]
+    [handling] = [r for r in await store.ratings(ticket_id=ticket) if r["kind"] == "handling"]
+    assert (handling["call_id"], handling["rating"]) == ("rc-1", 3)
+    assert await store.counted_handling_rating(ticket) == 3
+
+
+@pytest.mark.parametrize("variable", [None, "", "abc", "999"])
+async def test_a_return_call_without_its_row_asks_nothing(store, variable):
+    session = ReturnCallSession(["3"], {"agi_uniqueid": "rc-2"}, {"HOTLINE_RETURN_CALL": variable})
+    await flow(store).return_call(session)
+    assert session.played == [] and await store.ratings() == []

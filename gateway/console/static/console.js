@@ -39,16 +39,9 @@
   }
 
   async function api(method, path, body) {
-    const init = { method, credentials: "same-origin", headers: {} };
-    if (body !== undefined) {
-      init.headers["Content-Type"] = "application/json";
-      init.body = JSON.stringify(body);
-    }
-    const response = await fetch(path, init);
-    let data = null;
-    try { data = await response.json(); } catch (e) { data = null; }
-    if (response.status === 401 && agent !== null && path !== "/api/login") signOut("登录已过期，请重新登录");
-    return { ok: response.ok, status: response.status, data };
+    const result = await ConsoleApi.request(method, path, body);
+    if (result.status === 401 && agent !== null && path !== "/api/login") signOut("登录已过期，请重新登录");
+    return result;
   }
 
   function errorText(result) {
@@ -130,6 +123,8 @@
     $("logout").hidden = false;
     $("lookup-form").hidden = details.role !== "supervisor";
     loadCentres();
+    // aftercall.js (call-backs, recordings) follows the session
+    document.dispatchEvent(new CustomEvent("console:signed-in", { detail: { agent, role: details.role } }));
   }
 
   function connectBroker(password) {
@@ -163,6 +158,7 @@
     $("logout").hidden = true;
     $("login-section").hidden = false;
     $("signed-in-agent").textContent = "";
+    document.dispatchEvent(new CustomEvent("console:signed-out"));
     setStatus("signed-out");
     $("login-error").textContent = message || "";
   }
