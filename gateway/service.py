@@ -1,8 +1,9 @@
 """`hotline run`: one asyncio process serving FastAGI and holding the AMI connection.
 
-The wiring: `GatewayService.running` starts each part in the order it depends on the ones before (store, AMI,
-MQTT publisher, emergency list and linkage, speech capture, FastAGI, console) and registers its close on an
-`AsyncExitStack`, so shutdown runs in exactly the reverse order.
+The wiring: `GatewayService.running` starts each part in the order it depends on the ones before (store, AMI and
+the recordings filer, MQTT publisher, emergency list and linkage, speech capture, the survey and the hotline's own
+calls, FastAGI, console and work-order API, the daily purge) and registers its close on an `AsyncExitStack`, so
+shutdown runs in exactly the reverse order.
 """
 from __future__ import annotations
 

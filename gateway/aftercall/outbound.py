@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any
@@ -89,7 +90,8 @@ class OutboundCalls:
         self.tz = tz
         self.clock = clock
         self.poll_s = poll_s
-        self._callbacks: dict[int, str] = {}                     # task id -> agent, while the call-back runs
+        self._callbacks: dict[int, str] = {}                     # task id -> agent, until its end is reported
+        self._ringing: dict[int, float] = {}                     # task id -> when the agent's phone was rung
         self._returns: dict[int, asyncio.TimerHandle] = {}       # return call id -> its lost-event timer
         self._poller: asyncio.Task | None = None
 
@@ -118,9 +120,11 @@ class OutboundCalls:
         dial = outbound_dial(task["number"])
         if dial is None:
             raise CallBackError("the caller's number cannot be dialled")
-        if task_id in self._callbacks:
+        rung = self._ringing.get(task_id)
+        if rung is not None and time.monotonic() - rung < self.settings.ring_s + _EVENT_GRACE_S:
             raise CallBackError("this call-back is already ringing")
         self._callbacks[task_id] = agent
+        self._ringing[task_id] = time.monotonic()
         try:
             await self.ami.action({
                 "Action": "Originate", "Channel": f"PJSIP/{agent}", "Context": CALLBACK_CONTEXT, "Exten": "s",
@@ -130,6 +134,7 @@ class OutboundCalls:
             })
         except Exception:
             self._callbacks.pop(task_id, None)
+            self._ringing.pop(task_id, None)
             raise CallBackError("the phone system did not take the call") from None
         log.info("event=callback_placed task=%s agent=%s", task_id, agent)
 
@@ -210,6 +215,7 @@ class OutboundCalls:
         task_id, stage = _int(event.get("Task")), str(event.get("Stage") or "")
         if task_id is None:
             return
+        self._ringing.pop(task_id, None)     # answered or not: no longer ringing
         if stage == "agent_answered":
             log.info("event=callback_agent_answered task=%s", task_id)
             return

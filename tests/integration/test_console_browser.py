@@ -522,7 +522,7 @@ def test_the_aftercall_panel_lists_call_backs_and_plays_the_agents_recording(ser
     wait_for(browser, lambda d: "3 秒" in text(d, "recordings"), "the recording")
     assert not browser.find_element(By.ID, "pending-section").is_displayed()
     browser.find_element(By.CSS_SELECTOR, "#recordings button").click()
-    wait_for(browser, lambda d: d.execute_script("return document.getElementById('player').duration") > 2.5,
+    wait_for(browser, lambda d: d.execute_script("return document.getElementById('player').duration || 0") > 2.5,
              "the player to load the recording")
     audit = server.run(server.store.recording_access_audit("1764554400.9"))
     assert audit and all(a["viewer"] == "agent1" and a["allowed"] for a in audit)
