@@ -3,7 +3,9 @@
 The dialplan's hangup handler sends ``UserEvent: HotlineRecording`` with the caller channel's uniqueid (our call
 id). Asterisk closes the file a moment after that: the filer waits until the file has stopped growing, then
 converts and moves it in the executor and writes the row. Events lost while the gateway was away are made up for
-by a sweep of the spool (at start, then every few minutes) for files nobody has written to for a while.
+by a sweep of the spool (at start, then every few minutes): a file whose channel Asterisk no longer has (AMI
+``Status``) is a call that is over; without an answer from Asterisk, only files nobody has written to for ten minutes
+are taken (a bridged call writes 50 frames a second, but a call on hold writes nothing).
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ log = logging.getLogger("recordings.filer")
 SETTLE_S = 0.5          # unchanged this long: Asterisk has closed the file
 SETTLE_TIMEOUT_S = 30.0
 SWEEP_EVERY_S = 300.0
-SWEEP_AGE_S = 600.0     # a bridged call writes 50 frames a second: ten minutes of quiet is a call that is over
+SWEEP_AGE_S = 600.0     # without AMI: ten minutes of quiet is taken for a call that is over
+SWEEP_GONE_S = 2.0      # with AMI: a file whose channel is gone, once Asterisk has had time to close it
 # ffmpeg takes a core while it converts: at most this many at once, so a burst of hang-ups cannot starve Asterisk
 CONVERSIONS_AT_ONCE = 2
 
@@ -42,6 +45,7 @@ class CallRecordingFiler:
         self.fmt, self.codec, self.bitrate = fmt, codec, bitrate
         self.clock = clock
         self._tasks: dict[str, asyncio.Task] = {}
+        self._ami = None
         self._sweeper: asyncio.Task | None = None
         self._converting = asyncio.Semaphore(CONVERSIONS_AT_ONCE)
 
@@ -50,6 +54,7 @@ class CallRecordingFiler:
         return len(self._tasks)
 
     def attach(self, ami) -> None:
+        self._ami = ami
         ami.on_event("UserEvent", self.on_event)
 
     def start_sweeping(self, *, first_after_s: float = 5.0) -> None:
@@ -101,15 +106,30 @@ class CallRecordingFiler:
             log.error("call=%s event=call_recording_filing_failed error=%s", call_id, type(exc).__name__)
             return None
 
-    async def sweep(self, *, older_than_s: float = SWEEP_AGE_S) -> int:
-        """File what the spool still holds from calls that ended long ago; the number started."""
+    async def sweep(self) -> int:
+        """File what the spool still holds from calls that are over; the number started."""
         directory = self.spool / CALLS_SUBDIR
-        names = await asyncio.to_thread(_quiet_wavs, directory, older_than_s)
+        live = await self._live_channels()
+        quiet_s = SWEEP_AGE_S if live is None else SWEEP_GONE_S
+        names = [name for name in await asyncio.to_thread(_quiet_wavs, directory, quiet_s)
+                 if live is None or name not in live]
         for call_id in names:
             self.file_soon(call_id)
         if names:
-            log.info("event=call_recordings_swept found=%d", len(names))
+            log.info("event=call_recordings_swept found=%d asterisk_asked=%s", len(names),
+                     "no" if live is None else "yes")
         return len(names)
+
+    async def _live_channels(self) -> set[str] | None:
+        """The uniqueids of every channel Asterisk has now; None when it cannot be asked."""
+        if self._ami is None or not self._ami.ready:
+            return None
+        try:
+            _, events = await self._ami.action_list({"Action": "Status"}, timeout=5.0)
+        except Exception as exc:  # noqa: BLE001 - AMIError, a timeout: the ten-minute rule then
+            log.info("event=call_recordings_sweep_status_unavailable error=%s", type(exc).__name__)
+            return None
+        return {str(e.get("Uniqueid")) for e in events if e.get("Uniqueid")}
 
     async def _sweep_forever(self, first_after_s: float) -> None:
         await asyncio.sleep(first_after_s)

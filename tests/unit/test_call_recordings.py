@@ -103,16 +103,49 @@ async def test_a_recording_that_never_appears_is_logged_not_raised(store, tmp_pa
     assert "event=call_recording_missing" in caplog.text and await store.call_recording("never") is None
 
 
-async def test_the_sweep_files_what_lost_events_left_in_the_spool(store, tmp_path):
+class StatusAMI:
+    """Answers AMI ``Status`` with the channels it is given (None: the AMI is not connected)."""
+
+    def __init__(self, live):
+        self.live = live
+        self.ready = live is not None
+
+    def on_event(self, name, handler):
+        pass
+
+    async def action_list(self, action, timeout=5.0):
+        assert action == {"Action": "Status"}
+        return {"Response": "Success"}, [{"Event": "Status", "Uniqueid": u} for u in self.live]
+
+
+def aged(path, seconds):
+    os.utime(path, (time.time() - seconds, time.time() - seconds))
+    return path
+
+
+async def test_without_asterisk_the_sweep_files_only_what_was_quiet_for_ten_minutes(store, tmp_path):
     await an_answered_call(store, "c6")
-    old = mixmonitor_wav(spool_path(tmp_path / "spool", "c6"), tone_pcm(1.0))
-    os.utime(old, (time.time() - 3600, time.time() - 3600))
-    mixmonitor_wav(spool_path(tmp_path / "spool", "c7"), tone_pcm(1.0))      # still being written
+    aged(mixmonitor_wav(spool_path(tmp_path / "spool", "c6"), tone_pcm(1.0)), 3600)
+    aged(mixmonitor_wav(spool_path(tmp_path / "spool", "c7"), tone_pcm(1.0)), 60)     # maybe a call on hold
     f = filer(store, tmp_path)
+    f.attach(StatusAMI(None))
     assert await f.sweep() == 1
     await f.close(grace_s=5)
     assert (await store.call_recording("c6"))["state"] == "converted"
     assert await store.call_recording("c7") is None and spool_path(tmp_path / "spool", "c7").exists()
+
+
+async def test_asked_asterisk_the_sweep_files_every_call_whose_channel_is_gone(store, tmp_path):
+    for call_id in ("g1", "g2", "live"):
+        await an_answered_call(store, call_id)
+        aged(mixmonitor_wav(spool_path(tmp_path / "spool", call_id), tone_pcm(1.0)), 60)
+    mixmonitor_wav(spool_path(tmp_path / "spool", "g3"), tone_pcm(1.0))    # just hung up: still being closed
+    f = filer(store, tmp_path)
+    f.attach(StatusAMI({"live", "1764554400.99"}))
+    assert await f.sweep() == 2
+    await f.close(grace_s=5)
+    assert [await store.call_recording(c) is not None for c in ("g1", "g2", "live", "g3")] == [
+        True, True, False, False]
 
 
 async def test_retention_deletes_the_file_and_marks_the_row_and_the_list_shows_it(store, tmp_path, cli):
