@@ -11,7 +11,7 @@ from pathlib import Path
 
 from gateway.config import Config, Endpoint
 from gateway.contract import AMI_CHANNEL_VARS, CENTRE_PREFIX, OUTBOUND_ENDPOINT
-from recordings.call_files import CALLS_SUBDIR
+from recordings.call_files import asterisk_calls_dir
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "asterisk_conf"
 CONF_FILES = ("asterisk.conf", "modules.conf", "logger.conf", "pjsip.conf", "extensions.conf", "queues.conf",
@@ -64,7 +64,7 @@ def render_values(config: Config, ami_secret: str) -> dict[str, str]:
         "queue_members": members,
         "outbound_ring_s": str(config.aftercall.ring_s),
         "recording_dir": config.speech.asterisk_recording_dir,
-        "call_recording_dir": f"{config.speech.asterisk_recording_dir.rstrip('/')}/{CALLS_SUBDIR}",
+        "call_recording_dir": asterisk_calls_dir(config.speech.asterisk_recording_dir),
         "prompt_dir": config.ivr.asterisk_prompt_dir,
         "ami_host": config.ami.host,
         "ami_port": str(config.ami.port),

@@ -9,7 +9,7 @@ automated return call once the ticket is done). No I/O here: ``gateway.aftercall
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from types import MappingProxyType
@@ -32,17 +32,17 @@ class SurveyKind(str, Enum):
 
 @dataclass(frozen=True)
 class Survey:
-    """The ``[survey]`` table of the menu file (ivr/menu.toml)."""
+    """The ``[survey]`` table of the menu file (ivr/menu.toml; its defaults are the parser's, ``ivr.menu``)."""
     enabled: bool
     prompt: str                    # "please rate: 1 very satisfied ... 5 very dissatisfied"
     retry_prompt: str              # after a key outside ``keys``
     thanks_prompt: str             # after a rating
     timeout_ms: int                # wait for a key after the prompt
-    keys: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({str(n): n for n in RATING_LABELS}))
-    max_invalid: int = 2           # this many invalid keys: "not rated"
-    cap_hours: int = 24            # a caller is asked at most once in this many hours (0: every call)
+    keys: Mapping[str, int]        # key -> rating 1..5
+    max_invalid: int               # this many invalid keys: "not rated"
+    cap_hours: int                 # a caller is asked at most once in this many hours (0: every call)
+    callback_due_working_days: int  # a dissatisfied rating's call-back is due within this many working days
     return_prompt: str | None = None   # the return call's opening ("about your ticket ..."), before ``prompt``
-    callback_due_working_days: int = 2  # a dissatisfied rating's call-back is due within this many working days
 
     def prompts(self) -> list[tuple[str, str]]:
         """(field, prompt name) for every prompt the survey can play."""

@@ -13,6 +13,7 @@ import logging
 from datetime import datetime
 from typing import Any, Callable, Iterable, Mapping
 
+from gateway.basics.row_ids import row_id
 from gateway.basics.write_health import unless_disk_fails
 from gateway.contract import (
     ACTION_LINKAGE,
@@ -52,11 +53,7 @@ def situation_for_menu_key(emergencies: EmergencyList, key: str | None) -> Situa
 def event_handoff_id(event: Mapping[str, Any]) -> int | None:
     """The hand-off row id an AMI event names in its ``Handoff`` header; None when it names none of ours (missing,
     not a number, repeated: a repeated header comes as a list, out of SQLite's signed 64-bit row ids)."""
-    try:
-        handoff_id = int(event.get("Handoff") or "")
-    except (TypeError, ValueError):
-        return None
-    return handoff_id if 0 < handoff_id < 2**63 else None
+    return row_id(event.get("Handoff"))
 
 
 class LinkageHandoff:

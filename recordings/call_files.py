@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-__all__ = ["FORMATS", "CALLS_SUBDIR", "FiledRecording", "file_call_recording", "read_wav_pcm", "spool_path"]
+__all__ = ["FORMATS", "CALLS_SUBDIR", "FiledRecording", "asterisk_calls_dir", "file_call_recording", "read_wav_pcm",
+           "spool_path"]
 
 # format -> file extension; ffmpeg's muxer names
 FORMATS = {"ogg": "ogg", "mp3": "mp3", "wav": "wav"}
@@ -39,6 +40,11 @@ class FiledRecording:
     state: str                 # "converted", "original" (conversion failed: the WAV is kept), or "empty"
     note: str | None = None
     peak: int = 0              # the loudest sample: 0 means digital silence
+
+
+def asterisk_calls_dir(asterisk_spool: str) -> str:
+    """Where MixMonitor writes the calls' recordings, as Asterisk sees it (``speech.asterisk_recording_dir``)."""
+    return f"{asterisk_spool.rstrip('/')}/{CALLS_SUBDIR}"
 
 
 def spool_path(spool: Path, call_id: str) -> Path:

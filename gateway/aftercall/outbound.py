@@ -22,6 +22,7 @@ from typing import Any
 import phonenumbers
 
 from gateway.aftercall.calling_hours import after_try, next_calling_time
+from gateway.basics.row_ids import row_id
 from gateway.config_aftercall import AfterCallSection
 from gateway.contract import (
     CALLBACK_CONTEXT,
@@ -212,7 +213,7 @@ class OutboundCalls:
             log.error("event=outbound_event_failed user_event=%s error=%s", name, type(exc).__name__)
 
     async def _on_callback(self, event: Mapping[str, Any]) -> None:
-        task_id, stage = _int(event.get("Task")), str(event.get("Stage") or "")
+        task_id, stage = row_id(event.get("Task")), str(event.get("Stage") or "")
         if task_id is None:
             return
         self._ringing.pop(task_id, None)     # answered or not: no longer ringing
@@ -233,7 +234,7 @@ class OutboundCalls:
         log.info("event=callback_ended task=%s outcome=%s", task_id, outcome)
 
     async def _on_return_call(self, event: Mapping[str, Any]) -> None:
-        return_id, stage = _int(event.get("Id")), str(event.get("Stage") or "")
+        return_id, stage = row_id(event.get("Id")), str(event.get("Stage") or "")
         if return_id is None or return_id not in self._returns:
             return
         row = await self.store.return_call(return_id)
@@ -243,10 +244,3 @@ class OutboundCalls:
         elif stage == "failed":
             await self._return_ended(return_id, _REASONS.get(str(event.get("Reason") or ""), "failed"),
                                      attempts=attempts)
-
-
-def _int(value: object) -> int | None:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        return None

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gateway.agi.replies import AGIHangup
+from gateway.basics.row_ids import row_id
 from gateway.contract import RETURN_CALL_VAR
 from gateway.store.database import Store
 from ivr.survey import Survey, SurveyKind, needs_callback, rating_for_key, survey_skip_reason
@@ -88,7 +89,7 @@ class SurveyFlow:
         call_id = agi.env.get("agi_uniqueid") or ""
         try:
             return_id = await agi.get_variable(RETURN_CALL_VAR)
-            row = await self.store.return_call(int(return_id)) if return_id and return_id.isdigit() else None
+            row = await self.store.return_call(rid) if (rid := row_id(return_id)) is not None else None
             if row is None or self.survey is None or not self.survey.enabled:
                 log.info("call=%s event=return_call_without_survey return_call=%s", call_id, return_id or "-")
                 return

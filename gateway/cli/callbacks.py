@@ -14,7 +14,7 @@ from typing import Any
 from gateway.basics.clock import SHANGHAI
 from gateway.cli.output import fail, iso, print_table, shown
 from gateway.contract import is_valid_name
-from gateway.store.aftercall import RedoRefused
+from gateway.store.aftercall import CALLBACK_OUTCOMES, RedoRefused
 from gateway.store.database import Store
 
 
@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
     done = commands.add_parser("done", help="close a task after the call-back")
     done.add_argument("id", type=int)
     done.add_argument("--agent", required=True, help="who called back")
-    done.add_argument("--outcome", choices=("reached", "no_answer", "busy", "failed"),
+    done.add_argument("--outcome", choices=sorted(CALLBACK_OUTCOMES),
                       help="the last attempt's outcome, if not already recorded by the console")
     done.add_argument("--redo", action="store_true", help="send the ticket back to be handled again (once)")
     done.add_argument("--note")

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.cli.output import fail, iso, print_table, shown
+from gateway.console.recordings_api import recording_url
 from gateway.basics.clock import SHANGHAI
 from gateway.restriction import last_day
 from gateway.store.database import Store
@@ -131,7 +132,7 @@ def _evidence(recording: dict | None) -> dict | None:
     if recording is None:
         return None
     return {"id": recording["public_id"], "state": recording["state"], "duration_s": recording["duration_s"],
-            "url": f"/api/recordings/{recording['public_id']}"}
+            "url": recording_url(recording["public_id"])}
 
 
 def _evidence_shown(evidence: dict | None) -> str:

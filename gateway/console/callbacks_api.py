@@ -13,8 +13,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from gateway.basics.phone import mask
+from gateway.basics.row_ids import row_id
 from gateway.console.access import Viewer
-from gateway.console.replies import error_reply, json_reply, read_json_body
+from gateway.console.replies import error_reply, http_error, json_reply, read_json_body
 from gateway.console.sessions import CONFIG_KEY, STORE_KEY, signed_in
 from gateway.store.aftercall import CALLBACK_OUTCOMES, RedoRefused
 
@@ -50,11 +51,10 @@ async def _list(request: web.Request) -> web.Response:
 
 async def _task_for(request: web.Request, viewer: Viewer) -> dict:
     """The open task named by the URL, if the viewer may work on it (its assignee, or a supervisor); else 404."""
-    raw = request.match_info["task_id"]
-    task = await request.app[STORE_KEY].callback_task(int(raw)) if raw.isdigit() and len(raw) < 12 else None
+    task_id = row_id(request.match_info["task_id"])
+    task = await request.app[STORE_KEY].callback_task(task_id) if task_id is not None else None
     if task is None or task["state"] != "open" or not (viewer.is_supervisor or task["assigned_to"] == viewer.name):
-        raise web.HTTPNotFound(text='{"field": "task", "reason": "no such call-back task"}',
-                               content_type="application/json")
+        raise http_error(web.HTTPNotFound, "task", "no such call-back task")
     return task
 
 

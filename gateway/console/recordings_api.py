@@ -20,7 +20,7 @@ from gateway.console.access import TicketHolders, Viewer, decide
 from gateway.console.replies import error_reply, json_reply
 from gateway.console.sessions import CONFIG_KEY, STORE_KEY, signed_in
 
-__all__ = ["add_recording_routes", "recording_for_page"]
+__all__ = ["add_recording_routes", "recording_for_page", "recording_url"]
 
 log = logging.getLogger("gateway.console.recordings")
 
@@ -34,11 +34,16 @@ def add_recording_routes(app: web.Application) -> None:
     app.router.add_get("/api/restrictions/pending", _pending)
 
 
+def recording_url(public_id: str) -> str:
+    """Where the console serves a recording (audited there)."""
+    return f"/api/recordings/{public_id}"
+
+
 def recording_for_page(row: dict) -> dict:
     """What the page is told of a recording: no file path."""
     return {"id": row["public_id"], "call_id": row["call_id"], "ticket": row["ticket_id"], "agent": row["agent"],
             "recorded_at": row["recorded_at"], "duration_s": row["duration_s"], "size": row["size"],
-            "format": row["format"], "state": row["state"], "url": f"/api/recordings/{row['public_id']}"}
+            "format": row["format"], "state": row["state"], "url": recording_url(row["public_id"])}
 
 
 async def _list(request: web.Request) -> web.Response:

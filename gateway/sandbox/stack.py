@@ -19,7 +19,7 @@ from gateway.mqtt.centre_users import mqtt_centres
 from gateway.sandbox.processes import ManagedProcess, tcp_port_open, udp_port_in_use, wait_until
 from gateway.sandbox.sipp_scenario import agent_scenario
 from linkage.emergency_list import DEFAULT_EMERGENCY_PATH, EmergencyListError, load_emergency_list
-from recordings.call_files import CALLS_SUBDIR
+from recordings.call_files import asterisk_calls_dir
 
 READY_TIMEOUT_S = 60.0
 
@@ -62,7 +62,7 @@ class Stack:
             self.root.install_config(cfg, secret)
             self.root.install_prompts(cfg.prompt_build_dir, cfg.ivr.asterisk_prompt_dir)
             self.root.mount(extra_dirs=[cfg.speech.asterisk_recording_dir,
-                                        f"{cfg.speech.asterisk_recording_dir.rstrip('/')}/{CALLS_SUBDIR}"])
+                                        asterisk_calls_dir(cfg.speech.asterisk_recording_dir)])
             self.asterisk.start(self.root.command_argv())
             log(f"asterisk: starting in {self.root.root}")
         if not wait_until(self.root.fully_booted, READY_TIMEOUT_S, 0.3):

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from gateway.store.handling import reopen_for_redo
-from gateway.store.rows import check_text, from_ts, to_ts
+from gateway.store.rows import check_text, from_ts, to_ts, where_clause
 from ivr.survey import RATING_LABELS, SurveyKind, needs_callback
 
 __all__ = ["CALLBACK_OUTCOMES", "AfterCallMixin", "RedoRefused", "SurveyContext"]
@@ -41,14 +41,13 @@ class AfterCallMixin:
             "SELECT number, outcome, agent FROM calls WHERE call_id = ?", (call_id,))
         call = rows[0] if rows else None
         number = call["number"] if call else None
-        ticket = await self._db.execute_fetchall(
-            "SELECT ticket_id FROM ticket_drafts WHERE call_id = ? ORDER BY rowid LIMIT 1", (call_id,))
+        ticket = await self.ticket_draft_for_call(call_id)
         centre = await self._db.execute_fetchall(
             "SELECT 1 FROM handoffs WHERE call_id = ? AND answered_at IS NOT NULL LIMIT 1", (call_id,))
         last = await self._db.execute_fetchall(
             "SELECT MAX(asked_at) FROM ratings WHERE number = ? AND call_id != ?", (number, call_id)) \
             if number else [(None,)]
-        return SurveyContext(number=number, ticket_id=ticket[0]["ticket_id"] if ticket else None,
+        return SurveyContext(number=number, ticket_id=ticket["ticket_id"] if ticket else None,
                              answered=bool(call and call["agent"]), refused=bool(call and call["outcome"] == "blocked"),
                              handed_to_centre=bool(centre), last_asked=from_ts(last[0][0]))
 
@@ -91,8 +90,8 @@ class AfterCallMixin:
                 where.append(f"{column} = ?")
                 params.append(value)
         rows = await self._db.execute_fetchall(
-            "SELECT id, kind, call_id, ticket_id, asked_at, rating, rated_at, redo FROM ratings"
-            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id", params)
+            f"SELECT id, kind, call_id, ticket_id, asked_at, rating, rated_at, redo FROM ratings{where_clause(where)}"
+            " ORDER BY id", params)
         return [{**dict(row), "asked_at": from_ts(row["asked_at"]), "rated_at": from_ts(row["rated_at"]),
                  "redo": bool(row["redo"])} for row in rows]
 
@@ -114,8 +113,7 @@ class AfterCallMixin:
             where.append("assigned_to = ?")
             params.append(agent)
         rows = await self._db.execute_fetchall(
-            f"SELECT {_TASK_COLUMNS} FROM callback_tasks" + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY due, id", params)
+            f"SELECT {_TASK_COLUMNS} FROM callback_tasks{where_clause(where)} ORDER BY due, id", params)
         return [_task(row) for row in rows]
 
     async def callback_task(self, task_id: int) -> dict[str, Any] | None:
@@ -162,8 +160,7 @@ class AfterCallMixin:
             if redo:
                 if ticket_id is None:
                     raise RedoRefused(f"call-back task {task_id} has no ticket to redo")
-                done = await db.execute_fetchall("SELECT 1 FROM ticket_redos WHERE ticket_id = ?", (ticket_id,))
-                if done:
+                if await _redone(db, ticket_id):
                     raise RedoRefused(f"ticket {ticket_id} was redone once already (art. 15)")
                 await db.execute("INSERT INTO ticket_redos (ticket_id, task_id, agent, at) VALUES (?, ?, ?, ?)",
                                  (ticket_id, task_id, agent, to_ts(at)))
@@ -172,8 +169,12 @@ class AfterCallMixin:
                              " WHERE id = ?", (to_ts(at), agent, note, task_id))
 
     async def ticket_redone(self, ticket_id: str) -> bool:
-        rows = await self._db.execute_fetchall("SELECT 1 FROM ticket_redos WHERE ticket_id = ?", (ticket_id,))
-        return bool(rows)
+        return await _redone(self._db, ticket_id)
+
+
+async def _redone(db: Any, ticket_id: str) -> bool:
+    rows = await db.execute_fetchall("SELECT 1 FROM ticket_redos WHERE ticket_id = ?", (ticket_id,))
+    return bool(rows)
 
 
 def _task(row: Any) -> dict[str, Any]:

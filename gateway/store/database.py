@@ -23,9 +23,9 @@ Asia/Shanghai (the hotline's civil time).
 Layout: this module keeps the connection, the schema and the transaction (`_write`) plus restrictions;
 `calls.CallsMixin` adds call records, call entry and queueing; `tickets.TicketsMixin` ticket drafts and status,
 caller history and pending restrictions; `handling.HandlingMixin` the units' handling of tickets as the work-order
-system reports it; `aftercall.AfterCallMixin` survey ratings, call-back tasks and redos; `return_calls.ReturnCallsMixin` the automated return
-calls; `recordings.RecordingsMixin`
-call recordings and their access audit; `ticket_access.TicketAccessMixin` public ids, assignments, the
+system reports it; `aftercall.AfterCallMixin` survey ratings, call-back tasks and redos;
+`return_calls.ReturnCallsMixin` the automated return calls; `recordings.RecordingsMixin` call recordings and their
+access audit; `ticket_access.TicketAccessMixin` public ids, assignments, the
 screen-pop log and the console's access audit; `delivery.DeliveryMixin` the outbox, hand-offs and pushes; `rows` holds
 the row conversions, field validators and value sets.
 """

@@ -101,8 +101,13 @@ def prepare_bulk(rows: list[tuple[str, str, str, int, datetime]]) -> list[tuple]
     return prepared
 
 
+def where_clause(conditions: list[str]) -> str:
+    """`` WHERE a AND b`` for the conditions given, "" for none."""
+    return " WHERE " + " AND ".join(conditions) if conditions else ""
+
+
 def new_public_id() -> str:
-    """A ticket's public id: 128 random bits as 32 lower-case hex digits."""
+    """A public id (tickets, recordings): 128 random bits as 32 lower-case hex digits."""
     return secrets.token_hex(16)
 
 
