@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import sqlite3
 from pathlib import Path
 
 from gateway.basics.clock import utc_now
+from gateway.basics.write_health import STORE_ERRORS
 from recordings.retention import purge_all
 
 __all__ = ["purge_recordings_daily"]
@@ -30,6 +30,6 @@ async def purge_recordings_daily(store, recordings_dir: Path, spool: Path, *, re
             log.info("event=recordings_purged deleted=%d rows_marked=%d spool_deleted=%d failed=%d",
                      reports["recordings"].deleted, marked, reports["spool"].deleted,
                      len(reports["recordings"].failed) + len(reports["spool"].failed))
-        except (OSError, sqlite3.Error) as exc:   # an unreadable directory: tried again tomorrow, the service goes on
+        except (OSError, *STORE_ERRORS) as exc:   # an unreadable directory: tried again tomorrow, the service goes on
             log.error("event=recordings_purge_failed error=%s", exc)
         await asyncio.sleep(every_s)

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(python3 python3-venv python3-dev gcc sip-tester mosquitto mosquitto-clients espeak-ng sox ffmpeg
           debootstrap sqlite3 procps iproute2 ca-certificates chromium chromium-driver
-          fonts-droid-fallback)
+          fonts-droid-fallback postgresql)
 missing=()
 for p in "${packages[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

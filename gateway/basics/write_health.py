@@ -8,7 +8,8 @@ write of that kind that succeeds again logs the recovery with the count. ``snaps
 """
 from __future__ import annotations
 
-__all__ = ["WriteHealth", "failure_kind", "is_disk_failure", "log_write_failure", "unless_disk_fails"]
+__all__ = ["STORE_ERRORS", "WriteHealth", "failure_kind", "is_disk_failure", "log_write_failure",
+           "unless_disk_fails"]
 
 import errno
 import logging
@@ -18,6 +19,8 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import psycopg
+
 from gateway.basics.logs import log_event
 
 log = logging.getLogger("gateway.basics.write_health")
@@ -26,6 +29,13 @@ log = logging.getLogger("gateway.basics.write_health")
 _SQLITE_KINDS = {sqlite3.SQLITE_FULL: "disk_full", sqlite3.SQLITE_IOERR: "io_error",
                  sqlite3.SQLITE_READONLY: "read_only", sqlite3.SQLITE_CANTOPEN: "cant_open",
                  sqlite3.SQLITE_CORRUPT: "corrupt", sqlite3.SQLITE_NOTADB: "corrupt"}
+# PostgreSQL's SQLSTATE classes that mean the server or the way to it, not the statement: 08 connection
+# exception, 53 insufficient resources (53100 disk full), 57 operator intervention (a server shutting down),
+# 58 system error (I/O).
+_PG_CLASSES = {"08": "database_unreachable", "53": "database_resources", "57": "database_unreachable",
+               "58": "io_error"}
+# What the store raises for a failed statement, whichever its backend (a caller's "the store failed" clause).
+STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, psycopg.Error)
 _ERRNO_KINDS = {errno.ENOSPC: "disk_full", errno.EDQUOT: "disk_full", errno.EIO: "io_error",
                 errno.EROFS: "read_only", errno.EACCES: "no_permission", errno.EPERM: "no_permission"}
 
@@ -43,6 +53,14 @@ def failure_kind(exc: BaseException) -> str | None:
         if "disk i/o error" in text:
             return "io_error"
         return None
+    if isinstance(exc, psycopg.Error):
+        state = exc.sqlstate or ""
+        if state == "53100":
+            return "disk_full"
+        if state[:2] in _PG_CLASSES:
+            return _PG_CLASSES[state[:2]]
+        # No SQLSTATE: the client lost the server (connection refused or closed, no pool connection in time).
+        return "database_unreachable" if isinstance(exc, psycopg.OperationalError) and not state else None
     if isinstance(exc, OSError):
         return _ERRNO_KINDS.get(exc.errno or 0)
     return None

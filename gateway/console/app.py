@@ -25,7 +25,6 @@ import asyncio
 import hmac
 import logging
 import secrets
-import sqlite3
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +33,7 @@ from aiohttp import web
 
 from ami_handlers.screenpop import DEFAULT_LOW_CONFIDENCE, assemble_screenpop
 from gateway.basics.phone import mask
+from gateway.basics.write_health import STORE_ERRORS
 from gateway.console.access import (
     ROLE_AGENT,
     ROLE_SUPERVISOR,
@@ -347,7 +347,7 @@ async def _permitted(request: web.Request, viewer: Viewer, draft: dict, action: 
             await store.audit_ticket_access(viewer=viewer.name, role=viewer.role, action=action,
                                             ticket_id=draft["ticket_id"], basis=access.value,
                                             at=request.app[CONFIG_KEY].clock())
-        except (sqlite3.Error, OSError, ValueError) as exc:
+        except (*STORE_ERRORS, OSError, ValueError) as exc:
             log.error("event=console_audit_failed ticket=%s agent=%s action=%s error=%s", draft["ticket_id"],
                       viewer.name, action, type(exc).__name__)
             raise http_error(web.HTTPServiceUnavailable, "audit", "try again shortly") from None

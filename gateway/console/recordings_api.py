@@ -10,12 +10,12 @@ audited does not happen (503). Another agent gets 403.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from pathlib import Path
 
 from aiohttp import web
 
 from gateway.basics.phone import mask
+from gateway.basics.write_health import STORE_ERRORS
 from gateway.console.access import TicketHolders, Viewer, decide
 from gateway.console.replies import error_reply, json_reply
 from gateway.console.sessions import CONFIG_KEY, STORE_KEY, signed_in
@@ -104,7 +104,7 @@ async def _audited(request: web.Request, viewer: Viewer, call_id: str, action: s
         await request.app[STORE_KEY].audit_recording_access(
             call_id=call_id, viewer=viewer.name, role=viewer.role, action=action, allowed=allowed,
             at=request.app[CONFIG_KEY].clock())
-    except (sqlite3.Error, OSError, ValueError) as exc:
+    except (*STORE_ERRORS, OSError, ValueError) as exc:
         log.error("event=console_recording_audit_failed call=%s agent=%s error=%s", call_id, viewer.name,
                   type(exc).__name__)
         return False

@@ -1,5 +1,7 @@
 """Publishes the store's outbox to the MQTT broker: QoS 1, in seq order, a row deleted only after its PUBACK.
 
+Each batch of rows is claimed first (``outbox_claim``), so gateways sharing one database publish each row once.
+
 One long-lived task holds one broker connection (persistent session, user ``gateway``; the broker takes the user
 name as the client id, so the client id sent is the user name too). It
 sends pending rows one at a time: waiting for each PUBACK before the next keeps the order across reconnects
@@ -15,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 from typing import Any, Literal
 
 import aiomqtt
@@ -45,8 +49,11 @@ class MQTTPublisher:
         sweep_interval: float = 5.0,
         keepalive: int = 30,
         transport: Literal["tcp", "websockets"] = "tcp",
+        claimant: str | None = None,
     ) -> None:
         self._store = store
+        # Whose claim an outbox row is under while this publisher sends it (several gateways share one store).
+        self.claimant = claimant or f"{socket.gethostname()}/{os.getpid()}"
         self._client_args: dict[str, Any] = dict(
             hostname=host, port=port, username=username, password=password, identifier=client_id or username,
             # Persistent session: the broker keeps our in-flight QoS 1 state across a short drop.
@@ -136,7 +143,7 @@ class MQTTPublisher:
     async def _publish_forever(self, client: aiomqtt.Client) -> None:
         while True:
             self._wakeup.clear()
-            rows = await self._store.outbox_pending(BATCH)
+            rows = await self._store.outbox_claim(self.claimant, BATCH)
             for row in rows:
                 await self._publish_row(client, row)
             if len(rows) == BATCH:

@@ -56,11 +56,12 @@ class AfterCallMixin:
         """Record that the caller is being asked (the per-caller cap counts what was asked, rated or not); None
         if this call was asked already (a repeated AGI run)."""
         async with self._write() as db:
-            cursor = await db.execute(
-                "INSERT OR IGNORE INTO ratings (kind, call_id, ticket_id, number, asked_at, redo)"
-                " VALUES (?, ?, ?, ?, ?, (SELECT COUNT(*) FROM ticket_redos WHERE ticket_id = ?))",
+            inserted = await db.execute_fetchall(
+                "INSERT INTO ratings (kind, call_id, ticket_id, number, asked_at, redo)"
+                " VALUES (?, ?, ?, ?, ?, (SELECT COUNT(*) FROM ticket_redos WHERE ticket_id = ?))"
+                " ON CONFLICT DO NOTHING RETURNING id",
                 (SurveyKind(kind).value, check_text(call_id, "call_id"), ticket_id, number, to_ts(at), ticket_id))
-            return cursor.lastrowid if cursor.rowcount else None
+            return inserted[0][0] if inserted else None
 
     async def record_rating(self, rating_id: int, rating: int, *, at: datetime, callback_due: date) -> int | None:
         """Store the caller's 1-5 and, for 4 or 5, the call-back task, in one transaction. Returns the task id."""
@@ -75,12 +76,12 @@ class AfterCallMixin:
             await db.execute("UPDATE ratings SET rating = ?, rated_at = ? WHERE id = ?", (rating, to_ts(at), rating_id))
             if not needs_callback(rating) or not asked["number"]:
                 return None
-            cursor = await db.execute(
-                "INSERT OR IGNORE INTO callback_tasks (ticket_id, call_id, rating_id, number, reason, created_at, due)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            inserted = await db.execute_fetchall(
+                "INSERT INTO callback_tasks (ticket_id, call_id, rating_id, number, reason, created_at, due)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
                 (asked["ticket_id"], asked["call_id"], rating_id, asked["number"],
                  f"{asked['kind']}_rating_{rating}_{RATING_LABELS[rating]}", to_ts(at), callback_due.isoformat()))
-            return cursor.lastrowid if cursor.rowcount else None
+            return inserted[0][0] if inserted else None
 
     async def ratings(self, *, call_id: str | None = None, ticket_id: str | None = None) -> list[dict[str, Any]]:
         """Surveys asked, oldest first, for one call or one ticket (or all)."""

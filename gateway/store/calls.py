@@ -86,7 +86,7 @@ class CallsMixin:
 
     async def list_calls(self, *, limit: int = 50) -> list[dict]:
         rows = await self._db.execute_fetchall(
-            f"SELECT {CALL_COLUMNS} FROM calls ORDER BY started_at DESC, rowid DESC LIMIT ?", (max(0, limit),)
+            f"SELECT {CALL_COLUMNS} FROM calls ORDER BY started_at DESC, call_id DESC LIMIT ?", (max(0, limit),)
         )
         return [call_from_row(row) for row in rows]
 
@@ -104,7 +104,7 @@ async def _open_call(db: Any, call_id: str, number: str | None, channel: str, st
 
 async def _update_call(db: Any, call_id: str, values: dict[str, Any]) -> None:
     # AMI events can overtake the FastAGI entry that opens the call: create the row if needed.
-    await db.execute("INSERT OR IGNORE INTO calls (call_id) VALUES (?)", (call_id,))
+    await db.execute("INSERT INTO calls (call_id) VALUES (?) ON CONFLICT DO NOTHING", (call_id,))
     if values:
         assignments = ", ".join(f"{name} = :{name}" for name in values)
         await db.execute(f"UPDATE calls SET {assignments} WHERE call_id = :call_id", {**values, "call_id": call_id})

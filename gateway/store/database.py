@@ -1,26 +1,20 @@
-"""The gateway's SQLite store (aiosqlite): restrictions and their audit, call records, ticket drafts, the MQTT
-outbox, pending restriction requests, linkage hand-offs and their data pushes.
+"""The gateway's store: restrictions and their audit, call records, ticket drafts, the MQTT outbox, pending
+restriction requests, linkage hand-offs and their data pushes, the after-call records.
 
-One connection per process, WAL so readers (the call-entry check) never wait for a writer. Writes take an
-asyncio lock and a `BEGIN IMMEDIATE` transaction: the lock stops two coroutines sharing the connection from
-interleaving inside one transaction, IMMEDIATE stops two processes (gateway and admin CLI) from deadlocking on
-a lock upgrade; busy_timeout makes the loser wait instead of failing.
+Two backends run the same SQL: SQLite (`sqlite_backend`, the embedded default for one machine) and PostgreSQL
+(`postgres_backend`, the database several gateways share). ``Store.open(target)`` picks one by the target: a
+``postgresql://`` URL, else a SQLite path (or ``sqlite:PATH``). Reads go through ``self._db``; writes through
+``self._write()``, one transaction: ``durable`` for an operator's act that must outlive a power loss, ``serial`` for
+a write that reads and then decides (one at a time across gateways; every SQLite write is).
 
-Durability: WAL with ``synchronous=NORMAL`` syncs only at checkpoints, so the last transactions before a power
-loss may roll back. That is the right price for the per-call writes (entry, queueing, outbox: up to hundreds a
-second, each redone or superseded by the next event), not for a restriction decision and its audit, which are an
-operator's act under art. 9 and must outlive the machine. SQLite's ``synchronous`` is a setting of the connection,
-not of a transaction, so ``_write(durable=True)`` raises it to FULL for the one transaction, under the write lock
-(no other transaction of this connection can commit meanwhile), and back to NORMAL after: FULL syncs the WAL at
-that COMMIT, which also makes every earlier frame durable; later NORMAL commits cannot undo it.
-
-Disk failures (SQLITE_FULL, SQLITE_IOERR, ...) of any write are recorded in ``self.health`` (logged once per
-kind, not once per call); the exception still reaches the writer, who decides what the call does without it.
+Disk and database failures (SQLITE_FULL, SQLITE_IOERR, a PostgreSQL server gone away, ...) of any write are
+recorded in ``self.health`` (logged once per kind, not once per call); the exception still reaches the writer, who
+decides what the call does without it.
 
 Numbers are E.164 text. Datetimes go in as aware datetimes, are stored as UTC text and come back aware in
 Asia/Shanghai (the hotline's civil time).
 
-Layout: this module keeps the connection, the schema and the transaction (`_write`) plus restrictions;
+Layout: this module keeps the choice of backend and the transaction (`_write`) plus restrictions;
 `calls.CallsMixin` adds call records, call entry and queueing; `tickets.TicketsMixin` ticket drafts and status,
 caller history and pending restrictions; `handling.HandlingMixin` the units' handling of tickets as the work-order
 system reports it; `aftercall.AfterCallMixin` survey ratings, call-back tasks and redos;
@@ -33,15 +27,12 @@ the row conversions, field validators and value sets.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-import aiosqlite
-
-from gateway.store import migrations
 from gateway.basics.phone import normalise_strict
 from gateway.restriction import Restriction, check_days
 from gateway.store.aftercall import AfterCallMixin
@@ -49,6 +40,7 @@ from gateway.store.calls import CallsMixin
 from gateway.basics.write_health import WriteHealth
 from gateway.store.delivery import DeliveryMixin
 from gateway.store.handling import HandlingMixin
+from gateway.store.backends.postgres import PostgresBackend
 from gateway.store.recordings import RecordingsMixin
 from gateway.store.return_calls import ReturnCallsMixin
 from gateway.store.rows import (
@@ -62,42 +54,44 @@ from gateway.store.rows import (
     check_text,
     to_ts,
 )
+from gateway.store.backends.sqlite import SQLiteBackend
 from gateway.store.ticket_access import TicketAccessMixin
 from gateway.store.tickets import TicketsMixin
 
-BUSY_TIMEOUT_MS = 5000
 STORE_TARGET = "store"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(target: object) -> bool:
+    return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
 
 
 class Store(CallsMixin, TicketsMixin, HandlingMixin, AfterCallMixin, ReturnCallsMixin, RecordingsMixin,
             TicketAccessMixin, DeliveryMixin):
-    def __init__(self, db: aiosqlite.Connection, path: Path, health: WriteHealth | None = None) -> None:
-        self._db = db
-        self.path = path
-        self._write_lock = asyncio.Lock()
+    def __init__(self, backend: SQLiteBackend | PostgresBackend, health: WriteHealth | None = None) -> None:
+        self.backend = backend
+        self._db: Any = backend.reader
+        self.path: Path | None = backend.path
         self.health = health or WriteHealth()
 
     @classmethod
-    async def open(cls, path: str | Path, *, health: WriteHealth | None = None) -> Store:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below), never implicit.
-        db = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            db.row_factory = sqlite3.Row
-            await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            await _enable_wal(db)
-            await db.execute("PRAGMA synchronous = NORMAL")
-            await db.execute("PRAGMA foreign_keys = ON")
-            store = cls(db, path, health)
-            await store._migrate()
-        except BaseException:
-            await db.close()
-            raise
-        return store
+    async def open(cls, target: str | Path, *, health: WriteHealth | None = None, **pool: Any) -> Store:
+        """The store at ``target``: a PostgreSQL URL (``pool``: `PostgresBackend.open`'s pool settings) or a
+        SQLite file, ``sqlite:PATH`` or a plain path, created with its parent folders if missing."""
+        if is_postgres_url(target):
+            backend: SQLiteBackend | PostgresBackend = await PostgresBackend.open(str(target), **pool)
+        else:
+            text = str(target)
+            backend = await SQLiteBackend.open(text[len("sqlite:"):] if text.startswith("sqlite:") else text)
+        return cls(backend, health)
+
+    @property
+    def target(self) -> str:
+        """Where the store is, for messages (a PostgreSQL URL without its password)."""
+        return self.backend.target
 
     async def close(self) -> None:
-        await self._db.close()
+        await self.backend.close()
 
     async def __aenter__(self) -> Store:
         return self
@@ -105,63 +99,19 @@ class Store(CallsMixin, TicketsMixin, HandlingMixin, AfterCallMixin, ReturnCalls
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    # -- schema -----------------------------------------------------------------------------------------------
-
     async def schema_version(self) -> int:
-        rows = await self._db.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-        return int(rows[0][0])
-
-    async def _migrate(self) -> None:
-        known = migrations.MIGRATIONS
-        versions = [version for version, _ in known]
-        if versions != sorted(set(versions)) or (versions and versions[0] < 1):
-            raise RuntimeError(f"MIGRATIONS versions must be unique, ascending and >= 1: {versions}")
-        await self._db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-        )
-        current = await self.schema_version()
-        if versions and current > versions[-1]:
-            raise RuntimeError(f"{self.path}: schema version {current} is newer than this code ({versions[-1]})")
-        for version, sql in known:
-            if version <= current:
-                continue
-            async with self._write() as db:
-                # Another process may have applied it while we waited for the write lock.
-                done = await db.execute_fetchall("SELECT 1 FROM schema_migrations WHERE version = ?", (version,))
-                if done:
-                    continue
-                for statement in _statements(sql):
-                    await db.execute(statement)
-                await db.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                    (version, to_ts(datetime.now(UTC))),
-                )
+        return await self.backend.schema_version()
 
     @asynccontextmanager
-    async def _write(self, *, durable: bool = False) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; ``durable``: synced to disk at its COMMIT (synchronous=FULL), see above."""
-        async with self._write_lock:
-            try:
-                if durable:
-                    await self._db.execute("PRAGMA synchronous = FULL")
-                try:
-                    await self._db.execute("BEGIN IMMEDIATE")
-                    yield self._db
-                    await self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:
-                        try:
-                            await self._db.execute("ROLLBACK")
-                        except sqlite3.Error:
-                            pass  # SQLite has rolled back already (it does on SQLITE_FULL and SQLITE_IOERR)
-                    raise
-                finally:
-                    if durable:
-                        await self._db.execute("PRAGMA synchronous = NORMAL")
-            except Exception as exc:
-                self.health.failed(STORE_TARGET, exc)
-                raise
-            self.health.succeeded(STORE_TARGET)
+    async def _write(self, *, durable: bool = False, serial: bool = False) -> AsyncIterator[Any]:
+        """One write transaction; ``durable``: on disk at its COMMIT; ``serial``: alone (see above)."""
+        try:
+            async with self.backend.write(durable=durable, serial=serial) as db:
+                yield db
+        except Exception as exc:
+            self.health.failed(STORE_TARGET, exc)
+            raise
+        self.health.succeeded(STORE_TARGET)
 
     # -- restrictions -----------------------------------------------------------------------------------------
 
@@ -249,29 +199,3 @@ class Store(CallsMixin, TicketsMixin, HandlingMixin, AfterCallMixin, ReturnCalls
         rows = await self._db.execute_fetchall(sql + " ORDER BY id", params)
         return [{**dict(row), "at": from_ts(row["at"]), "until": from_ts(row["until"])} for row in rows]
 
-
-async def _enable_wal(db: aiosqlite.Connection) -> None:
-    # Switching a new file to WAL needs an exclusive lock and SQLite does not run the busy handler for it, so two
-    # processes creating the database at once would see "database is locked": retry briefly. WAL persists in the
-    # file; later opens find it already set.
-    for _ in range(100):
-        try:
-            rows = await db.execute_fetchall("PRAGMA journal_mode = WAL")
-            if rows and str(rows[0][0]).lower() == "wal":
-                return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-        await asyncio.sleep(0.05)
-    raise RuntimeError("could not switch the database to WAL mode: it stayed locked for 5 s")
-
-
-def _statements(script: str) -> Iterable[str]:
-    buffer = ""
-    for line in script.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            yield buffer.strip()
-            buffer = ""
-    if buffer.strip() and not buffer.strip().startswith("--"):
-        raise ValueError(f"incomplete SQL statement in migration: {buffer.strip()[:80]!r}")

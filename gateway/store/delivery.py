@@ -1,13 +1,12 @@
 """The durable MQTT outbox, linkage hand-offs (art. 14) and their data pushes: a mixin of `Store`.
 
-The methods rely on what `Store` provides: `self._db` (the aiosqlite connection, for reads) and `self._write()`
-(the write lock and `BEGIN IMMEDIATE` transaction, for writes).
+The methods rely on what `Store` provides: `self._db` (for reads) and `self._write()` (one transaction, for writes).
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateway.store.rows import (
@@ -21,6 +20,10 @@ from gateway.store.rows import (
     check_text,
     to_ts,
 )
+
+# How long a publisher's claim on outbox rows holds without renewal: a gateway that dies with rows claimed
+# delays those pops by at most this much before another gateway's publisher takes them.
+OUTBOX_LEASE_S = 15.0
 
 
 class DeliveryMixin:
@@ -48,6 +51,36 @@ class DeliveryMixin:
         return [{**dict(row), "payload": json.loads(row["payload"]), "created_at": from_ts(row["created_at"])}
                 for row in rows]
 
+    async def outbox_claim(self, claimant: str, limit: int = 100, *, lease_s: float = OUTBOX_LEASE_S,
+                           now: datetime | None = None) -> list[dict]:
+        """The oldest rows ``claimant`` may publish, claimed for ``lease_s``: rows nobody holds, rows it holds
+        already (the claim is renewed) and rows whose claim ran out (their publisher stopped or lost the broker).
+
+        With several gateways on one database each row goes to one publisher at a time. A row waits while an
+        earlier row of its topic is held by another publisher, so one agent's pops keep their order. Claims are
+        serial writes (one at a time across gateways), which that order needs; ``FOR UPDATE SKIP LOCKED`` lets a
+        claim pass over rows another transaction is deleting instead of waiting for it."""
+        now = now or datetime.now(UTC)
+        bind = {"me": check_text(claimant, "claimant"), "now": to_ts(now), "limit": max(0, limit),
+                "until": to_ts(now + timedelta(seconds=lease_s))}
+        async with self._write(serial=True) as db:
+            free = await db.execute_fetchall(
+                "SELECT seq FROM outbox AS o WHERE (o.claimed_until IS NULL OR o.claimed_by = :me"
+                "   OR o.claimed_until < :now)"
+                " AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.topic = o.topic AND e.seq < o.seq"
+                "   AND e.claimed_by != :me AND e.claimed_until >= :now)"
+                " ORDER BY o.seq LIMIT :limit" + self.backend.skip_locked, bind)
+            seqs = [int(row[0]) for row in free]
+            if not seqs:
+                return []
+            marks = ", ".join(f":s{i}" for i in range(len(seqs)))
+            rows = await db.execute_fetchall(
+                f"UPDATE outbox SET claimed_by = :me, claimed_until = :until WHERE seq IN ({marks})"
+                " RETURNING seq, message_id, topic, payload, created_at, attempts, last_error",
+                {**bind, **{f"s{i}": seq for i, seq in enumerate(seqs)}})
+        return sorted(({**dict(row), "payload": json.loads(row["payload"]), "created_at": from_ts(row["created_at"])}
+                       for row in rows), key=lambda row: row["seq"])
+
     async def outbox_remove(self, seq: int) -> None:
         async with self._write() as db:
             await db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
@@ -71,10 +104,10 @@ class DeliveryMixin:
                   "situation": check_handoff_field("situation", situation),
                   "detail": check_handoff_field("detail", detail)}
         async with self._write() as db:
-            cursor = await db.execute(
-                f"INSERT INTO handoffs ({', '.join(values)}) VALUES ({', '.join(':' + k for k in values)})", values
-            )
-        return int(cursor.lastrowid)
+            inserted = await db.execute_fetchall(
+                f"INSERT INTO handoffs ({', '.join(values)}) VALUES ({', '.join(':' + k for k in values)}) RETURNING id",
+                values)
+        return int(inserted[0][0])
 
     async def update_handoff(self, handoff_id: int, **fields: Any) -> None:
         """Set ring_at, answered_at, ended_at, result, detail, mode, ticket_id or situation; unknown -> LookupError."""

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 class OutboxStore(Protocol):
     async def outbox_add(self, topic: str, payload: dict, *, message_id: str, at: datetime) -> int: ...
     async def outbox_pending(self, limit: int = 100) -> list[dict]: ...
+    async def outbox_claim(self, claimant: str, limit: int = 100) -> list[dict]: ...
     async def outbox_remove(self, seq: int) -> None: ...
     async def outbox_mark_attempt(self, seq: int, error: str | None) -> None: ...
 
@@ -115,8 +116,30 @@ class SpillingOutboxStore:
         await self._retry_removals()
         await self._persist_memory()
         skip = self._sent_unremoved
-        rows = [row for row in await self._store.outbox_pending(limit + len(skip)) if row["seq"] not in skip]
-        rows = rows[:limit]
+        return self._with_memory(await self._store.outbox_pending(limit + len(skip)), limit)
+
+    async def outbox_claim(self, claimant: str, limit: int = 100) -> list[dict]:
+        """The store's claimed rows, then what waits in memory. When the store refuses the claim (a full disk,
+        a database away), its unclaimed rows are read instead if it can still be read (with several gateways
+        one may then be published twice, under one id), else only memory is sent."""
+        await self._retry_removals()
+        await self._persist_memory()
+        want = limit + len(self._sent_unremoved)
+        try:
+            rows = await self._store.outbox_claim(claimant, want)
+        except Exception as exc:
+            if not is_disk_failure(exc):
+                raise
+            try:
+                rows = await self._store.outbox_pending(want)
+            except Exception as read_exc:
+                if not is_disk_failure(read_exc):
+                    raise
+                rows = []
+        return self._with_memory(rows, limit)
+
+    def _with_memory(self, stored: list[dict], limit: int) -> list[dict]:
+        rows = [row for row in stored if row["seq"] not in self._sent_unremoved][:limit]
         if len(rows) < limit:
             rows += list(self._memory)[: limit - len(rows)]
         return rows

@@ -29,10 +29,10 @@ class RecordingsMixin:
             raise ValueError(f"a filed recording is converted or original, not {state!r}")
         async with self._write() as db:
             await db.execute(
-                "INSERT OR IGNORE INTO call_recordings (call_id, public_id, ticket_id, agent, path, format,"
+                "INSERT INTO call_recordings (call_id, public_id, ticket_id, agent, path, format,"
                 " duration_s, size, sha256, state, note, recorded_at) VALUES (:call, :public, (SELECT ticket_id FROM ticket_drafts WHERE"
-                " call_id = :call ORDER BY rowid LIMIT 1), (SELECT agent FROM calls WHERE call_id = :call), :path,"
-                " :format, :duration, :size, :sha, :state, :note, :at)",
+                " call_id = :call ORDER BY created_at, ticket_id LIMIT 1), (SELECT agent FROM calls WHERE call_id = :call), :path,"
+                " :format, :duration, :size, :sha, :state, :note, :at) ON CONFLICT DO NOTHING",
                 {"call": check_text(call_id, "call_id"), "public": new_public_id(), "path": path, "format": format, "duration": duration_s,
                  "size": size, "sha": sha256, "state": state, "note": note, "at": to_ts(recorded_at)})
 

@@ -70,11 +70,12 @@ async def schedule_return_call(db: Any, ticket_id: str, *, at: datetime) -> int 
     number = rows[0]["number"] if rows else None
     if not number:
         return None
-    cursor = await db.execute(
+    inserted = await db.execute_fetchall(
         "INSERT INTO return_calls (ticket_id, number, next_at, created_at, updated_at) SELECT ?, ?, ?, ?, ?"
-        " WHERE NOT EXISTS (SELECT 1 FROM return_calls WHERE ticket_id = ? AND state IN ('pending', 'calling'))",
+        " WHERE NOT EXISTS (SELECT 1 FROM return_calls WHERE ticket_id = ? AND state IN ('pending', 'calling'))"
+        " RETURNING id",
         (ticket_id, number, to_ts(at), to_ts(at), to_ts(at), ticket_id))
-    return cursor.lastrowid if cursor.rowcount else None
+    return inserted[0][0] if inserted else None
 
 
 def _return(row: Any) -> dict[str, Any]:

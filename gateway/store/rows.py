@@ -1,9 +1,9 @@
-"""Rows in and out of the gateway's SQLite store: column lists, the value sets a field may take, conversions
+"""Rows in and out of the gateway's store: column lists, the value sets a field may take, conversions
 between Python values and stored text, field validators, and the one restriction insert shared by `Store` and
 the pending-restriction confirmation.
 
 No connection is kept here: apart from `insert_restriction`, which runs inside the caller's transaction, these are
-pure functions over plain values and `sqlite3.Row`s.
+pure functions over plain values and rows (read by position or column name).
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import sqlite3
 from datetime import UTC, date, datetime
 from typing import Any
 
-import aiosqlite
 
+from gateway.store.backends.connection import StoreConnection
 from gateway.basics.phone import normalise, normalise_strict
 from gateway.basics.clock import SHANGHAI
 from gateway.restriction import Restriction, check_aware, check_days, effective, restriction_end
@@ -62,15 +61,16 @@ PENDING_COLUMNS = (
 
 
 async def insert_restriction(
-    db: aiosqlite.Connection, number: str, *, reason: str, operator: str, days: int, decided_at: datetime
+    db: StoreConnection, number: str, *, reason: str, operator: str, days: int, decided_at: datetime
 ) -> Restriction:
     """Restriction and its 'add' audit entry, inside the caller's transaction."""
     until = restriction_end(decided_at, days)
-    cursor = await db.execute(
-        "INSERT INTO restrictions (number, reason, operator, days, decided_at, until) VALUES (?,?,?,?,?,?)",
+    inserted = await db.execute_fetchall(
+        "INSERT INTO restrictions (number, reason, operator, days, decided_at, until) VALUES (?,?,?,?,?,?)"
+        " RETURNING id",
         (number, reason, operator, days, to_ts(decided_at), to_ts(until)),
     )
-    restriction_id = cursor.lastrowid
+    restriction_id = inserted[0][0]
     await db.execute(
         "INSERT INTO restriction_audit (action, restriction_id, number, operator, reason, at, days, until)"
         " VALUES ('add', ?, ?, ?, ?, ?, ?, ?)",
@@ -80,7 +80,7 @@ async def insert_restriction(
     return restriction_from_row(rows[0])
 
 
-async def restriction_in_force(db: aiosqlite.Connection, number: str, now: datetime) -> Restriction | None:
+async def restriction_in_force(db: StoreConnection, number: str, now: datetime) -> Restriction | None:
     """The restriction in force for an E.164 ``number`` at ``now``: one indexed lookup of the latest decision."""
     rows = await db.execute_fetchall(
         f"SELECT {RESTRICTION_COLUMNS} FROM restrictions WHERE number = ? AND decided_at <= ?"
@@ -139,7 +139,7 @@ def check_text(value: object, name: str) -> str:
     return value.strip()
 
 
-def restriction_from_row(row: sqlite3.Row) -> Restriction:
+def restriction_from_row(row: Any) -> Restriction:
     return Restriction(
         id=row["id"],
         number=row["number"],
@@ -153,7 +153,7 @@ def restriction_from_row(row: sqlite3.Row) -> Restriction:
     )
 
 
-def call_from_row(row: sqlite3.Row) -> dict:
+def call_from_row(row: Any) -> dict:
     call = dict(row)
     call["ivr_path"] = json.loads(call["ivr_path"] or "[]")
     for name in _CALL_TIMES:
@@ -208,7 +208,7 @@ def check_ticket_field(name: str, value: Any) -> Any:
     return value
 
 
-def ticket_from_row(row: sqlite3.Row) -> dict:
+def ticket_from_row(row: Any) -> dict:
     ticket = dict(row)
     ticket["due"] = None if ticket["due"] is None else date.fromisoformat(ticket["due"])
     ticket["scores"] = json.loads(ticket["scores"]) if ticket.get("scores") else {}
@@ -216,7 +216,7 @@ def ticket_from_row(row: sqlite3.Row) -> dict:
     return ticket
 
 
-def pending_from_row(row: sqlite3.Row) -> dict:
+def pending_from_row(row: Any) -> dict:
     return {**dict(row), "requested_at": from_ts(row["requested_at"]), "decided_at": from_ts(row["decided_at"])}
 
 
@@ -242,7 +242,7 @@ def check_handoff_field(name: str, value: Any) -> Any:
     raise ValueError(f"unknown hand-off field {name!r}")
 
 
-def handoff_from_row(row: sqlite3.Row) -> dict:
+def handoff_from_row(row: Any) -> dict:
     handoff = dict(row)
     for name in _HANDOFF_TIMES:
         handoff[name] = from_ts(handoff[name])

@@ -1,7 +1,6 @@
 """Ticket drafts, ticket status, caller history (screen-pop) and pending restriction requests: a mixin of `Store`.
 
-The methods rely on what `Store` provides: `self._db` (the aiosqlite connection, for reads) and `self._write()`
-(the write lock and `BEGIN IMMEDIATE` transaction, for writes).
+The methods rely on what `Store` provides: `self._db` (for reads) and `self._write()` (one transaction, for writes).
 """
 
 from __future__ import annotations
@@ -9,8 +8,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import aiosqlite
 
+from gateway.store.backends.connection import StoreConnection
 from gateway.basics.phone import normalise_strict
 from gateway.basics.clock import SHANGHAI
 from gateway.restriction import Restriction, check_aware, check_days, effective
@@ -163,12 +162,12 @@ class TicketsMixin:
     ) -> int:
         number = normalise_strict(number)
         async with self._write(durable=True) as db:
-            cursor = await db.execute(
+            inserted = await db.execute_fetchall(
                 "INSERT INTO pending_restrictions (number, reason, requested_by, call_id, requested_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (number, check_text(reason, "reason"), check_text(requested_by, "requested_by"), call_id, to_ts(at)),
             )
-        return int(cursor.lastrowid)
+        return int(inserted[0][0])
 
     async def list_pending_restrictions(self, *, include_decided: bool = False) -> list[dict]:
         """Oldest request first."""
@@ -215,7 +214,7 @@ class TicketsMixin:
             )
 
 
-async def _undecided(db: aiosqlite.Connection, pending_id: int) -> dict:
+async def _undecided(db: StoreConnection, pending_id: int) -> dict:
     rows = await db.execute_fetchall(f"SELECT {PENDING_COLUMNS} FROM pending_restrictions WHERE id = ?", (pending_id,))
     if not rows:
         raise LookupError(f"no pending restriction request {pending_id}")
@@ -226,7 +225,7 @@ async def _undecided(db: aiosqlite.Connection, pending_id: int) -> dict:
     return request
 
 
-async def insert_ticket_draft(db: aiosqlite.Connection, *, call_id: str, request_type: str | None,
+async def insert_ticket_draft(db: StoreConnection, *, call_id: str, request_type: str | None,
                               created_at: datetime, emergency: str | None = None, due: Any = None) -> str:
     """A new draft inside the caller's transaction; its id is the local date and that day's sequence number
     ("2026112700042"), its public id (the console's name for it) 128 random bits. Fields must have been checked
@@ -234,7 +233,7 @@ async def insert_ticket_draft(db: aiosqlite.Connection, *, call_id: str, request
     day = check_aware(created_at, "created_at").astimezone(SHANGHAI).date().strftime("%Y%m%d")
     rows = await db.execute_fetchall(
         "INSERT INTO ticket_sequences (day, last) VALUES (?, 1)"
-        " ON CONFLICT (day) DO UPDATE SET last = last + 1 RETURNING last",
+        " ON CONFLICT (day) DO UPDATE SET last = ticket_sequences.last + 1 RETURNING last",
         (day,),
     )
     ticket_id = f"{day}{rows[0][0]:05d}"

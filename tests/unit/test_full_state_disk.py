@@ -134,6 +134,10 @@ class FullDisk:
         self._refuse()
         return await self.store.outbox_mark_attempt(seq, error)
 
+    async def outbox_claim(self, claimant, limit=100):
+        self._refuse()
+        return await self.store.outbox_claim(claimant, limit)
+
     async def outbox_pending(self, limit=100):
         return await self.store.outbox_pending(limit)
 

@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from gateway.store import migrations
+from gateway.store.schema import sqlite_migrations as migrations
 from gateway.basics.clock import SHANGHAI
 from gateway.restriction import last_day
 from gateway.store.database import Store

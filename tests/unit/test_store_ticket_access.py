@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from gateway.basics.clock import SHANGHAI
-from gateway.store import migrations
+from gateway.store.schema import sqlite_migrations as migrations
 from gateway.store.database import Store
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=SHANGHAI)

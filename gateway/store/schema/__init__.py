@@ -1,0 +1,1 @@
+"""The store's versioned schema, one migration list per backend with shared version numbers."""
