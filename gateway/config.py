@@ -22,6 +22,7 @@ from gateway.config_checks import (
     merge_tables,
 )
 from gateway.config_aftercall import AfterCallSection, read_aftercall
+from gateway.config_store import StoreSection, read_store
 from gateway.contract import CAPTURE_MODES
 from recordings.call_files import FORMATS as RECORDING_FORMATS
 
@@ -53,11 +54,6 @@ class GatewaySection:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-
-@dataclass(frozen=True)
-class StoreSection:
-    path: Path
 
 
 @dataclass(frozen=True)
@@ -329,7 +325,6 @@ def _build(data: dict[str, Any], source: str) -> Config:
     ip = dict(check=is_ip, reason="must be an IP address")
     state_dir = r.get("gateway.state_dir", str, check=lambda v: v.startswith("/"), reason="must be an absolute path")
     state = Path(state_dir or "/nonexistent")
-    store_path = r.get("store.path", str)
     pkg_ivr = Path(__file__).resolve().parent.parent / "ivr"
     menu = r.get("ivr.menu", str)
     catalogue = r.get("ivr.prompt_catalogue", str)
@@ -346,7 +341,7 @@ def _build(data: dict[str, Any], source: str) -> Config:
                             {"DEBUG", "INFO", "WARNING", "ERROR"}, reason="must be DEBUG, INFO, WARNING or ERROR"),
             call_deadline_s=r.get("gateway.call_deadline_s", float, **positive),
         ),
-        store=StoreSection(path=Path(store_path) if store_path else state / "hotline.db"),
+        store=read_store(r, state),
         fastagi=FastAGISection(
             host=r.get("fastagi.host", str, **ip),
             port=r.get("fastagi.port", int, **port),

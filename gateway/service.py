@@ -118,7 +118,7 @@ class GatewayService:
             loop_lag = LoopLagMonitor()
             await loop_lag.start()
             stack.push_async_callback(loop_lag.close)
-            store = await Store.open(cfg.store.path)
+            store = await Store.open(cfg.store.location, **cfg.store.pool)
             stack.push_async_callback(store.close)
 
             ami = AMIConnection(host=cfg.ami.host, port=cfg.ami.port, username=cfg.ami.username,
@@ -206,7 +206,7 @@ class GatewayService:
                 retention_days=cfg.recordings.retention_days), name="recordings-purge")
             stack.push_async_callback(cancel_and_wait, purging)
             log.info("event=started fastagi=%s:%s ami=%s:%s store=%s frozen_objects=%d", cfg.fastagi.host,
-                     fastagi.port, cfg.ami.host, cfg.ami.port, cfg.store.path, freeze_startup_objects())
+                     fastagi.port, cfg.ami.host, cfg.ami.port, store.target, freeze_startup_objects())
             try:
                 yield service
             finally:

@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
 
 
 async def callbacks_list(args: argparse.Namespace, config: Any) -> int:
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location, **config.store.pool) as store:
         tasks = await store.callback_tasks(agent=args.agent, include_done=args.all)
     rows = [{**t, "number": shown(t["number"], args.full), "created_at": iso(t["created_at"]),
              "done_at": iso(t["done_at"]), "due": t["due"].isoformat()} for t in tasks]
@@ -66,7 +66,7 @@ async def callbacks_assign(args: argparse.Namespace, config: Any) -> int:
     if args.agent not in {a.name for a in config.agents}:
         return fail(f"no agent {args.agent!r} in the configuration")
     try:
-        async with await Store.open(config.store.path) as store:
+        async with await Store.open(config.store.location, **config.store.pool) as store:
             await store.assign_callback(args.id, agent=args.agent)
     except LookupError as exc:
         return fail(str(exc.args[0]))
@@ -78,7 +78,7 @@ async def callbacks_done(args: argparse.Namespace, config: Any) -> int:
     if not is_valid_name(args.agent):
         return fail(f"bad agent name {args.agent!r}")
     try:
-        async with await Store.open(config.store.path) as store:
+        async with await Store.open(config.store.location, **config.store.pool) as store:
             if args.outcome:
                 await store.record_callback_attempt(args.id, agent=args.agent, outcome=args.outcome, at=now())
             await store.finish_callback(args.id, agent=args.agent, at=now(), note=args.note, redo=args.redo)

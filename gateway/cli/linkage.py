@@ -167,7 +167,7 @@ async def handoffs_handler(args: argparse.Namespace, config: Any) -> int:
     if args.limit < 0:
         print("hotline linkage handoffs: --limit must be 0 or more", file=sys.stderr)
         return 2
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location, **config.store.pool) as store:
         handoffs = await store.list_handoffs(call_id=args.call, limit=args.limit)
         for handoff in handoffs:
             handoff["pushes"] = await store.list_pushes(handoff_id=handoff["id"])

@@ -67,7 +67,7 @@ def register(subparsers: Any) -> None:
 
 
 async def pending_list(args: argparse.Namespace, config: Any) -> int:
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location, **config.store.pool) as store:
         requests = await store.list_pending_restrictions(include_decided=args.all)
         # the evidence (art. 9): the recording of the call the request was made on, once it is filed
         evidence = {r["call_id"]: await store.call_recording(r["call_id"]) for r in requests if r.get("call_id")}
@@ -90,7 +90,7 @@ async def pending_list(args: argparse.Namespace, config: Any) -> int:
 async def pending_confirm(args: argparse.Namespace, config: Any) -> int:
     days = args.days if args.days is not None else config.restriction.default_days
     try:
-        async with await Store.open(config.store.path) as store:
+        async with await Store.open(config.store.location, **config.store.pool) as store:
             restriction = await store.confirm_pending_restriction(args.id, operator=args.operator, at=now(),
                                                                   days=days)
     except LookupError as exc:
@@ -114,7 +114,7 @@ async def pending_confirm(args: argparse.Namespace, config: Any) -> int:
 
 async def pending_reject(args: argparse.Namespace, config: Any) -> int:
     try:
-        async with await Store.open(config.store.path) as store:
+        async with await Store.open(config.store.location, **config.store.pool) as store:
             await store.reject_pending_restriction(args.id, operator=args.operator, reason=args.reason, at=now())
     except LookupError as exc:
         return fail(str(exc.args[0]))

@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
 
 
 async def recordings_list(args: argparse.Namespace, config: Any) -> int:
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location, **config.store.pool) as store:
         if args.call:
             one = await store.call_recording(args.call)
             rows = [one] if one else []
@@ -64,7 +64,7 @@ async def recordings_purge(args: argparse.Namespace, config: Any) -> int:
     reports = purge_all(config.speech.recordings_dir, config.speech.local_recording_dir, at=at,
                         retention_days=config.recordings.retention_days, dry_run=args.dry_run)
     if not args.dry_run and reports["recordings"].paths:
-        async with await Store.open(config.store.path) as store:
+        async with await Store.open(config.store.location, **config.store.pool) as store:
             await store.mark_recordings_purged(reports["recordings"].paths, at=at)
     if args.json:
         print(json.dumps({name: vars(r) for name, r in reports.items()}, ensure_ascii=False))

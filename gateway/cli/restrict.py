@@ -81,7 +81,7 @@ async def restrict_add(args: argparse.Namespace, config: Any) -> int:
         return 2
     try:
         check_days(days)
-        async with await Store.open(config.store.path) as store:
+        async with await Store.open(config.store.location, **config.store.pool) as store:
             restriction = await store.add_restriction(
                 number, reason=args.reason, operator=args.operator, days=days, decided_at=now()
             )
@@ -103,7 +103,7 @@ async def restrict_lift(args: argparse.Namespace, config: Any) -> int:
     if number is None:
         return 2
     try:
-        async with await Store.open(config.store.path) as store:
+        async with await Store.open(config.store.location, **config.store.pool) as store:
             lifted = await store.lift_restriction(number, operator=args.operator, reason=args.reason, at=now())
     except ValueError as exc:
         return fail(str(exc))
@@ -120,7 +120,7 @@ async def restrict_lift(args: argparse.Namespace, config: Any) -> int:
 
 async def restrict_list(args: argparse.Namespace, config: Any) -> int:
     at = now()
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location, **config.store.pool) as store:
         restrictions = await store.list_restrictions(at, include_inactive=args.all)
     rows = [_restriction_json(r, full=args.full, at=at, status=s) for r, s in _with_status(restrictions, at)]
     if args.json:
@@ -141,7 +141,7 @@ async def restrict_check(args: argparse.Namespace, config: Any) -> int:
     number = _number_arg(args.number)
     if number is None:
         return 2
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location, **config.store.pool) as store:
         active = await store.active_restriction(number, now())
     result = {
         "number": number,
@@ -167,7 +167,7 @@ async def restrict_audit(args: argparse.Namespace, config: Any) -> int:
         number = _number_arg(args.number)
         if number is None:
             return 2
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location, **config.store.pool) as store:
         entries = await store.restriction_audit(number)
     rows = [
         {**entry, "number": shown(entry["number"], args.full), "at": iso(entry["at"]), "until": iso(entry["until"])}
@@ -190,7 +190,7 @@ async def restrict_audit(args: argparse.Namespace, config: Any) -> int:
 async def calls_list(args: argparse.Namespace, config: Any) -> int:
     if args.limit < 1:
         return fail(f"--limit must be at least 1, got {args.limit}")
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location, **config.store.pool) as store:
         calls = await store.list_calls(limit=args.limit)
     rows = [
         {**call, "number": shown(call["number"], args.full),

@@ -40,7 +40,7 @@ def register(subparsers: Any) -> None:
 
 async def tickets_status(args: argparse.Namespace, config: Any) -> int:
     try:
-        async with await Store.open(config.store.path) as store:
+        async with await Store.open(config.store.location, **config.store.pool) as store:
             handling = await store.report_ticket_status(args.id, args.status, unit=args.unit, reason=args.reason,
                                                         at=now(), source="cli")
     except LookupError as exc:
@@ -58,7 +58,7 @@ async def tickets_status(args: argparse.Namespace, config: Any) -> int:
 
 
 async def tickets_show(args: argparse.Namespace, config: Any) -> int:
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location, **config.store.pool) as store:
         handling = await store.ticket_handling(args.id)
         log = await store.ticket_status_log(args.id) if handling else []
     if handling is None:

@@ -72,7 +72,7 @@ async def train_command(args: argparse.Namespace, config: Any) -> int:
 async def saved_tickets(args: argparse.Namespace) -> list[Labelled]:
     """Tickets agents saved in the console, with their transcripts: what the agent kept is the label."""
     config = load_config(getattr(args, "config", None))
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location, **config.store.pool) as store:
         tickets = await store.saved_tickets_with_transcripts()
     return [Labelled(t["transcript"], t.get("type"), t.get("category"), t.get("emergency") or NO_EMERGENCY,
                      source=f"ticket {t['ticket_id']}") for t in tickets]

@@ -98,7 +98,7 @@ async def place_call(config: Config, number: str, dtmf: str, *, hold_s: float = 
     since = datetime.now(timezone.utc) - timedelta(seconds=1)
     started = time.monotonic()
     sipp = await run_sipp_caller(config, script, say=say)
-    store = await Store.open(config.store.path)
+    store = await Store.open(config.store.location, **config.store.pool)
     try:
         call = None
         deadline = time.monotonic() + 5.0

@@ -20,6 +20,7 @@ from recordings.call_files import file_call_recording, read_wav_pcm, spool_path
 from recordings.filer import CallRecordingFiler
 from recordings.retention import purge_all
 from tests.audio_files import mixmonitor_wav, tone_pcm
+from tests.conftest import store_section
 
 AT = datetime(2026, 12, 1, 10, tzinfo=SHANGHAI)
 
@@ -148,7 +149,7 @@ async def test_asked_asterisk_the_sweep_files_every_call_whose_channel_is_gone(s
         True, True, False, False]
 
 
-async def test_retention_deletes_the_file_and_marks_the_row_and_the_list_shows_it(store, tmp_path, cli):
+async def test_retention_deletes_the_file_and_marks_the_row_and_the_list_shows_it(store, store_location, tmp_path, cli):
     await an_answered_call(store, "c8")
     mixmonitor_wav(spool_path(tmp_path / "spool", "c8"), tone_pcm(1.0))
     await filer(store, tmp_path).file("c8")
@@ -159,7 +160,7 @@ async def test_retention_deletes_the_file_and_marks_the_row_and_the_list_shows_i
     assert await store.mark_recordings_purged(reports["recordings"].paths, at=AT) == 1
     row = await store.call_recording("c8")
     assert row["state"] == "purged" and row["purged_at"] == AT
-    config = SimpleNamespace(store=SimpleNamespace(path=store.path))
+    config = SimpleNamespace(store=store_section(store_location))
     code, out, _ = await cli(config, cli_recordings)("recordings", "list", "--call", "c8", "--json")
     [listed] = json.loads(out)
     assert code == 0 and listed["call_id"] == "c8" and listed["state"] == "purged" and listed["duration_s"] == 1.0

@@ -9,13 +9,14 @@ from gateway.basics.clock import SHANGHAI
 from gateway.cli import callbacks as cli_callbacks
 from gateway.store.database import Store
 from ivr.survey import SurveyKind
+from tests.conftest import store_section
 
 NOW = datetime(2026, 12, 1, 10, tzinfo=SHANGHAI)
 
 
 @pytest.fixture
 def config(tmp_path):
-    return SimpleNamespace(store=SimpleNamespace(path=tmp_path / "hotline.sqlite"),
+    return SimpleNamespace(store=store_section(tmp_path / "hotline.sqlite"),
                            agents=[SimpleNamespace(name="agent1"), SimpleNamespace(name="agent2")])
 
 
@@ -27,7 +28,7 @@ def run(cli, config, monkeypatch):
 
 @pytest.fixture
 async def task(config) -> int:
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location) as store:
         ticket = await store.create_ticket_draft(call_id="c1", request_type="complaint", created_at=NOW)
         rating = await store.open_survey(SurveyKind.INTAKE, call_id="c1", ticket_id=ticket,
                                          number="+8613800138000", at=NOW)
@@ -52,7 +53,7 @@ async def test_list_assign_and_close_with_the_one_redo(run, task):
 
 
 async def test_a_second_redo_of_the_same_ticket_is_refused(run, config, task):
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location) as store:
         ticket = (await store.callback_task(task))["ticket_id"]
         again = await store.open_survey(SurveyKind.HANDLING, call_id="rc1", ticket_id=ticket,
                                         number="+8613800138000", at=NOW)

@@ -11,13 +11,14 @@ from gateway.cli import linkage as cli_linkage
 from gateway.basics.clock import SHANGHAI
 from gateway.store.database import Store
 from linkage.emergency_list import DEFAULT_EMERGENCY_PATH, load_emergency_list
+from tests.conftest import store_section
 
 T0 = datetime(2026, 11, 27, 9, 30, tzinfo=SHANGHAI)
 
 
 @pytest.fixture
 def config(tmp_path):
-    return SimpleNamespace(store=SimpleNamespace(path=tmp_path / "hotline.sqlite"))
+    return SimpleNamespace(store=store_section(tmp_path / "hotline.sqlite"))
 
 
 @pytest.fixture
@@ -107,7 +108,7 @@ async def test_the_configured_list_is_used_and_an_invalid_one_is_refused_with_it
 
 
 async def test_handoffs_show_timings_result_and_push_state(run, config):
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location) as store:
         first = await store.add_handoff(call_id="c1", centre="power", trigger="speech", mode="blind",
                                         requested_at=T0, situation="fallen_wire", ticket_id="2026112700001")
         await store.update_handoff(first, ring_at=T0 + timedelta(seconds=1), result="no_answer",
@@ -138,7 +139,7 @@ async def test_no_handoffs_yet(run):
 
 
 async def test_handoffs_show_a_resumed_push_and_why_a_push_failed(run, config):
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location) as store:
         hid = await store.add_handoff(call_id="c3", centre="water", trigger="menu", mode="blind", requested_at=T0,
                                       situation="water_main_burst")
         resumed = await store.add_push(push_id="p3", handoff_id=hid, call_id="c3", centre="water", adapter="http",

@@ -11,6 +11,7 @@ from gateway.cli import pending as cli_pending
 from gateway.cli import restrict as cli_restrict
 from gateway.basics.clock import SHANGHAI
 from gateway.store.database import Store
+from tests.conftest import store_section
 
 NUMBER = "+8613800138000"
 
@@ -21,7 +22,7 @@ def sh(*args) -> datetime:
 
 @pytest.fixture
 def config(tmp_path):
-    return SimpleNamespace(store=SimpleNamespace(path=tmp_path / "hotline.sqlite"),
+    return SimpleNamespace(store=store_section(tmp_path / "hotline.sqlite"),
                            restriction=SimpleNamespace(default_days=30))
 
 
@@ -37,7 +38,7 @@ def run(cli, config):
 
 
 async def request(config, reason="辱骂话务员") -> int:
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location) as store:
         return await store.add_pending_restriction(number=NUMBER, reason=reason, requested_by="agent1",
                                                    call_id="1764222222.12", at=sh(2026, 11, 27, 14))
 
@@ -99,7 +100,7 @@ async def test_pending_shows_the_call_s_recording_as_evidence_once_filed(run, co
     pending_id = await request(config)
     code, out, _ = await run("restrict", "pending")
     assert code == 0 and "none yet" in out
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location) as store:
         await store.file_call_recording(call_id="1764222222.12", path="/rec/1764222222.12-call.ogg", format="ogg",
                                         duration_s=42.4, size=80_000, sha256="0" * 64, state="converted",
                                         note=None, recorded_at=sh(2026, 11, 27, 14))

@@ -13,13 +13,14 @@ from gateway.cli import recordings as cli_recordings
 from recordings.daily_purge import purge_recordings_daily
 from gateway.store.database import Store
 from recordings.files import recording_path, write_wav
+from tests.conftest import store_section
 
 
 @pytest.fixture
 def config(tmp_path):
     return SimpleNamespace(speech=SimpleNamespace(recordings_dir=tmp_path / "rec", local_recording_dir=tmp_path / "spool"),
                            recordings=SimpleNamespace(retention_days=30),
-                           store=SimpleNamespace(path=tmp_path / "hotline.sqlite"))
+                           store=store_section(tmp_path / "hotline.sqlite"))
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ async def test_purge_deletes_the_days_past_retention(run, config):
 async def test_the_daily_purge_runs_and_keeps_running(config, caplog):
     old = write_wav(recording_path(config.speech.recordings_dir, "a", datetime(2025, 1, 1)), b"\0\0" * 100)
     with caplog.at_level(logging.INFO, logger="recordings.daily_purge"):
-        store = await Store.open(config.store.path)
+        store = await Store.open(config.store.location)
         task = asyncio.create_task(purge_recordings_daily(
             store, config.speech.recordings_dir, config.speech.local_recording_dir,
             retention_days=config.recordings.retention_days, first_after_s=0, every_s=0.05))

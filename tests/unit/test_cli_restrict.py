@@ -9,6 +9,7 @@ import pytest
 from gateway.cli import restrict as cli_restrict
 from gateway.basics.clock import SHANGHAI
 from gateway.store.database import Store
+from tests.conftest import store_section
 
 NUMBER = "+8613800138000"
 
@@ -19,7 +20,7 @@ def sh(*args) -> datetime:
 
 @pytest.fixture
 def config(tmp_path):
-    return SimpleNamespace(store=SimpleNamespace(path=tmp_path / "state" / "hotline.sqlite"),
+    return SimpleNamespace(store=store_section(tmp_path / "state" / "hotline.sqlite"),
                            restriction=SimpleNamespace(default_days=30))
 
 
@@ -167,7 +168,7 @@ async def test_check_human_output(run, clock):
 
 
 async def test_calls_list_masks_numbers_unless_full(run, clock, config):
-    store = await Store.open(config.store.path)
+    store = await Store.open(config.store.location)
     try:
         await store.open_call(call_id="c1", number=NUMBER, channel="PJSIP/t-1", started_at=sh(2026, 3, 1, 9))
         await store.update_call("c1", outcome="answered", ivr_path=["root", "complaint"], agent="agent07")

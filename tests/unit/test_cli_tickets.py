@@ -8,6 +8,7 @@ import pytest
 from gateway.basics.clock import SHANGHAI
 from gateway.cli import tickets as cli_tickets
 from gateway.store.database import Store
+from tests.conftest import store_section
 
 
 def sh(*args) -> datetime:
@@ -16,7 +17,7 @@ def sh(*args) -> datetime:
 
 @pytest.fixture
 def config(tmp_path):
-    return SimpleNamespace(store=SimpleNamespace(path=tmp_path / "hotline.sqlite"))
+    return SimpleNamespace(store=store_section(tmp_path / "hotline.sqlite"))
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +32,7 @@ def run(cli, config):
 
 @pytest.fixture
 async def ticket(config) -> str:
-    async with await Store.open(config.store.path) as store:
+    async with await Store.open(config.store.location) as store:
         return await store.create_ticket_draft(call_id="c1", request_type="consultation",
                                                created_at=sh(2026, 11, 30, 9))
 

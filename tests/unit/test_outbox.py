@@ -2,21 +2,13 @@
 
 from datetime import datetime
 
-import pytest
 
 from gateway.store.outbox import Outbox
 from gateway.contract import new_message_id
 from gateway.basics.clock import SHANGHAI
-from gateway.store.database import Store
 
 NOW = datetime(2026, 11, 27, 10, tzinfo=SHANGHAI)
 
-
-@pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "hotline.sqlite")
-    yield s
-    await s.close()
 
 
 async def test_listeners_are_woken_after_the_row_is_committed(store):

@@ -6,7 +6,6 @@ from datetime import date, datetime
 import pytest
 
 from gateway.basics.clock import SHANGHAI
-from gateway.store.database import Store
 from gateway.workorder.lifecycle import TransitionRefused, UnknownStatus
 from ivr.triage.deadline import calendar_from
 
@@ -16,12 +15,6 @@ CAL = calendar_from(holidays=[date(2026, 12, 2)])
 def sh(*args) -> datetime:
     return datetime(*args, tzinfo=SHANGHAI)
 
-
-@pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "hotline.sqlite")
-    yield s
-    await s.close()
 
 
 async def a_complaint(store) -> str:

@@ -1,21 +1,14 @@
 """Migration 4: every linkage hand-off is logged with its timings, and every data push with its state."""
 
-import sqlite3
 from datetime import datetime, timedelta
 
 import pytest
 
 from gateway.basics.clock import SHANGHAI
-from gateway.store.database import Store
+from gateway.basics.write_health import STORE_ERRORS
 
 T0 = datetime(2026, 11, 27, 9, 30, tzinfo=SHANGHAI)
 
-
-@pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "hotline.sqlite")
-    yield s
-    await s.close()
 
 
 async def test_schema_is_at_version_4(store):
@@ -98,7 +91,7 @@ async def test_bad_push_values_are_refused(store):
         await store.update_push(pid, attempts=-1)
     with pytest.raises(LookupError):
         await store.update_push(pid + 1, state="sent")
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(STORE_ERRORS, match="(?i)foreign key"):
         await store.add_push(push_id="q", centre="119", adapter="none", at=T0, handoff_id=999)
 
 

@@ -1,24 +1,18 @@
 """The store's side of ticket access: public ids, assignments, the screen-pop log and the access audit."""
 
 import re
-import sqlite3
 from datetime import datetime, timedelta
 
 import pytest
 
 from gateway.basics.clock import SHANGHAI
 from gateway.store.schema import sqlite_migrations as migrations
+from gateway.basics.write_health import STORE_ERRORS
 from gateway.store.database import Store
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=SHANGHAI)
 STAMP = "2026-03-02T01:30:00.000000+00:00"
 
-
-@pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "hotline.sqlite")
-    yield s
-    await s.close()
 
 
 async def a_ticket(store, call_id="c1"):
@@ -38,7 +32,7 @@ async def test_every_draft_gets_a_random_public_id_beside_its_sequential_number(
 
 
 async def test_a_draft_without_public_id_is_refused_by_the_schema(store):
-    with pytest.raises(sqlite3.IntegrityError, match="public_id is required"):
+    with pytest.raises(STORE_ERRORS, match="public_id"):
         async with store._write() as db:
             await db.execute("INSERT INTO ticket_drafts (ticket_id, created_at, updated_at) VALUES ('1', 'x', 'x')")
 
@@ -100,7 +94,7 @@ async def test_the_access_audit_is_append_only_and_holds_no_caller_number(store)
         ("lead1", "supervisor", "read", ticket, "supervisor", NOW), ("agent2", "agent", "save", ticket, "denied", NOW)]
     assert "13800138000" not in repr(rows)
     for statement in ("UPDATE ticket_access_audit SET viewer = 'x'", "DELETE FROM ticket_access_audit"):
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        with pytest.raises(STORE_ERRORS, match="append-only"):
             async with store._write() as db:
                 await db.execute(statement)
     with pytest.raises(ValueError):

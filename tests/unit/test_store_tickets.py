@@ -16,12 +16,6 @@ def sh(*args) -> datetime:
     return datetime(*args, tzinfo=SHANGHAI)
 
 
-@pytest.fixture
-async def store(tmp_path):
-    s = await Store.open(tmp_path / "hotline.sqlite")
-    yield s
-    await s.close()
-
 
 # -- ticket drafts ---------------------------------------------------------------------------------------------
 
