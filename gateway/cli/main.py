@@ -16,6 +16,7 @@ from gateway.cli import recordings as cli_recordings
 from gateway.cli import restrict as cli_restrict
 from gateway.cli import tickets as cli_tickets
 from gateway.cli import sandbox as cli_sandbox
+from gateway.cli import store as cli_store
 from gateway.cli import triage as cli_triage
 from gateway.config import CONFIG_ENV, ConfigError, load_config
 from gateway.basics.logs import setup_logging
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_tickets.register(sub)
     cli_recordings.register(sub)
     cli_callbacks.register(sub)
+    cli_store.register(sub)
     return parser
 
 

@@ -27,7 +27,8 @@ def _refuse(what: str):
 @pytest.fixture(autouse=True)
 def no_real_io(request, monkeypatch):
     callspec = getattr(request.node, "callspec", None)
-    if callspec is not None and callspec.params.get("store_location") == "postgres":
+    if {"postgres_url", "postgres_cluster"} & set(request.fixturenames) or (
+            callspec is not None and callspec.params.get("store_location") == "postgres"):
         yield
         return
     monkeypatch.setattr(socket.socket, "bind", _refuse("bind a socket"))

@@ -253,6 +253,17 @@ class PostgresBackend:
             finally:
                 await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
+    async def after_copy(self, tables: list[str]) -> None:
+        """Move each identity past the largest id copied into ``tables``, so new rows never take a copied id."""
+        columns = await self.reader.execute_fetchall(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND is_identity = 'YES'")
+        async with self.write(serial=True) as db:
+            for table, column in columns:
+                if table in tables:
+                    await db.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                                     f" COALESCE(MAX({column}), 0) + 1, false) FROM {table}")
+
     @asynccontextmanager
     async def write(self, *, durable: bool = False, serial: bool = False) -> AsyncIterator[PgConnection]:
         """One write transaction on a connection of the pool; ``serial``: one at a time across gateways."""

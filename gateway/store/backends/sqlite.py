@@ -99,6 +99,10 @@ class SQLiteBackend:
                     (version, to_ts(datetime.now(UTC))),
                 )
 
+    async def after_copy(self, tables: list[str]) -> None:
+        """Nothing to do after a copy: a rowid (and AUTOINCREMENT's sqlite_sequence) follows the largest id
+        inserted, explicit ones included."""
+
     @asynccontextmanager
     async def write(self, *, durable: bool = False, serial: bool = True) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction; ``durable``: synced to disk at its COMMIT (synchronous=FULL), see above."""
