@@ -59,6 +59,7 @@ def render_values(config: Config, ami_secret: str) -> dict[str, str]:
         "static_endpoints": "\n".join(endpoints),
         "fastagi_host": config.fastagi.host,
         "fastagi_port": str(config.fastagi.port),
+        "fastagi_backup": config.fastagi.backup,
         "queue_name": config.queue.name,
         "queue_ring_timeout": str(config.queue.ring_timeout_s),
         "queue_members": members,

@@ -20,6 +20,7 @@ from gateway.config_checks import (
     is_port,
     is_zone,
     merge_tables,
+    is_host_port,
 )
 from gateway.config_aftercall import AfterCallSection, read_aftercall
 from gateway.config_store import StoreSection, read_store
@@ -60,6 +61,7 @@ class GatewaySection:
 class FastAGISection:
     host: str
     port: int
+    backup: str                     # "host:port" of a second gateway the dialplan tries, or ""
     command_timeout_s: float
     header_timeout_s: float
 
@@ -345,6 +347,8 @@ def _build(data: dict[str, Any], source: str) -> Config:
         fastagi=FastAGISection(
             host=r.get("fastagi.host", str, **ip),
             port=r.get("fastagi.port", int, **port),
+            backup=r.get("fastagi.backup", str, check=lambda v: v == "" or is_host_port(v),
+                         reason='must be "" or "IP:port" of another gateway'),
             command_timeout_s=r.get("fastagi.command_timeout_s", float, **positive),
             header_timeout_s=r.get("fastagi.header_timeout_s", float, **positive),
         ),

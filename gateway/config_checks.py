@@ -69,6 +69,13 @@ def is_ip(v: str) -> bool:
     return True
 
 
+def is_host_port(v: str) -> bool:
+    """``IP:port`` (IPv4) or ``[IPv6]:port``."""
+    host, sep, port = v.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return bool(sep) and port.isdigit() and is_port(int(port)) and is_ip(host)
+
+
 def is_zone(v: str) -> bool:
     try:
         ZoneInfo(v)

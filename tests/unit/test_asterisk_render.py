@@ -8,7 +8,7 @@ import pytest
 
 from gateway import asterisk_render
 from gateway.asterisk_render import CONF_FILES, TEMPLATE_DIR, render_all, write_all
-from gateway.config import load_config
+from gateway.config import ConfigError, load_config
 
 SECRET = "Zq7-secret-4f1e9c"
 
@@ -236,6 +236,9 @@ def extension(text: str, context: str, exten: str) -> list[tuple[str | None, str
 
 
 ENTRY_IS_HANGUP = '$["${HOTLINE_ACTION}" = "hangup" & "${HOTLINE_PRIORITY}" = "0"]'
+# Taken: no second gateway is tried (the first one answered, or said something, or there is no second one).
+ENTRY_NO_FAILOVER = ('$["${AGISTATUS}" != "FAILURE" | ${EXISTS(${HOTLINE_ACTION})} |'
+                     ' ${ISNULL(${GLOBAL(HOTLINE_AGI_BACKUP)})}]')
 
 
 def entry_paths(priorities):
@@ -290,7 +293,8 @@ def test_only_hotline_action_hangup_ends_the_call_and_every_other_path_reaches_t
             assert where == "refused"
             # the refusal is reached through exactly one decision: HOTLINE_ACTION is "hangup" on a channel whose
             # priority the gateway never raised (a caller who asked for emergency help is never refused)
-            assert [cond for cond, taken in decisions if taken] == [ENTRY_IS_HANGUP], decisions
+            assert [cond for cond, taken in decisions if taken and cond != ENTRY_NO_FAILOVER] == [ENTRY_IS_HANGUP], \
+                decisions
         elif where == "hotline-linkage,s,1":
             # linkage: the gateway chose a linked centre; that context falls back to the queue itself
             assert any(taken and '"${HOTLINE_ACTION}" = "linkage"' in cond for cond, taken in decisions), decisions
@@ -337,7 +341,9 @@ def test_after_the_agent_hangs_up_the_caller_is_surveyed_then_hung_up(cfg, files
     priorities = extension(files["extensions.conf"], "hotline-queue", "s")
     apps = [(app, args) for _, app, args in priorities]
     survey = apps.index(("AGI", f"agi://{cfg.fastagi.host}:{cfg.fastagi.port}/survey"))
-    assert apps[survey + 1] == ("Hangup", "")
+    assert apps[survey + 1:survey + 4] == [
+        ("GotoIf", '$["${AGISTATUS}" != "FAILURE" | ${ISNULL(${GLOBAL(HOTLINE_AGI_BACKUP)})}]?surveyed'),
+        ("AGI", "agi://${GLOBAL(HOTLINE_AGI_BACKUP)}/survey"), ("Hangup", "")]
     assert apps.index(("Queue", f"{cfg.queue.name},rc")) < survey
 
 
@@ -377,6 +383,26 @@ def test_entry_follows_the_configured_number_and_fastagi_address(tmp_path):
     assert ("AGI", "agi://10.0.0.9:4600/entry") in [(app, args) for _, app, args in priorities]
     assert extension(text, "hotline-in", "12345") == []
     assert extension(text, "hotline-in", "_X.") == [(None, "Goto", "hotline-in,12346,1")]
+
+
+def test_a_second_gateway_is_tried_only_when_the_first_cannot_be_reached(tmp_path):
+    path = tmp_path / "hotline.toml"
+    path.write_text('[fastagi]\nbackup = "127.0.0.2:4673"\n')
+    text = render_all(load_config(path), SECRET)["extensions.conf"]
+    assert section(text, "globals")["HOTLINE_AGI_BACKUP"] == ["127.0.0.2:4673"]
+    apps = [(label, app, args) for label, app, args in extension(text, "hotline-in", "12345")]
+    first = apps.index((None, "AGI", "agi://127.0.0.1:4573/entry"))
+    assert apps[first + 1] == (None, "GotoIf", ENTRY_NO_FAILOVER + "?entered")
+    assert apps[first + 2] == (None, "AGI", "agi://${GLOBAL(HOTLINE_AGI_BACKUP)}/entry")
+    assert apps[first + 3][0] == "entered" and apps[first + 3][2].startswith(ENTRY_IS_HANGUP)
+    # without one the global is empty and the dialplan goes on as before
+    (tmp_path / "none.toml").write_text("")
+    assert section(render_all(load_config(tmp_path / "none.toml"), SECRET)["extensions.conf"],
+                   "globals")["HOTLINE_AGI_BACKUP"] == [""]
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[fastagi]\nbackup = "gateway-b"\n')
+    with pytest.raises(ConfigError, match="fastagi.backup"):
+        load_config(bad)
 
 
 # -- write_all ------------------------------------------------------------------------------------------------------
