@@ -41,6 +41,15 @@ def _endpoint_block(ep: Endpoint, *, kind: str) -> str:
     ])
 
 
+def asterisk_dirs(instance: str) -> dict[str, str]:
+    """The directories of one Asterisk instance in the root: the classic ones for "" (a single node), else each
+    with the instance's name appended ("/etc/asterisk-node2"), so several instances share one root."""
+    suffix = f"-{instance}" if instance else ""
+    return {"ast_etc_dir": f"/etc/asterisk{suffix}", "ast_run_dir": f"/run/asterisk{suffix}",
+            "ast_spool_dir": f"/var/spool/asterisk{suffix}", "ast_log_dir": f"/var/log/asterisk{suffix}",
+            "ast_db_dir": f"/var/lib/asterisk{suffix}"}
+
+
 def render_values(config: Config, ami_secret: str) -> dict[str, str]:
     """The values every template may use."""
     endpoints = [_endpoint_block(a, kind="agent") for a in config.agents]
@@ -48,7 +57,10 @@ def render_values(config: Config, ami_secret: str) -> dict[str, str]:
     # the calls the hotline places itself (return calls, call-backs): PJSIP/<number>@hotline-outbound
     endpoints.append(_endpoint_block(Endpoint(OUTBOUND_ENDPOINT, config.aftercall.outbound_contact), kind="trunk"))
     members = "\n".join(f"member => PJSIP/{a.name},0,{a.name}" for a in config.agents)
+    instance = config.cluster.name
     return {
+        **asterisk_dirs(instance),
+        "systemname_option": f"systemname = {instance}" if instance else "; systemname: none (a single node)",
         "module_dir": config.asterisk.module_dir,
         "sip_bind": config.sip.bind,
         "sip_port": str(config.sip.port),

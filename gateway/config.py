@@ -20,9 +20,11 @@ from gateway.config_checks import (
     is_port,
     is_zone,
     merge_tables,
+    with_extended_file,
     is_host_port,
 )
 from gateway.config_aftercall import AfterCallSection, read_aftercall
+from gateway.config_cluster import ClusterSection, read_cluster
 from gateway.config_store import StoreSection, read_store
 from gateway.contract import CAPTURE_MODES
 from recordings.call_files import FORMATS as RECORDING_FORMATS
@@ -212,6 +214,7 @@ class Config:
     mqtt: MQTTSection
     asterisk: AsteriskSection
     sandbox: SandboxSection
+    cluster: ClusterSection
 
     @property
     def state_dir(self) -> Path:
@@ -221,6 +224,12 @@ class Config:
     def prompt_build_dir(self) -> Path:
         """Where `hotline prompts build` writes the 8 kHz WAV files (copied into the Asterisk root)."""
         return self.gateway.state_dir / "prompts" / "zh"
+
+    @property
+    def status_file(self) -> Path:
+        """The gateway's status file, which `hotline stack status` reads (one per node)."""
+        suffix = f"-{self.cluster.name}" if self.cluster.name else ""
+        return self.gateway.state_dir / "run" / f"gateway{suffix}.status.json"
 
     @property
     def ami_secret_file(self) -> Path:
@@ -275,7 +284,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [ConfigProblem("<file>", f"not valid TOML: {exc}")]) from None
     problems: list[ConfigProblem] = []
-    merged = merge_tables(defaults, overrides, "", problems)
+    merged = merge_tables(with_extended_file(defaults, overrides, problems), overrides, "", problems)
     try:
         config = _build(merged, source)
     except ConfigError as exc:
@@ -436,6 +445,7 @@ def _build(data: dict[str, Any], source: str) -> Config:
                                agent_answer_after_ms=r.get("sandbox.agent_answer_after_ms", int,
                                                            check=lambda v: 0 <= v <= 120_000,
                                                            reason="must be 0-120000")),
+        cluster=read_cluster(r),
     )
     if cfg.ami.reconnect_min_s and cfg.ami.reconnect_max_s and cfg.ami.reconnect_max_s < cfg.ami.reconnect_min_s:
         r.problems.append(ConfigProblem("ami.reconnect_max_s", "must not be below ami.reconnect_min_s"))

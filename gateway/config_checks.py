@@ -3,11 +3,14 @@ all instead of stopping at the first."""
 from __future__ import annotations
 
 import ipaddress
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-__all__ = ["ConfigProblem", "SettingsReader", "is_ip", "is_port", "is_zone", "merge_tables"]
+__all__ = ["ConfigProblem", "SettingsReader", "is_host_port", "is_ip", "is_port", "is_zone", "merge_tables",
+           "with_extended_file"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,23 @@ def merge_tables(base: dict[str, Any], over: dict[str, Any], prefix: str, proble
         else:
             out[key] = value
     return out
+
+
+def with_extended_file(defaults: dict[str, Any], overrides: dict[str, Any],
+                       problems: list[ConfigProblem]) -> dict[str, Any]:
+    """The defaults with the file that ``overrides`` names in ``extends`` (which is taken out) merged over them.
+
+    A node's file names the office's file and holds only what differs (`hotline stack up --nodes N`)."""
+    base = overrides.pop("extends", None)
+    if base is None:
+        return defaults
+    try:
+        if not isinstance(base, str):
+            raise ValueError("must be the path of another config file")
+        return merge_tables(defaults, tomllib.loads(Path(base).read_text(encoding="utf-8")), "", problems)
+    except (OSError, UnicodeDecodeError, ValueError, tomllib.TOMLDecodeError) as exc:
+        problems.append(ConfigProblem("extends", f"cannot be read: {exc}"))
+        return defaults
 
 
 class SettingsReader:

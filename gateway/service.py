@@ -21,7 +21,7 @@ from aiohttp import web
 
 from gateway.basics.clock import utc_now
 from gateway.basics.loop_lag import LoopLagMonitor, freeze_startup_objects
-from gateway.contract import CALL_ID_VAR, GATEWAY_USER
+from gateway.contract import CALL_ID_VAR
 from ami_handlers.client.connection import AMIConnection
 from ami_handlers.queue_events import QueueEventRecorder
 from gateway.aftercall.outbound import OutboundCalls
@@ -108,7 +108,7 @@ class GatewayService:
     @asynccontextmanager
     async def running(cls, config: Config, *, status_file: Path | None = None) -> AsyncIterator[GatewayService]:
         cfg = config
-        status_file = status_file or cfg.state_dir / "run" / "gateway.status.json"
+        status_file = status_file or cfg.status_file
         menu = load_menu(cfg.ivr.menu)
         validate_prompts(menu, load_catalogue(cfg.ivr.prompt_catalogue))
         async with AsyncExitStack() as stack:
@@ -135,8 +135,9 @@ class GatewayService:
             # a full state disk must not stop the screen-pops: the outbox spills to memory meanwhile
             outbox_store = SpillingOutboxStore(store)
             outbox = Outbox(outbox_store, clock=utc_now)
-            publisher = MQTTPublisher(outbox_store, host=cfg.mqtt.host, port=cfg.mqtt.port, username=GATEWAY_USER,
-                                      password=mqtt_password(cfg.state_dir, GATEWAY_USER))
+            publisher = MQTTPublisher(outbox_store, host=cfg.mqtt.host, port=cfg.mqtt.port,
+                                      username=cfg.cluster.gateway_user,
+                                      password=mqtt_password(cfg.state_dir, cfg.cluster.gateway_user))
             outbox.on_added(publisher.wake)
             await publisher.start()
             stack.push_async_callback(publisher.close, PUBLISH_DRAIN_S)
@@ -144,7 +145,8 @@ class GatewayService:
 
             emergencies = EmergencyListHolder(cfg.linkage.emergency_list)
             centre_users = CentreUsers(cfg.state_dir, agents=[a.name for a in cfg.agents], host=cfg.mqtt.host,
-                                       port=cfg.mqtt.port, pid_file=cfg.state_dir / "run" / "mosquitto.pid")
+                                       port=cfg.mqtt.port, pid_file=cfg.state_dir / "run" / "mosquitto.pid",
+                                       gateways=cfg.cluster.gateway_users)
             emergencies.add_check(lambda new: centre_users.ensure(new, before=emergencies.current))
             await emergencies.check_in_force()
             await emergencies.start()

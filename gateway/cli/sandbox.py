@@ -17,6 +17,10 @@ def register(subparsers: Any) -> None:
     up = stack_sub.add_parser("up", help="start everything in the background; return when all are ready")
     up.add_argument("--simulated-agents", action="store_true", default=None,
                     help="also start sipp answering machines as the agents")
+    up.add_argument("--nodes", type=int, default=1, choices=range(1, 10), metavar="N",
+                    help="N Asterisk + gateway pairs sharing one PostgreSQL store and one broker (docs/deploy.md)")
+    up.add_argument("--postgres", action="store_true",
+                    help="the store on PostgreSQL (the sandbox's own cluster unless store.url names one)")
     up.set_defaults(func=cmd_stack_up)
     stack_sub.add_parser("down", help="stop everything").set_defaults(func=cmd_stack_down)
     status = stack_sub.add_parser("status", help="what runs and whether it is ready (exit 3: a part is down,"
@@ -39,19 +43,44 @@ def _stack(args: argparse.Namespace, config: Any):
     return Stack(config, args.config or None)
 
 
+def _stacks(args: argparse.Namespace, config: Any) -> list:
+    """The node stacks of the last `stack up --nodes/--postgres`, else the configured single stack."""
+    from gateway.sandbox.cluster import running_nodes
+    from gateway.sandbox.stack import Stack
+    nodes = running_nodes(config)
+    return [Stack(cfg, str(path)) for cfg, path in nodes] if nodes else [_stack(args, config)]
+
+
 def cmd_stack_up(args: argparse.Namespace, config: Any) -> int:
-    from gateway.sandbox.stack import StackError
+    from gateway.config import load_config
     from gateway.sandbox.asterisk_root import AsteriskRootError
+    from gateway.sandbox.cluster import cluster_file, postgres_for, write_node_files
+    from gateway.sandbox.postgres_cluster import ClusterError
+    from gateway.sandbox.stack import Stack, StackError
     try:
-        _stack(args, config).up(simulated_agents=args.simulated_agents)
-    except (StackError, AsteriskRootError) as exc:
+        if args.nodes == 1 and not args.postgres:
+            cluster_file(config).unlink(missing_ok=True)
+            _stack(args, config).up(simulated_agents=args.simulated_agents)
+            return 0
+        url = postgres_for(config)
+        print(f"store: PostgreSQL ({'configured' if config.store.url else 'the sandbox cluster'})")
+        for path in write_node_files(config, args.config or None, args.nodes, url):
+            Stack(load_config(path), str(path)).up(simulated_agents=args.simulated_agents)
+    except (StackError, AsteriskRootError, ClusterError) as exc:
         print(f"stack up failed: {exc}", file=sys.stderr)
         return 1
     return 0
 
 
 def cmd_stack_down(args: argparse.Namespace, config: Any) -> int:
-    _stack(args, config).down(log=_say_while_heard)
+    from gateway.sandbox.cluster import node_files
+    from gateway.sandbox.postgres_cluster import PostgresCluster
+    for stack in reversed(_stacks(args, config)):
+        stack.down(log=_say_while_heard)
+    _, postgres = node_files(config)
+    if postgres is not None and (postgres / "port").exists():
+        PostgresCluster.attach(postgres).stop()
+        _say_while_heard("postgres: stopped")
     return 0
 
 
@@ -65,17 +94,24 @@ def _say_while_heard(message: str) -> None:
 
 
 def cmd_stack_status(args: argparse.Namespace, config: Any) -> int:
-    status = _stack(args, config).status()
+    stacks = _stacks(args, config)
+    statuses = [stack.status() for stack in stacks]
     if args.json:
-        print(json.dumps(status, indent=2))
+        print(json.dumps(statuses[0] if len(statuses) == 1 else {"nodes": statuses}, indent=2))
     else:
-        for part, info in status.items():
-            print(f"{part:17} " + " ".join(f"{k}={v}" for k, v in (info.items() if isinstance(info, dict) else [])))
-    running = status["asterisk"]["running"] and status["gateway"]["running"] and status["mosquitto"]["running"]
-    if not status["asterisk_account"]["ok"]:
-        print(f"warning: Asterisk does not run as its dedicated host account: {status['asterisk_account']['problem']}",
-              file=sys.stderr)
-        return 4
+        for stack, status in zip(stacks, statuses):
+            if len(stacks) > 1:
+                print(f"== {stack.config.cluster.name}")
+            for part, info in status.items():
+                print(f"{part:17} " + " ".join(f"{k}={v}" for k, v in (info.items() if isinstance(info, dict)
+                                                                       else [])))
+    running = all(s["asterisk"]["running"] and s["gateway"]["running"] and s["mosquitto"]["running"]
+                  for s in statuses)
+    for status in statuses:
+        if not status["asterisk_account"]["ok"]:
+            print("warning: Asterisk does not run as its dedicated host account: "
+                  f"{status['asterisk_account']['problem']}", file=sys.stderr)
+            return 4
     return 0 if running else 3
 
 

@@ -31,9 +31,12 @@ from gateway.contract import CENTRE_PREFIX, GATEWAY_USER, TOPIC_ROOT, centre_use
 from gateway.mqtt.password_hash import password_file_line
 from gateway.mqtt.passwords import mqtt_password
 
-def broker_users(agents: Iterable[str], centres: Iterable[str]) -> list[str]:
+def broker_users(agents: Iterable[str], centres: Iterable[str],
+                 gateways: Iterable[str] = (GATEWAY_USER,)) -> list[str]:
+    """Every broker user: the gateways (one per node), the agents, the linked centres."""
     agents, centres = list(agents), list(centres)
-    users = [GATEWAY_USER, *(check_name(a, "agent") for a in agents), *(centre_user(c) for c in centres)]
+    users = [*(check_name(g, "gateway") for g in gateways), *(check_name(a, "agent") for a in agents),
+             *(centre_user(c) for c in centres)]
     clashes = sorted({u for u in users if users.count(u) > 1})
     if clashes:
         raise ValueError(f"MQTT user names must be unique; repeated: {', '.join(clashes)}")
@@ -42,14 +45,12 @@ def broker_users(agents: Iterable[str], centres: Iterable[str]) -> list[str]:
     return users
 
 
-def render_acl(*, agents: Iterable[str], centres: Iterable[str]) -> str:
-    broker_users(agents, centres)
-    lines = [
-        "# Rendered by hotline-gateway. Art. 20: an agent reads only its own topics; a centre only its own.",
-        f"user {GATEWAY_USER}",
-        f"topic readwrite {TOPIC_ROOT}/#",
-        "",
-    ]
+def render_acl(*, agents: Iterable[str], centres: Iterable[str], gateways: Iterable[str] = (GATEWAY_USER,)) -> str:
+    gateways = list(gateways)
+    broker_users(agents, centres, gateways)
+    lines = ["# Rendered by hotline-gateway. Art. 20: an agent reads only its own topics; a centre only its own."]
+    for gateway in gateways:
+        lines += [f"user {gateway}", f"topic readwrite {TOPIC_ROOT}/#", ""]
     for centre in centres:
         lines += [f"user {centre_user(centre)}", f"topic read {linkage_topic(centre)}", ""]
     # A pattern applies to every user; only agents are ever published to under hotline/agents/<name>.
@@ -128,10 +129,10 @@ def write_password_file(path: Path, passwords: dict[str, str]) -> None:
 
 def write_broker_config(
     state_dir: Path, *, host: str, port: int, ws_port: int, agents: list[str], centres: list[str],
-    persistence_dir: Path | None = None,
+    persistence_dir: Path | None = None, gateways: Iterable[str] = (GATEWAY_USER,),
 ) -> Path:
     """Write ``{state_dir}/mosquitto/{mosquitto.conf,passwd,acl}``; return the conf path for ``mosquitto -c``."""
-    password_file, acl_file = write_broker_users(state_dir, agents=agents, centres=centres)
+    password_file, acl_file = write_broker_users(state_dir, agents=agents, centres=centres, gateways=gateways)
     conf = password_file.parent / "mosquitto.conf"
     _write_private(conf, render_mosquitto(host=host, port=port, ws_port=ws_port, password_file=password_file,
                                           acl_file=acl_file, persistence_dir=persistence_dir))
@@ -144,14 +145,16 @@ def broker_files(state_dir: Path) -> tuple[Path, Path]:
     return base / "passwd", base / "acl"
 
 
-def write_broker_users(state_dir: Path, *, agents: list[str], centres: list[str]) -> tuple[Path, Path]:
+def write_broker_users(state_dir: Path, *, agents: list[str], centres: list[str],
+                       gateways: Iterable[str] = (GATEWAY_USER,)) -> tuple[Path, Path]:
     """Write the password file and the ACL for these users (mosquitto reads them again on SIGHUP)."""
     state_dir = Path(state_dir)
-    users = broker_users(agents, centres)
+    gateways = list(gateways)
+    users = broker_users(agents, centres, gateways)
     password_file, acl_file = broker_files(state_dir)
     password_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     write_password_file(password_file, {user: mqtt_password(state_dir, user) for user in users})
-    _write_private(acl_file, render_acl(agents=agents, centres=centres))
+    _write_private(acl_file, render_acl(agents=agents, centres=centres, gateways=gateways))
     return password_file, acl_file
 
 

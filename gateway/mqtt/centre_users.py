@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiomqtt
 
-from gateway.contract import CENTRE_PREFIX, centre_user, linkage_topic
+from gateway.contract import CENTRE_PREFIX, GATEWAY_USER, centre_user, linkage_topic
 from gateway.mqtt.broker_config import broker_files, write_broker_users
 from gateway.mqtt.passwords import mqtt_password
 
@@ -49,9 +49,10 @@ class CentreUsers:
     """Adds broker users for linked centres on a live reload; see the module docstring."""
 
     def __init__(self, state_dir: Path, *, agents: Iterable[str], pid_file: Path, host: str, port: int,
-                 verify_s: float = 5.0) -> None:
+                 verify_s: float = 5.0, gateways: Iterable[str] = (GATEWAY_USER,)) -> None:
         self.state_dir = Path(state_dir)
         self.agents = list(agents)
+        self.gateways = list(gateways)
         self.pid_file = Path(pid_file)
         self.host, self.port = host, port
         self.verify_s = verify_s
@@ -77,7 +78,7 @@ class CentreUsers:
         pid = await asyncio.to_thread(self._broker_pid, users)
         try:
             await asyncio.to_thread(write_broker_users, self.state_dir, agents=self.agents,
-                                    centres=sorted(known | set(new)))
+                                    centres=sorted(known | set(new)), gateways=self.gateways)
         except (OSError, RuntimeError, ValueError) as exc:
             raise CentreUsersError(f"broker users {users} could not be written to {self.password_file} and "
                                    f"{self.acl_file}: {exc}") from None

@@ -9,7 +9,7 @@ import os
 import secrets
 from pathlib import Path
 
-from gateway.contract import CENTRE_PREFIX, GATEWAY_USER, check_name
+from gateway.contract import check_name
 
 
 def mqtt_password(state_dir: Path | str, user: str) -> str:
@@ -30,6 +30,4 @@ def mqtt_password(state_dir: Path | str, user: str) -> str:
 
 
 def _secret_path(state_dir: Path | str, user: str) -> Path:
-    if user != GATEWAY_USER and not user.startswith(CENTRE_PREFIX):
-        check_name(user, "user")
     return Path(state_dir) / "secrets" / "mqtt" / f"{check_name(user, 'user')}.secret"

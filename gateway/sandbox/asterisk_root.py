@@ -1,7 +1,9 @@
 """The Asterisk 22 root (Debian sid, debootstrapped once and cached) the sandbox stack runs Asterisk in.
 
 Asterisk runs chrooted as the ``asterisk`` user (never ``-U root``: it drops capabilities and cannot write its
-astdb). It shares loopback with the host, so it reaches the gateway's FastAGI on 127.0.0.1.
+astdb). It shares loopback with the host, so it reaches the gateway's FastAGI on 127.0.0.1. Several instances
+(the nodes of `hotline stack up --nodes N`) share one root, each with its own directories (``asterisk_dirs``)
+and its own ``asterisk.conf``, which every command names with ``-C``.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gateway.asterisk_render import write_all
+from gateway.asterisk_render import asterisk_dirs, write_all
 from gateway.config import Config
 
 BUILD_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "build-asterisk-root.sh"
@@ -25,8 +27,10 @@ class AsteriskRootError(Exception):
 
 
 class AsteriskRoot:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, instance: str = "") -> None:
         self.root = root
+        self.instance = instance
+        self.dirs = asterisk_dirs(instance)
 
     def path(self, inner: str) -> Path:
         return self.root / inner.lstrip("/")
@@ -55,10 +59,11 @@ class AsteriskRoot:
         return uid, gid
 
     def install_config(self, config: Config, ami_secret: str) -> list[Path]:
-        etc = self.path("/etc/asterisk")
+        etc = self.path(self.dirs["ast_etc_dir"])
         dist = self.path("/etc/asterisk.dist")
-        if not dist.exists() and etc.exists():
-            etc.rename(dist)
+        classic = self.path("/etc/asterisk")
+        if not dist.exists() and classic.exists():
+            classic.rename(dist)
         etc.mkdir(mode=0o755, exist_ok=True)
         for stale in etc.iterdir():
             if stale.is_dir() and not stale.is_symlink():
@@ -87,12 +92,28 @@ class AsteriskRoot:
             if not _is_mountpoint(point):
                 subprocess.run(["mount", *args, str(point)], check=True)
         uid, gid = self._ids()
-        for inner in ("/run/asterisk", "/var/log/asterisk", "/var/lib/asterisk", "/var/spool/asterisk", *extra_dirs):
+        own = [self.dirs[key] for key in ("ast_run_dir", "ast_log_dir", "ast_db_dir", "ast_spool_dir")]
+        for inner in ("/var/lib/asterisk", *own, *extra_dirs):
             p = self.path(inner)
             p.mkdir(parents=True, exist_ok=True)
             _chown_tree_top(p, uid, gid)
 
+    def processes_inside(self) -> list[int]:
+        """Pids of the processes running chrooted in this root (another instance's Asterisk, say)."""
+        target, pids = str(self.root.resolve()), []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.readlink(entry / "root") == target:
+                        pids.append(int(entry.name))
+                except OSError:
+                    continue
+        return pids
+
     def unmount(self) -> None:
+        """Unmount /proc and /dev of the root, unless another instance still runs in it."""
+        if self.processes_inside():
+            return
         for inner in ("/proc", "/dev"):
             point = self.path(inner)
             if _is_mountpoint(point):
@@ -100,11 +121,15 @@ class AsteriskRoot:
 
     def command_argv(self) -> list[str]:
         """Foreground Asterisk as the root's asterisk user."""
-        return ["chroot", "--userspec=asterisk:asterisk", str(self.root), "/usr/sbin/asterisk", "-f", "-n"]
+        return ["chroot", "--userspec=asterisk:asterisk", str(self.root), "/usr/sbin/asterisk", *self._conf(), "-f",
+                "-n"]
 
     def cli(self, command: str, *, timeout: float = 10.0) -> subprocess.CompletedProcess:
-        return subprocess.run(["chroot", str(self.root), "/usr/sbin/asterisk", "-rx", command],
+        return subprocess.run(["chroot", str(self.root), "/usr/sbin/asterisk", *self._conf(), "-rx", command],
                               capture_output=True, text=True, timeout=timeout)
+
+    def _conf(self) -> list[str]:
+        return ["-C", f"{self.dirs['ast_etc_dir']}/asterisk.conf"] if self.instance else []
 
     def fully_booted(self) -> bool:
         try:

@@ -34,16 +34,20 @@ class Stack:
         self.config_path = config_path
         run = config.state_dir / "run"
         logs = config.state_dir / "logs"
-        self.asterisk = ManagedProcess("asterisk", run / "asterisk.pid", logs / "asterisk.out")
+        # A node of several (`--nodes N`) has its own Asterisk and gateway; the broker and the simulated agents
+        # are node 1's, shared by all.
+        node = f"-{config.cluster.name}" if config.cluster.name else ""
+        self.first_node = config.cluster.node == 1
+        self.asterisk = ManagedProcess(f"asterisk{node}", run / f"asterisk{node}.pid", logs / f"asterisk{node}.out")
         self.mosquitto = ManagedProcess("mosquitto", run / "mosquitto.pid", logs / "mosquitto.out")
-        self.gateway = ManagedProcess("gateway", run / "gateway.pid", logs / "gateway.log")
+        self.gateway = ManagedProcess(f"gateway{node}", run / f"gateway{node}.pid", logs / f"gateway{node}.log")
         self.agents = [ManagedProcess(f"sim-{a.name}", run / f"sim-{a.name}.pid", logs / f"sim-{a.name}.out")
-                       for a in config.agents]
-        self.root = AsteriskRoot(config.asterisk.root)
+                       for a in config.agents] if self.first_node else []
+        self.root = AsteriskRoot(config.asterisk.root, config.cluster.name)
 
     @property
     def status_file(self) -> Path:
-        return self.config.state_dir / "run" / "gateway.status.json"
+        return self.config.status_file
 
     # -- up ---------------------------------------------------------------------------------------------
     def up(self, *, simulated_agents: bool | None = None, log=print) -> None:
@@ -72,7 +76,7 @@ class Stack:
             raise StackError(f"asterisk: AMI is not listening on {cfg.ami.host}:{cfg.ami.port}")
         log(f"asterisk: ready (SIP udp {cfg.sip.bind}:{cfg.sip.port}, AMI {cfg.ami.host}:{cfg.ami.port})")
 
-        if self.mosquitto.pid() is None:
+        if self.mosquitto.pid() is None and self.first_node:
             conf = self._mosquitto_conf()
             self.mosquitto.start(["mosquitto", "-c", str(conf)])
         if not wait_until(lambda: tcp_port_open(cfg.mqtt.host, cfg.mqtt.port), 15):
@@ -152,7 +156,8 @@ class Stack:
         except EmergencyListError:
             pass        # the gateway refuses to start on it and says why
         return write_broker_config(cfg.state_dir, host=cfg.mqtt.host, port=cfg.mqtt.port, ws_port=cfg.mqtt.ws_port,
-                                   agents=[a.name for a in cfg.agents], centres=centres)
+                                   agents=[a.name for a in cfg.agents], centres=centres,
+                                   gateways=cfg.cluster.gateway_users)
 
     def _gateway_ready(self) -> bool:
         if self.gateway.pid() is None:
@@ -172,8 +177,8 @@ class Stack:
             if proc.stop():
                 log(f"{proc.name}: stopped")
         if self.gateway.stop(timeout=10):
-            log("gateway: stopped")
-        if self.mosquitto.stop():
+            log(f"{self.gateway.name}: stopped")
+        if self.first_node and self.mosquitto.stop():
             log("mosquitto: stopped")
         if self.asterisk.pid() is not None:
             try:
@@ -182,7 +187,7 @@ class Stack:
                 pass
             wait_until(lambda: self.asterisk.pid() is None, 10)
             self.asterisk.stop()
-            log("asterisk: stopped")
+            log(f"{self.asterisk.name}: stopped")
         self.root.unmount()
         self.status_file.unlink(missing_ok=True)
 

@@ -133,6 +133,6 @@ async def place_call(config: Config, number: str, dtmf: str, *, hold_s: float = 
             k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in draft.items()
             if k in {"type", "category", "unit", "address", "callback_number", "emergency", "due", "summary",
                      "transcript", "status", "public_id"}}}
-    else:
+    elif not call:
         result["note"] = "no call record: the gateway did not see this call (down?); the dialplan queued it"
     return result
