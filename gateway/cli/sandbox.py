@@ -59,7 +59,8 @@ def cmd_stack_up(args: argparse.Namespace, config: Any) -> int:
     from gateway.sandbox.stack import Stack, StackError
     try:
         if args.nodes == 1 and not args.postgres:
-            cluster_file(config).unlink(missing_ok=True)
+            if config.cluster.nodes == 1:       # not a node file: the office is one node again
+                cluster_file(config).unlink(missing_ok=True)
             _stack(args, config).up(simulated_agents=args.simulated_agents)
             return 0
         url = postgres_for(config)
