@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 from typing import Any, Protocol
 
@@ -144,11 +144,13 @@ class ScreenPopper:
             return
         topic = screenpop_topic(agent)  # ValueError for a name that cannot be a topic level: logged by handle()
         now = self._clock()
-        call = await self._store.get_call(call_id) or _call_from_event(event, call_id)
+        # The store may be unreachable (a full disk, the database away): the agent still gets the caller's number
+        # from the event, at once, and the pop goes through the outbox's memory.
+        call = await _read(self._store.get_call(call_id), call_id) or _call_from_event(event, call_id)
         ticket_id = event_var(event, TICKET_ID_VAR)
-        ticket = await self._store.get_ticket_draft(ticket_id) if ticket_id else None
+        ticket = await _read(self._store.get_ticket_draft(ticket_id), call_id) if ticket_id else None
         if ticket is None:
-            ticket = await self._store.ticket_draft_for_call(call_id)
+            ticket = await _read(self._store.ticket_draft_for_call(call_id), call_id)
         message_id = new_message_id()
         # the caller came back from a linked centre that did not answer: the agent must know
         reason = LINKAGE_FAILED_REASON if event_var(event, LINKAGE_FAILED_VAR) else None
@@ -175,13 +177,21 @@ async def assemble_screenpop(
     low_confidence: float = DEFAULT_LOW_CONFIDENCE,
 ) -> dict:
     """The screen-pop for a call and its ticket, with the caller's history as the store has it ``now``."""
-    history = await store.caller_history(call.get("number"), now=now, days=history_days)
+    history = await _read(store.caller_history(call.get("number"), now=now, days=history_days),
+                          str(call.get("call_id"))) or NO_HISTORY
     history = _without_current(history, str(call.get("call_id")), ticket["ticket_id"] if ticket else None)
     return build_screenpop(
         message_id=message_id, agent=agent, call=call, ticket=ticket, history=history,
         transcript=ticket.get("transcript") if ticket else None, created_at=created_at, reason=reason,
         low_confidence=low_confidence,
     )
+
+
+NO_HISTORY = {"calls": [], "tickets": [], "restrictions": [], "calls_total": 0, "tickets_total": 0}
+
+
+async def _read(read: Awaitable[Any], call_id: str) -> Any:
+    return await unless_disk_fails(read, log, "screenpop_store_unreadable", call_id=call_id)
 
 
 def _call_from_event(event: Mapping[str, Any], call_id: str) -> dict:

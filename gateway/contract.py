@@ -45,11 +45,12 @@ RECORDING_VAR = "HOTLINE_RECORDING"          # set once the call's MixMonitor ru
 CALLBACK_TASK_VAR = "HOTLINE_CALLBACK_TASK"  # an agent's call-back: the task id
 OUTBOUND_DIAL_VAR = "HOTLINE_OUTBOUND_DIAL"  # the citizen's leg of a call the hotline places (PJSIP/<digits>@...)
 RETURN_CALL_VAR = "HOTLINE_RETURN_CALL"      # an automated return call: its row id
+AGI_BACKUP_VAR = "HOTLINE_AGI_BACKUP"        # global: the second gateway's FastAGI "host:port" ([fastagi] backup)
 
 DIALPLAN_VARS = frozenset({
     CALL_ID_VAR, TICKET_ID_VAR, REQUEST_TYPE_VAR, PRIORITY_VAR, EMERGENCY_VAR, ACTION_VAR, CAPTURE_VAR,
     HANDOFF_ID_VAR, LINKAGE_TARGETS_VAR, LINKAGE_FAILED_VAR, CONF_VAR, CONF_USER_VAR, RECORDING_VAR,
-    CALLBACK_TASK_VAR, OUTBOUND_DIAL_VAR, RETURN_CALL_VAR,
+    CALLBACK_TASK_VAR, OUTBOUND_DIAL_VAR, RETURN_CALL_VAR, AGI_BACKUP_VAR,
 })
 # Asterisk adds these to every AMI event (manager.conf channelvars): ChanVariable on the caller leg,
 # DestChanVariable on the agent leg for the inherited ones.

@@ -23,6 +23,7 @@ rating, a redo) is serial too. Every PostgreSQL commit is flushed (synchronous_c
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
@@ -32,6 +33,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from gateway.basics.write_health import failure_kind
 from gateway.store.schema import postgres_migrations
 from gateway.store.schema.sqlite_migrations import check_versions
 from gateway.store.rows import to_ts
@@ -42,6 +44,7 @@ __all__ = ["PgRow", "PostgresBackend", "masked_url", "to_pyformat"]
 WRITE_LOCK = 0x686F746C
 MIGRATION_LOCK = 0x6D696772
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RETRY_AFTER_S = 1.0
 
 
 @lru_cache(maxsize=2048)
@@ -166,11 +169,11 @@ class PgConnection:
 class _PoolReader:
     """Reads outside a write transaction: each statement on a connection the pool lends (autocommit)."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self._pool = pool
+    def __init__(self, lend: Any) -> None:
+        self._lend = lend
 
     async def execute(self, sql: str, params: Any = None) -> _Result:
-        async with self._pool.connection() as conn:
+        async with self._lend() as conn:
             return await PgConnection(conn).execute(sql, params)
 
     async def execute_fetchall(self, sql: str, params: Any = None) -> list[PgRow]:
@@ -193,7 +196,23 @@ class PostgresBackend:
     def __init__(self, pool: AsyncConnectionPool, url: str) -> None:
         self._pool = pool
         self.url = url
-        self.reader = _PoolReader(pool)
+        self.reader = _PoolReader(self._connection)
+        self._unreachable_until = 0.0
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A connection of the pool. While the database is away each statement would wait ``wait_timeout`` for
+        one, and a call makes several: so for ``RETRY_AFTER_S`` after a failure to reach it, statements fail at
+        once, and then one tries again (a circuit breaker). The pool reconnects in the background meanwhile."""
+        if time.monotonic() < self._unreachable_until:
+            raise psycopg.OperationalError("the database could not be reached a moment ago")
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            if failure_kind(exc) == "database_unreachable":
+                self._unreachable_until = time.monotonic() + RETRY_AFTER_S
+            raise
 
     @property
     def target(self) -> str:
@@ -234,7 +253,7 @@ class PostgresBackend:
         """Apply the missing migrations, each in its own transaction, under a session advisory lock so that
         gateways starting together apply each once."""
         latest = check_versions(postgres_migrations.MIGRATIONS)
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
             try:
                 await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
@@ -267,7 +286,7 @@ class PostgresBackend:
     @asynccontextmanager
     async def write(self, *, durable: bool = False, serial: bool = False) -> AsyncIterator[PgConnection]:
         """One write transaction on a connection of the pool; ``serial``: one at a time across gateways."""
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             async with conn.transaction():
                 if serial or durable:
                     await conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
