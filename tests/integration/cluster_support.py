@@ -4,12 +4,20 @@ gateways on the sandbox's own PostgreSQL cluster and one broker, on ports apart 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiomqtt
+import pytest
+
 from gateway.config import Config, load_config
+from gateway.mqtt.passwords import mqtt_password
+from gateway.sandbox.processes import ManagedProcess, udp_port_in_use, wait_until
+from gateway.sandbox.sipp_scenario import agent_scenario
 from gateway.sandbox.cluster import node_files, sandbox_postgres_dir
 from gateway.sandbox.postgres_cluster import PostgresCluster
 from gateway.sandbox.stack import Stack
@@ -110,3 +118,58 @@ def take_down(nodes: TwoNodes) -> None:
         directory = sandbox_postgres_dir(nodes.nodes[0])
         if (directory / "port").exists():
             PostgresCluster.attach(directory).remove()
+
+
+@pytest.fixture
+def answering_agents(cluster):
+    """agent1 and agent2 answer at once and hang up after 1.5 s (both nodes' Asterisks dial the same phones); a
+    test module names its two-node stack ``cluster``."""
+    cfg = cluster.nodes[0]
+    logs = cfg.state_dir / "logs"
+    scenario = logs / "two-nodes-agent.xml"
+    scenario.write_text(agent_scenario(answer_after_ms=0, hang_up_after_ms=1500))
+    procs = []
+    for i, agent in enumerate(cfg.agents):
+        host, port = agent.host_port
+        proc = ManagedProcess(f"two-{agent.name}", logs / f"two-{agent.name}.pid", logs / f"two-{agent.name}.out")
+        proc.start(["sipp", "-sf", str(scenario), "-i", host, "-p", str(port), "-mp", str(31010 + 10 * i),
+                    "-nostdin"], cwd=logs)
+        procs.append(proc)
+    for agent in cfg.agents:
+        assert wait_until(lambda a=agent: udp_port_in_use(*a.host_port), 5)
+    yield
+    for proc in procs:
+        proc.stop(timeout=3)
+
+
+class PopWatcher:
+    """The agents' consoles: every screen-pop message the broker delivers to agent1 and agent2."""
+
+    def __init__(self, cfg) -> None:
+        self.cfg, self.messages, self._stop = cfg, [], threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
+        self.ready = threading.Event()
+
+    async def _run(self) -> None:
+        async def watch(agent: str) -> None:
+            async with aiomqtt.Client("127.0.0.1", self.cfg.mqtt.port, username=agent, timeout=5,
+                                      password=mqtt_password(self.cfg.state_dir, agent)) as client:
+                await client.subscribe(f"hotline/agents/{agent}/#", qos=1)
+                self.ready.set()
+                async for message in client.messages:
+                    self.messages.append((agent, json.loads(message.payload)))
+
+        tasks = [asyncio.create_task(watch(a.name)) for a in self.cfg.agents]
+        while not self._stop.is_set():
+            await asyncio.sleep(0.1)
+        for task in tasks:
+            task.cancel()
+
+    def __enter__(self):
+        self._thread.start()
+        assert self.ready.wait(10)
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
