@@ -15,3 +15,4 @@ echo "== (e) end of speech -> stored ticket";  $py bench/prefill_latency.py
 echo "== (f) AgentConnect -> screen-pop";       $py bench/screenpop_latency.py
 echo "== (g) confirming key -> INVITE at the centre"; $py bench/linkage_latency.py
 echo "== recording conversion (ogg/Opus, mp3, wav)"; $py bench/recording_convert.py
+echo "== (i) one node on SQLite against two nodes on PostgreSQL"; $py bench/two_nodes_postgres.py

@@ -54,13 +54,14 @@ def _stacks(args: argparse.Namespace, config: Any) -> list:
 def cmd_stack_up(args: argparse.Namespace, config: Any) -> int:
     from gateway.config import load_config
     from gateway.sandbox.asterisk_root import AsteriskRootError
-    from gateway.sandbox.cluster import cluster_file, postgres_for, write_node_files
+    from gateway.sandbox.cluster import cluster_file, node_files, postgres_for, write_node_files
     from gateway.sandbox.postgres_cluster import ClusterError
     from gateway.sandbox.stack import Stack, StackError
     try:
         if args.nodes == 1 and not args.postgres:
-            if config.cluster.nodes == 1:       # not a node file: the office is one node again
-                cluster_file(config).unlink(missing_ok=True)
+            recorded = [str(path.resolve()) for path in node_files(config)[0]]
+            if not args.config or str(Path(args.config).resolve()) not in recorded:
+                cluster_file(config).unlink(missing_ok=True)    # the office's own file: one node again
             _stack(args, config).up(simulated_agents=args.simulated_agents)
             return 0
         url = postgres_for(config)

@@ -105,7 +105,8 @@ class DeliveryMixin:
                   "detail": check_handoff_field("detail", detail)}
         async with self._write() as db:
             inserted = await db.execute_fetchall(
-                f"INSERT INTO handoffs ({', '.join(values)}) VALUES ({', '.join(':' + k for k in values)}) RETURNING id",
+                f"INSERT INTO handoffs ({', '.join(values)}) VALUES ({', '.join(':' + k for k in values)})"
+                " RETURNING id",
                 values)
         return int(inserted[0][0])
 

@@ -6,6 +6,7 @@ sipp UAS processes started per test where a test needs them.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import subprocess
 import sys
@@ -21,6 +22,9 @@ from gateway.store.database import Store
 from gateway.sandbox.testcall import place_call
 
 REPO = Path(__file__).resolve().parents[2]
+# HOTLINE_TEST_STORE=postgres runs the session's stack on PostgreSQL (`stack up --postgres`): every real-stack test
+# then exercises the shared store; the drills of SQLite's own file skip themselves.
+STORE_BACKEND = os.environ.get("HOTLINE_TEST_STORE", "sqlite")
 KO_FIRE_SENTENCE = "화재가 났어요 도와주세요 빨리 와 주세요"
 KO_FIRE_KEYWORDS = ("이", "가", "여", "요", "다", "고", "하", "어", "아", "오", "리", "로", "네")
 
@@ -43,7 +47,7 @@ class SandboxStack:
 
     def store_query(self, fn):
         async def run():
-            store = await Store.open(self.config.store.path)
+            store = await Store.open(self.config.store.location)
             try:
                 return await fn(store)
             finally:
@@ -79,8 +83,11 @@ def sandbox(tmp_path_factory) -> SandboxStack:
                            '[aftercall]\ncalling_from = "00:00"\ncalling_until = "24:00"\n')
     sb_emergencies = emergencies
     sb = SandboxStack(config_path)
+    up = sb.hotline("stack", "up", *(["--postgres"] if STORE_BACKEND == "postgres" else []), check=False,
+                    timeout=600)
+    if STORE_BACKEND == "postgres":     # the node file names the store: what every later command must use
+        sb = SandboxStack(state / "cluster" / "node1.toml")
     sb.emergency_list = sb_emergencies
-    up = sb.hotline("stack", "up", check=False, timeout=600)
     if up.returncode != 0:
         sb.hotline("stack", "down", check=False)
         pytest.fail(f"the sandbox stack did not come up:\n{up.stdout}\n{up.stderr}")

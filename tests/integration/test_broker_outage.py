@@ -164,7 +164,7 @@ async def _outbox_left_after(cfg, timeout: float) -> int:
 
 
 async def _outbox(cfg) -> list[dict]:
-    store = await Store.open(cfg.store.path)
+    store = await Store.open(cfg.store.location)
     try:
         return await store.outbox_pending(10_000)
     finally:

@@ -183,7 +183,7 @@ def _offer_now(sandbox, call_id):
     async def run():
         ami = AMIConnection(host=cfg.ami.host, port=cfg.ami.port, username=cfg.ami.username,
                             secret=sandbox.stack._ami_secret(), ping_interval=None)
-        store = await Store.open(cfg.store.path)
+        store = await Store.open(cfg.store.location)
         try:
             await ami.connect()
             assert await ami.wait_ready(5)

@@ -49,7 +49,7 @@ def test_recordings_of_calls_that_end_while_the_gateway_is_dead_are_filed_after_
                                       for i, s in enumerate(scripts)))
 
     async def answered() -> list[dict]:
-        async with await Store.open(cfg.store.path) as store:
+        async with await Store.open(cfg.store.location) as store:
             calls = [await find_call(store, n, since) for n in NUMBERS]
         return [c for c in calls if c and c.get("agent")]
 

@@ -19,8 +19,12 @@ from gateway.basics.clock import SHANGHAI
 from gateway.console.sessions import SESSION_COOKIE
 from gateway.mqtt.passwords import mqtt_password
 from gateway.sandbox.processes import is_alive, wait_until
+from tests.integration.conftest import STORE_BACKEND
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration,
+              pytest.mark.skipif(STORE_BACKEND == "postgres",
+                                 reason="reads SQLite's file after the kill;"
+                                        " on PostgreSQL every commit is flushed by the server")]
 
 # 1,000 writes in all. A CLI write is a whole Python process (~0.5 s of CPU here), so most go through the console.
 CLI_WRITES = 100

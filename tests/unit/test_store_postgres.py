@@ -149,3 +149,15 @@ async def test_one_agents_pops_wait_while_another_gateway_holds_an_earlier_one(t
     # gw-a stopped without sending: once its claim runs out gw-b takes agent1's pops, in order
     later = await b.outbox_claim("gw-b", 10, now=T0 + timedelta(seconds=60))
     assert [r["payload"]["n"] for r in later] == [0, 1, 2, 3, 9]
+
+
+async def test_a_failing_migration_leaves_nothing_behind(postgres_url, monkeypatch):
+    last = postgres_migrations.MIGRATIONS[-1][0]
+    monkeypatch.setattr(postgres_migrations, "MIGRATIONS", [
+        *postgres_migrations.MIGRATIONS, (last + 1, "CREATE TABLE half (x INTEGER); INSERT INTO nowhere VALUES (1);")])
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        await Store.open(postgres_url)
+    monkeypatch.undo()
+    async with await Store.open(postgres_url) as store:
+        assert await store.schema_version() == last
+        assert not await store._db.execute_fetchall("SELECT 1 FROM pg_tables WHERE tablename = 'half'")

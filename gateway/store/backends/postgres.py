@@ -250,12 +250,13 @@ class PostgresBackend:
         return int(rows[0][0])
 
     async def migrate(self) -> None:
-        """Apply the missing migrations, each in its own transaction, under a session advisory lock so that
-        gateways starting together apply each once."""
+        """Apply the missing migrations in one transaction (PostgreSQL's DDL is transactional: all or none) under
+        a transaction-scoped advisory lock, so that gateways starting together apply each once; being one
+        transaction, it also runs as it should through PgBouncer in transaction mode."""
         latest = check_versions(postgres_migrations.MIGRATIONS)
         async with self._connection() as conn:
-            await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
-            try:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
                 await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations"
                                    " (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
                 cur = await conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
@@ -265,12 +266,9 @@ class PostgresBackend:
                 for version, sql in postgres_migrations.MIGRATIONS:
                     if version <= current:
                         continue
-                    async with conn.transaction():
-                        await conn.execute(sql)     # no parameters: psycopg sends the script as it is
-                        await conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
-                                           (version, to_ts(datetime.now(UTC))))
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+                    await conn.execute(sql)     # no parameters: psycopg sends the script as it is
+                    await conn.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)",
+                                       (version, to_ts(datetime.now(UTC))))
 
     async def after_copy(self, tables: list[str]) -> None:
         """Move each identity past the largest id copied into ``tables``, so new rows never take a copied id."""

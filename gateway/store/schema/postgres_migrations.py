@@ -1,12 +1,12 @@
 """Versioned schema of the store on PostgreSQL. Append new (version, sql) pairs; never edit an applied one.
 
-The versions are those of `gateway.store.schema.sqlite_migrations` (SQLite), so a database of either kind at version N holds the
-same tables and columns, which is what `hotline store copy` checks. PostgreSQL support began at version 9: its
-first migration creates the schema SQLite reached through versions 1 to 9, with the same comments on why; each
-later change is written for both.
+The versions are those of `gateway.store.schema.sqlite_migrations` (SQLite), so a database of either kind at
+version N holds the same tables and columns, which is what `hotline store copy` checks. PostgreSQL support began at
+version 9: its first migration creates the schema SQLite reached through versions 1 to 9 (the reasons are in the
+SQLite migrations' comments); each later change is written for both.
 
-The value conventions are SQLite's (gateway/store/schema/sqlite_migrations.py): numbers E.164 text, times fixed-width UTC ISO
-text, flags 0/1. Ids are identities ``BY DEFAULT`` so a copy keeps them; `hotline store copy` moves the
+The value conventions are SQLite's (sqlite_migrations.py): numbers E.164 text, times fixed-width UTC ISO text,
+flags 0/1. Ids are identities ``BY DEFAULT`` so a copy keeps them; `hotline store copy` moves the
 identities past the copied ids.
 """
 
