@@ -13,10 +13,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-# Debian starts a system mosquitto on 1883 where systemd runs; the stack runs its own broker.
-if command -v systemctl >/dev/null && systemctl is-active --quiet mosquitto 2>/dev/null; then
-  systemctl disable --now mosquitto || true
-fi
+# Debian starts a system mosquitto on 1883 and a PostgreSQL cluster on 5432 where systemd runs; the stack runs its
+# own broker, and the tests and `stack up --postgres` their own PostgreSQL clusters.
+for service in mosquitto postgresql; do
+  if command -v systemctl >/dev/null && systemctl is-active --quiet "$service" 2>/dev/null; then
+    systemctl disable --now "$service" || true
+  fi
+done
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from gateway.config import load_config
+from gateway.sandbox.cluster import sandbox_postgres_dir
 from gateway.sandbox.processes import ManagedProcess, wait_until
 from gateway.sandbox.stack import Stack
 from gateway.store.database import Store
@@ -93,6 +95,8 @@ def sandbox(tmp_path_factory) -> SandboxStack:
         pytest.fail(f"the sandbox stack did not come up:\n{up.stdout}\n{up.stderr}")
     yield sb
     sb.hotline("stack", "down", check=False)
+    if STORE_BACKEND == "postgres":     # the throwaway cluster goes with the session
+        shutil.rmtree(sandbox_postgres_dir(sb.config), ignore_errors=True)
 
 
 @pytest.fixture
