@@ -74,23 +74,31 @@ def asterisk_pid() -> int | None:
     return int(out[0]) if out else None
 
 
-def run_step(stack: Stack, exten: str, rate: int, seconds: float, workdir: Path) -> dict:
+def start_sipp(stack: Stack, exten: str, rate: float, calls: int, workdir: Path, tag: str
+               ) -> tuple[subprocess.Popen, Path]:
+    """sipp callers at ``rate`` calls/s into ``exten`` of the stack's Asterisk, each keying 3 during the welcome;
+    the process and its statistics file."""
     cfg = stack.config
-    calls = max(1, int(rate * seconds))
     script = CallerScript(from_number="13800138000", dtmf="3", first_digit_after_ms=1000, hold_ms=15000,
                           expect_server_hangup=True)
-    pcaps = write_dtmf_pcaps([("3", 0)], workdir / f"pcap-{exten}-{rate}")
-    scenario = workdir / f"load-{exten}-{rate}.xml"
+    pcaps = write_dtmf_pcaps([("3", 0)], workdir / f"pcap-{tag}")
+    scenario = workdir / f"load-{tag}.xml"
     scenario.write_text(caller_scenario(script, pcaps))
-    stat_file = workdir / f"stat-{exten}-{rate}.csv"
+    stat_file = workdir / f"stat-{tag}.csv"
     argv = ["sipp", f"{cfg.sip.bind}:{cfg.sip.port}", "-sf", str(scenario), "-s", exten, "-i", "127.0.0.1",
-            "-mp", str(free_udp_port_pair()), "-r", str(rate), "-m", str(calls), "-l", str(rate * 30),
-            "-nostdin", "-timeout", f"{int(seconds + 60)}s", "-trace_stat", "-stf", str(stat_file),
+            "-mp", str(free_udp_port_pair()), "-r", f"{rate:g}", "-m", str(calls), "-l", str(int(rate * 30) + 1),
+            "-nostdin", "-timeout", f"{int(calls / max(rate, 0.1) + 60)}s", "-trace_stat", "-stf", str(stat_file),
             "-fd", "1", "-max_socket", "65000"]
+    return subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL), stat_file
+
+
+def run_step(stack: Stack, exten: str, rate: int, seconds: float, workdir: Path) -> dict:
+    calls = max(1, int(rate * seconds))
     ast, gw = asterisk_pid(), stack.gateway.pid()
     ast0, gw0, t0 = cpu_seconds(ast), cpu_seconds(gw), time.monotonic()
-    proc = subprocess.run(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
+    proc, stat_file = start_sipp(stack, exten, rate, calls, workdir, f"{exten}-{rate}")
+    proc.wait()
     wall = time.monotonic() - t0
     ok, failed = parse_stats(stat_file)
     return {"rate": rate, "calls": calls, "ok": ok, "failed": failed, "wall_s": wall,

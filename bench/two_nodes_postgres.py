@@ -30,15 +30,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.restriction_check import DECIDED, NOW, restricted, unrestricted  # noqa: E402
-from bench.sipp_load import GATEWAY_EXTEN, add_bench_extensions, parse_stats, remove_bench_extensions  # noqa: E402
+from bench.sipp_load import (  # noqa: E402
+    GATEWAY_EXTEN,
+    add_bench_extensions,
+    parse_stats,
+    remove_bench_extensions,
+    start_sipp,
+)
 from gateway.config import load_config  # noqa: E402
 from gateway.sandbox.cluster import node_files  # noqa: E402
-from gateway.sandbox.dtmf_pcap import write_dtmf_pcaps  # noqa: E402
 from gateway.sandbox.postgres_cluster import PostgresCluster  # noqa: E402
 from gateway.sandbox.processes import wait_until  # noqa: E402
-from gateway.sandbox.sipp_scenario import CallerScript, caller_scenario  # noqa: E402
 from gateway.sandbox.stack import Stack  # noqa: E402
-from gateway.sandbox.testcall import free_udp_port_pair  # noqa: E402
 from gateway.store.database import Store  # noqa: E402
 
 
@@ -65,27 +68,12 @@ async def check_latency(location: str, rows: int, lookups: int) -> dict[str, flo
     return {"p50": statistics.median(samples), "p99": samples[int(len(samples) * 0.99) - 1]}
 
 
-def sipp(stack: Stack, rate: float, calls: int, workdir: Path, tag: str) -> tuple[subprocess.Popen, Path]:
-    cfg = stack.config
-    script = CallerScript(from_number="13800138000", dtmf="3", first_digit_after_ms=1000, hold_ms=15000,
-                          expect_server_hangup=True)
-    pcaps = write_dtmf_pcaps([("3", 0)], workdir / f"pcap-{tag}")
-    scenario = workdir / f"load-{tag}.xml"
-    scenario.write_text(caller_scenario(script, pcaps))
-    stat_file = workdir / f"stat-{tag}.csv"
-    argv = ["sipp", f"{cfg.sip.bind}:{cfg.sip.port}", "-sf", str(scenario), "-s", GATEWAY_EXTEN, "-i", "127.0.0.1",
-            "-mp", str(free_udp_port_pair()), "-r", f"{rate:g}", "-m", str(calls), "-l", str(int(rate * 30) + 1),
-            "-nostdin", "-timeout", "90s", "-trace_stat", "-stf", str(stat_file), "-fd", "1", "-max_socket", "65000"]
-    return subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL), stat_file
-
-
 def ladder(stacks: list[Stack], rates: list[int], seconds: float, workdir: Path, label: str) -> int | None:
     best = None
     for rate in rates:
         per_node = rate / len(stacks)
-        runs = [sipp(stack, per_node, max(1, int(per_node * seconds)), workdir, f"{label}-{rate}-{i}")
-                for i, stack in enumerate(stacks)]
+        runs = [start_sipp(stack, GATEWAY_EXTEN, per_node, max(1, int(per_node * seconds)), workdir,
+                           f"{label.replace(' ', '')}-{rate}-{i}") for i, stack in enumerate(stacks)]
         for proc, _ in runs:
             proc.wait()
         ok = failed = 0

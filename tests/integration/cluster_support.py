@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +19,13 @@ import pytest
 from gateway.config import Config, load_config
 from gateway.mqtt.passwords import mqtt_password
 from gateway.sandbox.processes import ManagedProcess, udp_port_in_use, wait_until
-from gateway.sandbox.sipp_scenario import agent_scenario
+from gateway.sandbox.sipp_scenario import CallerScript, agent_scenario
 from gateway.sandbox.cluster import node_files, sandbox_postgres_dir
 from gateway.sandbox.postgres_cluster import PostgresCluster
 from gateway.sandbox.stack import Stack
-from gateway.sandbox.testcall import place_call
+from gateway.sandbox.testcall import SippResult, place_call, run_sipp_caller
 from gateway.store.database import Store
+from tests.integration.test_gateway_kill_under_arrivals import media_ports
 
 REPO = Path(__file__).resolve().parents[2]
 # The session's sandbox uses the defaults (SIP 5060, AMI 5038, FastAGI 4573, MQTT 1883, agents 5071/5075): these
@@ -173,3 +176,31 @@ class PopWatcher:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(5)
+
+
+class Arrivals:
+    """Callers dialling ``gap_s`` apart, each in its own sipp process, on a thread of their own: ``script(number)``
+    is what a caller does, ``config(i)`` the node configuration whose Asterisk caller ``i`` dials."""
+
+    def __init__(self, numbers: tuple[str, ...], *, gap_s: float, script: Callable[[str], CallerScript],
+                 config: Callable[[int], Config], ports_from: int, timeout_s: float) -> None:
+        self.numbers, self.gap_s, self.script, self.config = numbers, gap_s, script, config
+        self.timeout_s = timeout_s
+        self.dialled_at: dict[str, float] = {}
+        self.results: dict[str, SippResult] = {}
+        self.ports = media_ports(len(numbers), start=ports_from)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._all()), daemon=True)
+
+    async def _all(self) -> None:
+        await asyncio.gather(*(self._one(i, n) for i, n in enumerate(self.numbers)))
+
+    async def _one(self, i: int, number: str) -> None:
+        await asyncio.sleep(i * self.gap_s)
+        self.dialled_at[number] = time.time()
+        self.results[number] = await run_sipp_caller(self.config(i), self.script(number), timeout_s=self.timeout_s,
+                                                     media_port=self.ports[i])
+
+    def ended_well(self, number: str) -> bool:
+        result = self.results.get(number, SippResult(-1, None, ""))
+        return result.returncode == 0
+

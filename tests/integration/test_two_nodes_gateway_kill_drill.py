@@ -11,10 +11,8 @@ and the share checked (goal: all but those in the first 2 s after the kill).
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -22,9 +20,7 @@ import pytest
 
 from gateway.sandbox.processes import is_alive, wait_until
 from gateway.sandbox.sipp_scenario import CallerScript
-from gateway.sandbox.testcall import SippResult, run_sipp_caller
-from tests.integration.cluster_support import bring_up, take_down
-from tests.integration.test_gateway_kill_under_arrivals import media_ports
+from tests.integration.cluster_support import Arrivals, bring_up, take_down
 
 pytestmark = pytest.mark.integration
 
@@ -42,24 +38,11 @@ def cluster(tmp_path_factory):
     take_down(nodes)
 
 
-class Arrivals:
-    def __init__(self, config) -> None:
-        self.config, self.dialled_at, self.results = config, {}, {}
-        self.ports = media_ports(CALLERS, start=33000)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._all()), daemon=True)
-
-    async def _all(self) -> None:
-        await asyncio.gather(*(self._one(i, n) for i, n in enumerate(NUMBERS)))
-
-    async def _one(self, i: int, number: str) -> None:
-        await asyncio.sleep(i * ARRIVAL_GAP_S)
-        # a restricted caller hears the announcement and is hung up; the others key 1 (consultation) in the menu,
-        # wait in the queue and leave after 8 s
-        restricted = number in RESTRICTED
-        script = CallerScript(from_number=number, dtmf="" if restricted else "1",
-                              hold_ms=25_000 if restricted else 8_000)
-        self.dialled_at[number] = time.time()
-        self.results[number] = await run_sipp_caller(self.config, script, timeout_s=60, media_port=self.ports[i])
+def script(number: str) -> CallerScript:
+    # a restricted caller hears the announcement and is hung up; the others key 1 (consultation) in the menu,
+    # wait in the queue and leave after 8 s
+    restricted = number in RESTRICTED
+    return CallerScript(from_number=number, dtmf="" if restricted else "1", hold_ms=25_000 if restricted else 8_000)
 
 
 def test_callers_arriving_after_gateway_a_is_killed_are_checked_by_gateway_b(cluster):
@@ -68,7 +51,8 @@ def test_callers_arriving_after_gateway_a_is_killed_are_checked_by_gateway_b(clu
     node_a = cluster.stacks[0]
     pid = node_a.gateway.pid()
     began = datetime.now(UTC) - timedelta(seconds=1)
-    arrivals = Arrivals(cluster.nodes[0])
+    arrivals = Arrivals(NUMBERS, gap_s=ARRIVAL_GAP_S, script=script, config=lambda i: cluster.nodes[0],
+                        ports_from=33000, timeout_s=60)
     arrivals.thread.start()
     try:
         assert wait_until(lambda: len(arrivals.dialled_at) >= KILL_AFTER, 30, 0.05)
@@ -91,7 +75,7 @@ def test_callers_arriving_after_gateway_a_is_killed_are_checked_by_gateway_b(clu
     refused = [n for n in after if n in RESTRICTED and recorded.get(f"+86{n}", {}).get("outcome") == "blocked"]
     in_menu = [n for n in after if n not in RESTRICTED and "welcome" in recorded.get(f"+86{n}", {}).get("ivr_path", "")]
     by_b = [n for n in after if recorded.get(f"+86{n}", {}).get("call_id", "").startswith("node1-")]
-    sipp_ok = [n for n in NUMBERS if arrivals.results.get(n, SippResult(-1, None, "")).returncode == 0]
+    sipp_ok = [n for n in NUMBERS if arrivals.ended_well(n)]
     share = len(checked) / len(after) if after else 0.0
     figures = (f"callers_placed={len(arrivals.dialled_at)} arriving_after_kill={len(after)} "
                f"checked_after_kill={len(checked)} restricted_after_kill={len([n for n in after if n in RESTRICTED])} "

@@ -8,8 +8,6 @@ delivered, gateways' store failures, and how long after the restart each gateway
 """
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -17,9 +15,13 @@ import pytest
 
 from gateway.sandbox.processes import wait_until
 from gateway.sandbox.sipp_scenario import CallerScript
-from gateway.sandbox.testcall import SippResult, run_sipp_caller
-from tests.integration.cluster_support import PopWatcher, answering_agents, bring_up, take_down  # noqa: F401
-from tests.integration.test_gateway_kill_under_arrivals import media_ports
+from tests.integration.cluster_support import (  # noqa: F401 - answering_agents: a fixture
+    Arrivals,
+    PopWatcher,
+    answering_agents,
+    bring_up,
+    take_down,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -37,28 +39,13 @@ def cluster(tmp_path_factory):
     take_down(nodes)
 
 
-class Arrivals:
-    def __init__(self, cluster) -> None:
-        self.cluster, self.dialled_at, self.results = cluster, {}, {}
-        self.ports = media_ports(CALLERS, start=35000)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._all()), daemon=True)
-
-    async def _all(self) -> None:
-        await asyncio.gather(*(self._one(i, n) for i, n in enumerate(NUMBERS)))
-
-    async def _one(self, i: int, number: str) -> None:
-        await asyncio.sleep(i * ARRIVAL_GAP_S)
-        script = CallerScript(from_number=number, dtmf="1", hold_ms=60_000, expect_server_hangup=True)
-        self.dialled_at[number] = time.time()
-        self.results[number] = await run_sipp_caller(self.cluster.nodes[i % 2], script, timeout_s=90,
-                                                     media_port=self.ports[i])
-
-
 def test_callers_reach_agents_while_the_database_is_stopped_and_the_gateways_recover(cluster, answering_agents):
     cluster.hotline("restrict", "add", "13900006666", "--reason", "威胁话务员", "--operator", "lead1")
     before = cluster.call(1, "13800006000", dtmf="1", hold_s=4)
     assert before["ticket"], before
-    arrivals = Arrivals(cluster)
+    arrivals = Arrivals(NUMBERS, gap_s=ARRIVAL_GAP_S, config=lambda i: cluster.nodes[i % 2], ports_from=35000,
+                        timeout_s=90, script=lambda number: CallerScript(from_number=number, dtmf="1", hold_ms=60_000,
+                                                                         expect_server_hangup=True))
     with PopWatcher(cluster.nodes[0]) as pops:
         arrivals.thread.start()
         time.sleep(STOP_AFTER_S)
@@ -83,8 +70,7 @@ def test_callers_reach_agents_while_the_database_is_stopped_and_the_gateways_rec
         assert not arrivals.thread.is_alive()
         time.sleep(3)
     in_outage = [n for n in NUMBERS if stopped_at <= arrivals.dialled_at.get(n, 0) <= started_at]
-    reached = [n for n in NUMBERS if arrivals.results.get(n, SippResult(-1, None, "")).returncode == 0
-               and arrivals.results[n].hangup_by == "server"]
+    reached = [n for n in NUMBERS if arrivals.ended_well(n) and arrivals.results[n].hangup_by == "server"]
     pop_calls = {m["call_id"] for _, m in pops.messages}
     pop_numbers = {m.get("caller_number") for _, m in pops.messages}
 

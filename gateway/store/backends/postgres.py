@@ -22,6 +22,7 @@ rating, a redo) is serial too. Every PostgreSQL commit is flushed (synchronous_c
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -198,6 +199,7 @@ class PostgresBackend:
         self.url = url
         self.reader = _PoolReader(self._connection)
         self._unreachable_until = 0.0
+        self._checking: asyncio.Task | None = None
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection]:
@@ -212,6 +214,9 @@ class PostgresBackend:
         except psycopg.OperationalError as exc:
             if failure_kind(exc) == "database_unreachable":
                 self._unreachable_until = time.monotonic() + RETRY_AFTER_S
+                if self._checking is None or self._checking.done():
+                    # the other idle connections are likely dead too (a restarted server): replace them now
+                    self._checking = asyncio.get_running_loop().create_task(self._pool.check())
             raise
 
     @property
@@ -230,9 +235,11 @@ class PostgresBackend:
                                   "prepare_threshold": 5 if prepared_statements else None,
                                   "connect_timeout": max(1, round(connect_timeout)),
                                   "application_name": "hotline-gateway"}
+        # No check of each connection as it is lent (a round trip per statement, which doubled the call-entry
+        # check's latency): a connection that fails is dropped by the pool, and a failure to reach the database
+        # has the pool test all its idle ones (`_connection`).
         pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, kwargs=kwargs, open=False,
-                                   timeout=wait_timeout, check=AsyncConnectionPool.check_connection,
-                                   name="hotline-store")
+                                   timeout=wait_timeout, name="hotline-store")
         try:
             await pool.open(wait=True, timeout=wait_timeout)
             backend = cls(pool, url)
@@ -243,6 +250,8 @@ class PostgresBackend:
         return backend
 
     async def close(self) -> None:
+        if self._checking is not None:
+            self._checking.cancel()
         await self._pool.close()
 
     async def schema_version(self) -> int:
