@@ -1,8 +1,8 @@
 """The gateway's store: restrictions and their audit, call records, ticket drafts, the MQTT outbox, pending
 restriction requests, linkage hand-offs and their data pushes, the after-call records.
 
-Two backends run the same SQL: SQLite (`sqlite_backend`, the embedded default for one machine) and PostgreSQL
-(`postgres_backend`, the database several gateways share). ``Store.open(target)`` picks one by the target: a
+Two backends run the same SQL: SQLite (`backends.sqlite`, the embedded default for one machine) and PostgreSQL
+(`backends.postgres`, the database several gateways share). ``Store.open(target)`` picks one by the target: a
 ``postgresql://`` URL, else a SQLite path (or ``sqlite:PATH``). Reads go through ``self._db``; writes through
 ``self._write()``, one transaction: ``durable`` for an operator's act that must outlive a power loss, ``serial`` for
 a write that reads and then decides (one at a time across gateways; every SQLite write is).

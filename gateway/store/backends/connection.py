@@ -1,4 +1,4 @@
-"""What the store's SQL runs on, whichever the backend: an aiosqlite connection or `postgres_backend.PgConnection`.
+"""What the store's SQL runs on, whichever the backend: an aiosqlite connection or `postgres.PgConnection`.
 
 The SQL is sqlite3's (``?`` and ``:name`` placeholders); the PostgreSQL backend translates the placeholders.
 Rows are read by position or by column name, and ``dict(row)`` gives the columns.

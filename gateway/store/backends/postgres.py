@@ -1,8 +1,8 @@
 """The PostgreSQL backend of the store: the shared database of several gateways (docs/deploy.md).
 
 psycopg 3 with psycopg_pool rather than asyncpg: psycopg's ``%s`` / ``%(name)s`` placeholders are a mechanical
-translation of the ``?`` / ``:name`` of sqlite3, so both backends run the same SQL text (`to_pyformat`), and the
-pool checks a connection before lending it, so a database that went away is reconnected by itself. asyncpg's
+translation of the ``?`` / ``:name`` of sqlite3, so both backends run the same SQL text (`to_pyformat`); and
+psycopg_pool replaces dropped connections, so the store reconnects by itself to a database that went away. asyncpg's
 ``$n`` placeholders would need every query written twice, and its statement cache prepares every statement,
 which PgBouncer in transaction mode breaks (a prepared statement lives on one server connection, the next
 transaction may get another). psycopg prepares a statement only after it has run ``prepare_threshold`` times on
