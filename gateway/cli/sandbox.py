@@ -59,10 +59,11 @@ def cmd_stack_up(args: argparse.Namespace, config: Any) -> int:
     from gateway.sandbox.stack import Stack, StackError
     try:
         if args.nodes == 1 and not args.postgres:
+            _stack(args, config).up(simulated_agents=args.simulated_agents)
             recorded = [str(path.resolve()) for path in node_files(config)[0]]
             if not args.config or str(Path(args.config).resolve()) not in recorded:
-                cluster_file(config).unlink(missing_ok=True)    # the office's own file: one node again
-            _stack(args, config).up(simulated_agents=args.simulated_agents)
+                # the office's own file came up as one node (it could not while nodes held its ports)
+                cluster_file(config).unlink(missing_ok=True)
             return 0
         url = postgres_for(config)
         print(f"store: PostgreSQL ({'configured' if config.store.url else 'the sandbox cluster'})")

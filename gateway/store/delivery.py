@@ -59,7 +59,13 @@ class DeliveryMixin:
         With several gateways on one database each row goes to one publisher at a time. A row waits while an
         earlier row of its topic is held by another publisher, so one agent's pops keep their order. Claims are
         serial writes (one at a time across gateways), which that order needs; ``FOR UPDATE SKIP LOCKED`` lets a
-        claim pass over rows another transaction is deleting instead of waiting for it."""
+        claim pass over rows another transaction is deleting instead of waiting for it.
+
+        A SQLite file has one gateway (a second process on it is the admin CLI, which publishes nothing): there the
+        claim is the plain read of the oldest rows, and a publishing cycle writes nothing, so a state disk that
+        refuses writes is not seen to heal by a claim squeezed into the last free page."""
+        if not self.backend.shared:
+            return await self.outbox_pending(limit)
         now = now or datetime.now(UTC)
         bind = {"me": check_text(claimant, "claimant"), "now": to_ts(now), "limit": max(0, limit),
                 "until": to_ts(now + timedelta(seconds=lease_s))}
@@ -69,7 +75,7 @@ class DeliveryMixin:
                 "   OR o.claimed_until < :now)"
                 " AND NOT EXISTS (SELECT 1 FROM outbox AS e WHERE e.topic = o.topic AND e.seq < o.seq"
                 "   AND e.claimed_by != :me AND e.claimed_until >= :now)"
-                " ORDER BY o.seq LIMIT :limit" + self.backend.skip_locked, bind)
+                " ORDER BY o.seq LIMIT :limit FOR UPDATE SKIP LOCKED", bind)
             seqs = [int(row[0]) for row in free]
             if not seqs:
                 return []

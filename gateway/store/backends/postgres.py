@@ -190,8 +190,7 @@ class PostgresBackend:
     """A connection pool on one PostgreSQL database, its transactions and migrations."""
 
     name = "postgres"
-    # Two gateways claiming outbox rows at once each take rows the other has not locked, instead of waiting.
-    skip_locked = " FOR UPDATE SKIP LOCKED"
+    shared = True           # several gateways: outbox rows are claimed (outbox_claim)
     path = None
 
     def __init__(self, pool: AsyncConnectionPool, url: str) -> None:

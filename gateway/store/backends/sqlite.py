@@ -38,8 +38,7 @@ class SQLiteBackend:
     """Connection, transactions and migrations of one SQLite file."""
 
     name = "sqlite"
-    # Row claims need no lock clause: BEGIN IMMEDIATE already makes the claiming transaction the only writer.
-    skip_locked = ""
+    shared = False          # one gateway per file: nothing to claim from another (outbox_claim)
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         self.reader = db
