@@ -132,7 +132,8 @@ async def test_each_outbox_row_is_published_by_one_gateway_only(two_gateways):
 
     await asyncio.gather(publisher(a, "gw-a"), publisher(b, "gw-b"), publisher(a, "gw-a2"))
     everything = [n for ns in published.values() for n in ns]
-    assert sorted(everything) == list(range(60)) and sum(1 for ns in published.values() if ns) >= 2
+    # which publisher wins each claim is up to the scheduler (one may take them all): every row once, in order
+    assert sorted(everything) == list(range(60))
     for agent in range(3):      # one agent's pops in the order they were queued, whoever sent them
         assert [n for n in order if n % 3 == agent] == list(range(agent, 60, 3))
 
