@@ -52,4 +52,12 @@ async def fill_office(store: Store, calls: int = 3) -> dict[str, int]:
                                         recorded_at=at + timedelta(minutes=2))
         await store.audit_recording_access(call_id=call, viewer="agent3", role="agent", action="play", allowed=False,
                                            at=at + timedelta(hours=3))
+    async with store._write() as db:  # the rows of version 11 that no store method writes yet
+        await db.execute(
+            "INSERT INTO announcements (text, prompt, starts_at, until, created_by, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            ("赤坎区停水通知", "announce-1", "2026-12-01T00:00:00.000000+00:00", "2026-12-02T00:00:00.000000+00:00",
+             "lead1", "2026-12-01T00:00:00.000000+00:00"))
+        await db.execute("INSERT INTO export_cursors (name, position, updated_at) VALUES (?, ?, ?)",
+                         ("province", "2026-12-01T00:00:00.000000+00:00", "2026-12-01T00:00:00.000000+00:00"))
     return {"calls": calls + 1}

@@ -26,7 +26,8 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("pending_restrictions", "id"), ("handoffs", "id"), ("pushes", "id"), ("ticket_assignments", "id"),
     ("screenpops", "id"), ("ticket_access_audit", "id"), ("ticket_status_log", "id"), ("ratings", "id"),
     ("callback_tasks", "id"), ("callback_attempts", "id"), ("ticket_redos", "ticket_id"), ("return_calls", "id"),
-    ("call_recordings", "call_id"), ("recording_access_audit", "id"),
+    ("call_recordings", "call_id"), ("recording_access_audit", "id"), ("announcements", "id"),
+    ("export_cursors", "name"),
 )
 BATCH = 2000
 
