@@ -25,15 +25,15 @@ from gateway.config_checks import (
 )
 from gateway.config_aftercall import AfterCallSection, read_aftercall
 from gateway.config_cluster import ClusterSection, read_cluster
+from gateway.config_office import ExportSection, MetricsSection, OfficeSection, read_export, read_metrics, read_office
+from gateway.config_recordings import RecordingsSection, read_recordings
 from gateway.config_store import StoreSection, read_store
 from gateway.contract import CAPTURE_MODES
-from recordings.call_files import FORMATS as RECORDING_FORMATS
 
 DEFAULTS_PATH = Path(__file__).with_name("defaults.toml")
 CONFIG_ENV = "HOTLINE_CONFIG"
 ASTERISK_ROOT_ENV = "HOTLINE_ASTERISK_ROOT"  # the default Asterisk root, as scripts/setup.sh builds it
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
-_FFMPEG_WORD = re.compile(r"[A-Za-z0-9_]{0,32}")
 _SIP_CONTACT = re.compile(r"^sips?:[^@\s]+@[A-Za-z0-9.\-\[\]:]+(;[^\s]*)?$")
 
 
@@ -158,14 +158,6 @@ class ConsoleSection:
 
 
 @dataclass(frozen=True)
-class RecordingsSection:
-    retention_days: int           # natural days a day's recordings are kept after it (art. 20)
-    format: str                   # the compact format calls are kept in (ffmpeg's name: ogg, mp3, wav)
-    codec: str                    # its ffmpeg encoder ("" = the format's default)
-    bitrate: str                  # e.g. "16k" ("" = the encoder's default)
-
-
-@dataclass(frozen=True)
 class WorkOrderSection:
     host: str
     port: int
@@ -215,6 +207,9 @@ class Config:
     asterisk: AsteriskSection
     sandbox: SandboxSection
     cluster: ClusterSection
+    office: OfficeSection
+    metrics: MetricsSection
+    export: ExportSection
 
     @property
     def state_dir(self) -> Path:
@@ -427,13 +422,7 @@ def _build(data: dict[str, Any], source: str) -> Config:
         console=ConsoleSection(host=r.get("console.host", str, **ip), port=r.get("console.port", int, **port)),
         workorder=WorkOrderSection(host=r.get("workorder.host", str, **ip), port=r.get("workorder.port", int, **port),
                                    token_env=r.get("workorder.token_env", str)),
-        recordings=RecordingsSection(
-            retention_days=r.get("recordings.retention_days", int, check=lambda v: 1 <= v <= 3650,
-                                 reason="must be 1-3650 natural days"),
-            format=r.get("recordings.format", str, check=lambda v: v in RECORDING_FORMATS,
-                         reason=f"must be one of {', '.join(sorted(RECORDING_FORMATS))}"),
-            codec=r.get("recordings.codec", str, check=_FFMPEG_WORD.fullmatch, reason="must be an ffmpeg encoder name"),
-            bitrate=r.get("recordings.bitrate", str, check=_FFMPEG_WORD.fullmatch, reason="must be like 16k")),
+        recordings=read_recordings(r),
         aftercall=read_aftercall(r),
         mqtt=MQTTSection(host=r.get("mqtt.host", str, **ip), port=r.get("mqtt.port", int, **port),
                          ws_port=r.get("mqtt.ws_port", int, **port)),
@@ -446,6 +435,9 @@ def _build(data: dict[str, Any], source: str) -> Config:
                                                            check=lambda v: 0 <= v <= 120_000,
                                                            reason="must be 0-120000")),
         cluster=read_cluster(r),
+        office=read_office(r),
+        metrics=read_metrics(r),
+        export=read_export(r),
     )
     if cfg.ami.reconnect_min_s and cfg.ami.reconnect_max_s and cfg.ami.reconnect_max_s < cfg.ami.reconnect_min_s:
         r.problems.append(ConfigProblem("ami.reconnect_max_s", "must not be below ami.reconnect_min_s"))
