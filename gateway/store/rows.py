@@ -30,7 +30,7 @@ CALL_COLUMNS = (
 _CALL_TIMES = ("started_at", "queued_at", "answered_at", "ended_at")
 TICKET_FIELDS = (
     "type", "category", "unit", "address", "callback_number", "emergency", "emergency_situation", "due", "summary",
-    "transcript", "status", "agent", "scores",
+    "transcript", "status", "agent", "scores", "prefilled",
 )
 TICKET_DRAFT_STATUSES = frozenset({"draft", "saved"})
 # What the IVR progress query (art. 12) tells a caller about a ticket that has not yet left the hotline.
@@ -203,6 +203,11 @@ def check_ticket_field(name: str, value: Any) -> Any:
                                                   for v in value.values()):
             raise ValueError(f"scores must be {{field: {{'score': number, ...}}}}, got {value!r}")
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if name == "prefilled":
+        if not isinstance(value, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, str))
+                                                  for k, v in value.items()):
+            raise ValueError(f"prefilled must be {{field: text or None}}, got {value!r}")
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
     if not isinstance(value, str):
         raise ValueError(f"{name} must be str or None, got {value!r}")
     return value
@@ -212,6 +217,7 @@ def ticket_from_row(row: Any) -> dict:
     ticket = dict(row)
     ticket["due"] = None if ticket["due"] is None else date.fromisoformat(ticket["due"])
     ticket["scores"] = json.loads(ticket["scores"]) if ticket.get("scores") else {}
+    ticket["prefilled"] = json.loads(ticket["prefilled"]) if ticket.get("prefilled") else {}
     ticket["created_at"], ticket["updated_at"] = from_ts(ticket["created_at"]), from_ts(ticket["updated_at"])
     return ticket
 

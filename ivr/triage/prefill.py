@@ -19,6 +19,9 @@ from linkage.emergency_list import EmergencyList
 
 log = logging.getLogger("ivr.triage.prefill")
 RECORDING_TARGET = "recording"
+# The fields the speech pre-fill proposes to the agent (the transcript and the scores are its evidence, not fields).
+PREFILL_FIELDS = ("type", "category", "unit", "address", "callback_number", "emergency", "emergency_situation",
+                  "due", "summary")
 
 
 class DraftStore(Protocol):
@@ -29,6 +32,13 @@ class DraftStore(Protocol):
     async def get_call(self, call_id: str) -> dict | None: ...
 
     async def update_ticket_draft(self, ticket_id: str, **fields: Any) -> None: ...
+
+
+def prefilled_snapshot(fields: dict[str, Any]) -> dict[str, str | None]:
+    """The ticket fields as the speech pre-fill wrote them, as text (dates ISO): kept beside the draft, so the
+    office can count the fields the agent changed before saving (Zhanjiang 12345 rules, art. 5)."""
+    return {name: None if value is None else value.isoformat() if hasattr(value, "isoformat") else str(value)
+            for name, value in fields.items() if name in PREFILL_FIELDS}
 
 
 class TicketPrefill:
@@ -69,6 +79,7 @@ class TicketPrefill:
                           scores=t.scores or None)
             # keep what the menu already established when speech says nothing about it
             fields = {k: v for k, v in fields.items() if v is not None or k == "transcript"}
+            fields["prefilled"] = prefilled_snapshot(fields)
         fields = await self._write(draft["ticket_id"], result.call_id, fields)
         if t is not None and t.emergency_situation and self.on_emergency is not None:
             await self.on_emergency(call_id=result.call_id, ticket_id=draft["ticket_id"],
@@ -106,9 +117,13 @@ class TicketPrefill:
             return {}
         written: dict = {}
         for name in sorted(fields, key=lambda n: n != "transcript"):
+            if name == "prefilled":
+                continue
             try:
                 await self.store.update_ticket_draft(ticket_id, **{name: fields[name]})
                 written[name] = fields[name]
             except ValueError:
                 log.warning("call=%s event=prefill_field_refused ticket=%s field=%s", call_id, ticket_id, name)
+        if "prefilled" in fields:
+            await self.store.update_ticket_draft(ticket_id, prefilled=prefilled_snapshot(written))
         return written

@@ -39,6 +39,8 @@ async def test_the_draft_gets_the_fields_and_their_scores_and_an_emergency_is_of
     draft = await store.get_ticket_draft(ticket_id)
     assert (draft["type"], draft["category"], draft["emergency"]) == ("help", "医疗卫生", "120")
     assert set(draft["scores"]) >= {"type", "category", "unit", "emergency", "address"}
+    assert draft["prefilled"]["category"] == "医疗卫生" and draft["prefilled"]["due"] == draft["due"].isoformat()
+    assert "transcript" not in draft["prefilled"] and "scores" not in draft["prefilled"]
     assert offers == [{"call_id": CALL, "ticket_id": ticket_id, "situation_id": "medical"}]
 
 
@@ -81,4 +83,5 @@ async def test_a_field_the_store_refuses_is_left_out_and_not_logged(store, tmp_p
     draft = await store.get_ticket_draft(ticket_id)
     assert (draft["emergency"], draft["category"], draft["callback_number"]) == ("119", "消防安全", None)
     assert draft["transcript"] and offers
+    assert "callback_number" not in draft["prefilled"] and draft["prefilled"]["emergency"] == "119"
     assert "field=callback_number" in caplog.text and "2345678" not in caplog.text
