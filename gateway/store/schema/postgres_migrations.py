@@ -374,6 +374,7 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX ratings_asked ON ratings (asked_at);
         CREATE INDEX ticket_drafts_created ON ticket_drafts (created_at);
         CREATE INDEX blocked_attempts_at ON blocked_attempts (at);
+        CREATE INDEX callback_tasks_due ON callback_tasks (due);
         """,
     ),
 ]
