@@ -20,7 +20,7 @@ __all__ = [
     "CAPTURE_AUDIOSOCKET", "CAPTURE_DONE", "CAPTURE_MODES", "CAPTURE_RECORD", "CAPTURE_VAR", "CENTRE_PREFIX",
     "CONF_USER_VAR", "CONF_VAR", "DIALPLAN_CONTEXTS", "DIALPLAN_VARS", "EMERGENCY_VAR", "GATEWAY_USER",
     "HANDOFF_ID_VAR", "LINKAGE_CONFIRM_CONTEXT", "LINKAGE_CONTEXT", "LINKAGE_EVENT", "LINKAGE_FAILED_VAR",
-    "LINKAGE_TARGETS_VAR", "PRIORITY_VAR", "QUEUE_CONTEXT", "RECORDING_DONE_CONTEXT", "RECORDING_EVENT",
+    "LINKAGE_TARGETS_VAR", "PREFILL_FIELDS", "PRIORITY_VAR", "QUEUE_CONTEXT", "RECORDING_DONE_CONTEXT", "RECORDING_EVENT",
     "RECORDING_VAR", "REQUEST_TYPES", "REQUEST_TYPE_VAR",
     "THREEWAY_CENTRE_CONTEXT", "THREEWAY_CONTEXT", "TICKET_ID_VAR", "TOPIC_ROOT", "UNSPECIFIED_REQUEST",
     "agent_topic", "centre_user", "check_name", "inherited", "is_valid_name", "linkage_topic", "new_message_id",
@@ -103,6 +103,9 @@ RETURN_CALL_EVENT = "HotlineReturnCall"
 
 REQUEST_TYPES = ("consultation", "help", "complaint", "report", "suggestion")
 UNSPECIFIED_REQUEST = "unspecified"   # "straight to an agent": the agent decides the type
+# The ticket fields the speech pre-fill proposes to the agent (art. 10, 11); the office counts the ones agents change.
+PREFILL_FIELDS = ("type", "category", "unit", "address", "callback_number", "emergency", "emergency_situation",
+                  "due", "summary")
 
 # -- MQTT topics and users (art. 20: each agent reads only its own callers) -----------------------------------
 

@@ -20,8 +20,9 @@ caller history and pending restrictions; `handling.HandlingMixin` the units' han
 system reports it; `aftercall.AfterCallMixin` survey ratings, call-back tasks and redos;
 `return_calls.ReturnCallsMixin` the automated return calls; `recordings.RecordingsMixin` call recordings and their
 access audit; `ticket_access.TicketAccessMixin` public ids, assignments, the
-screen-pop log and the console's access audit; `delivery.DeliveryMixin` the outbox, hand-offs and pushes; `rows` holds
-the row conversions, field validators and value sets.
+screen-pop log and the console's access audit; `delivery.DeliveryMixin` the outbox, hand-offs and pushes;
+`office.OfficeMixin` the reads behind the office's figures and nuisance review; `rows` holds the row conversions,
+field validators and value sets.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from gateway.store.calls import CallsMixin
 from gateway.basics.write_health import WriteHealth
 from gateway.store.delivery import DeliveryMixin
 from gateway.store.handling import HandlingMixin
+from gateway.store.office import OfficeMixin
 from gateway.store.backends.postgres import PostgresBackend
 from gateway.store.recordings import RecordingsMixin
 from gateway.store.return_calls import ReturnCallsMixin
@@ -67,7 +69,7 @@ def is_postgres_url(target: object) -> bool:
 
 
 class Store(CallsMixin, TicketsMixin, HandlingMixin, AfterCallMixin, ReturnCallsMixin, RecordingsMixin,
-            TicketAccessMixin, DeliveryMixin):
+            TicketAccessMixin, DeliveryMixin, OfficeMixin):
     def __init__(self, backend: SQLiteBackend | PostgresBackend, health: WriteHealth | None = None) -> None:
         self.backend = backend
         self._db: Any = backend.reader

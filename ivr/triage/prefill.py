@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Protocol
 
 from gateway.basics.write_health import WriteHealth, is_disk_failure, log_write_failure
-from gateway.contract import REQUEST_TYPES
+from gateway.contract import PREFILL_FIELDS, REQUEST_TYPES
 from ivr.speech.capture import CaptureResult, store_recording
 from ivr.triage.classify import triage
 from ivr.triage.model import TriageModel
@@ -19,9 +19,6 @@ from linkage.emergency_list import EmergencyList
 
 log = logging.getLogger("ivr.triage.prefill")
 RECORDING_TARGET = "recording"
-# The fields the speech pre-fill proposes to the agent (the transcript and the scores are its evidence, not fields).
-PREFILL_FIELDS = ("type", "category", "unit", "address", "callback_number", "emergency", "emergency_situation",
-                  "due", "summary")
 
 
 class DraftStore(Protocol):
