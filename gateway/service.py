@@ -26,9 +26,11 @@ from ami_handlers.client.connection import AMIConnection
 from ami_handlers.queue_events import QueueEventRecorder
 from gateway.aftercall.outbound import OutboundCalls
 from gateway.aftercall.survey_flow import SurveyFlow
+from gateway.announcements_in_force import AnnouncementsInForce
 from gateway.callflow import CallFlow, CallFlowSettings
 from gateway.config import Config
 from gateway.console.app import create_console_app
+from gateway.console.office_api import office_settings
 from gateway.console.request_errors import console_server_logger
 from gateway.basics.waiting import cancel_and_wait
 from gateway.workorder.progress import progress_lookup
@@ -172,11 +174,16 @@ class GatewayService:
             stack.push_async_callback(finish_background, background, SHUTDOWN_GRACE_S)
 
             spoken_units = await asyncio.to_thread(catalogue_units)   # the units whose names have a prompt
+            # art. 18: sound files go where this node's Asterisk plays its prompts from (inside its root)
+            announcements = AnnouncementsInForce(store, voice=cfg.ivr.espeak_voice, clock=utc_now, sound_dir=(
+                cfg.asterisk.root / cfg.ivr.asterisk_prompt_dir.lstrip("/")))
+            await announcements.start()
+            stack.push_async_callback(announcements.close)
             flow = CallFlow(store, menu, CallFlowSettings(
                 prompt_dir=cfg.ivr.asterisk_prompt_dir, deadline_s=cfg.gateway.call_deadline_s, tz=cfg.gateway.tz,
                 capture_mode=speech.capture.mode if speech else (lambda: None),
                 restricted_emergency_key=cfg.restriction.emergency_key), clock=utc_now, linkage=linkage,
-                lookup_ticket=progress_lookup(store.ticket_status, spoken_units))
+                lookup_ticket=progress_lookup(store.ticket_status, spoken_units), announcements=announcements)
             surveys = SurveyFlow(store, menu.survey, prompt_dir=cfg.ivr.asterisk_prompt_dir, clock=utc_now)
             fastagi = FastAGIServer({"entry": flow.entry, "survey": surveys.intake,
                                      "return_call": surveys.return_call}, host=cfg.fastagi.host, port=cfg.fastagi.port,
@@ -371,7 +378,7 @@ async def _start_console(cfg: Config, store: Store, transfer, centres, call_back
     app = create_console_app(store=store, state_dir=cfg.state_dir, agents=[a.name for a in cfg.agents],
                              ws_url=f"ws://{cfg.mqtt.host}:{cfg.mqtt.ws_port}/mqtt", clock=utc_now,
                              transfer=transfer, centres=centres, low_confidence=cfg.triage.low_confidence,
-                             call_back=call_back,
+                             call_back=call_back, office=office_settings(cfg),
                              supervisors=[a.name for a in cfg.agents if a.role == "supervisor"])
     runner = await _serve_app(app, cfg.console.host, cfg.console.port, backlog=128)
     log.info("event=console_ready url=http://%s:%s/", cfg.console.host, cfg.console.port)

@@ -7,12 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gateway.cli import announce as cli_announce
 from gateway.cli import callbacks as cli_callbacks
 from gateway.cli import classify as cli_classify
 from gateway.cli import linkage as cli_linkage
 from gateway.cli import model as cli_model
 from gateway.cli import pending as cli_pending
 from gateway.cli import recordings as cli_recordings
+from gateway.cli import report as cli_report
 from gateway.cli import restrict as cli_restrict
 from gateway.cli import tickets as cli_tickets
 from gateway.cli import sandbox as cli_sandbox
@@ -59,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_recordings.register(sub)
     cli_callbacks.register(sub)
     cli_store.register(sub)
+    cli_announce.register(sub)
+    cli_report.register(sub)
     return parser
 
 

@@ -45,6 +45,7 @@ from gateway.console.access import (
 from gateway.console.callbacks_api import CallBack, add_callback_routes
 from gateway.console.current_call import current_screenpop
 from gateway.console.headers import security_headers
+from gateway.console.office_api import OfficeSettings, add_office_routes
 from gateway.console.recordings_api import add_recording_routes
 from gateway.console.replies import error_reply, http_error, json_reply, read_json_body
 from gateway.console.sessions import (
@@ -85,7 +86,7 @@ def create_console_app(
     *, store, state_dir: Path, agents: list[str], ws_url: str, clock: Callable[[], datetime],
     transfer: TransferFunction | None = None, centres: Callable[[], list[dict]] | None = None,
     supervisors: Iterable[str] = (), low_confidence: float = DEFAULT_LOW_CONFIDENCE,
-    call_back: CallBack | None = None,
+    call_back: CallBack | None = None, office: OfficeSettings | None = None,
 ) -> web.Application:
     """The console app. `ws_url` is the broker's websockets URL as the *browser* reaches it (CSP allows it).
     `agents` may sign in; those also in `supervisors` (config: `role = "supervisor"`) see every ticket.
@@ -93,7 +94,8 @@ def create_console_app(
     `transfer(call_id=, centre=, mode=, agent=, ticket_id=)` hands a caller to a linked centre and returns the
     hand-off id (raises `TransferError`); without it the transfer API answers 503. `centres()` lists what the page
     offers, as `{"name", "label"}` dicts (`linkage.agent_transfer.centre_choices`). `call_back(task_id, agent=)`
-    starts an agent's call-back (`gateway.aftercall.outbound.OutboundCalls.call_back`).
+    starts an agent's call-back (`gateway.aftercall.outbound.OutboundCalls.call_back`). ``office``: the
+    supervisors' page (`gateway.console.office_api`), off without it.
     """
     app = web.Application(middlewares=[security_headers(ws_url)], client_max_size=MAX_BODY_BYTES)
     app[STORE_KEY] = store
@@ -121,6 +123,8 @@ def create_console_app(
     app.router.add_get("/api/centres", _centres)
     add_recording_routes(app)
     add_callback_routes(app, call_back)
+    if office is not None:
+        add_office_routes(app, office)
     return app
 
 

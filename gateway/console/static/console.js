@@ -122,6 +122,7 @@
     $("workspace").hidden = false;
     $("logout").hidden = false;
     $("lookup-form").hidden = details.role !== "supervisor";
+    $("supervisor-link").hidden = details.role !== "supervisor";
     loadCentres();
     // aftercall.js (call-backs, recordings) follows the session
     document.dispatchEvent(new CustomEvent("console:signed-in", { detail: { agent, role: details.role } }));
