@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 from matplotlib import font_manager  # noqa: E402  (after the backend is chosen)
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from gateway.office.daily import DailyReport  # noqa: E402
 from gateway.office.definitions import KIND_LABELS, RATING_LEVEL_LABELS, REQUEST_TYPE_LABELS  # noqa: E402
@@ -86,6 +87,7 @@ def _calls_per_hour(report: DailyReport) -> Chart:
     axes.set_xticks(range(0, 24, 2))
     axes.set_xlabel("时段（时）")
     axes.set_ylabel("来电数")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     waits = axes.twinx()
     waits.plot(hours, [h["wait_avg"] if h["wait_avg"] is not None else float("nan") for h in hourly], "s--",
                color=_COLOURS["wait"], ms=3, label="平均等待（秒）")
@@ -109,6 +111,7 @@ def _waits(report: DailyReport) -> Chart:
     axes.axvline(report.timely_answer_s, color=_COLOURS["abandoned"], ls="--")
     axes.set_xlabel("等待（秒）")
     axes.set_ylabel("来电数")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title(title)
     return Chart("waits", title, _svg(figure))
 
@@ -123,6 +126,7 @@ def _types(report: DailyReport) -> Chart:
     counts = [count for _, count in ranked] or [0]
     axes.barh(names[::-1], counts[::-1], color=_COLOURS["offered"])
     axes.set_xlabel("工单数")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title(title)
     return Chart("types", title, _svg(figure))
 
@@ -142,6 +146,7 @@ def _satisfaction(report: DailyReport) -> Chart:
               color=_COLOURS["none"], label="未评价")
     axes.legend(fontsize=7, ncol=6, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     axes.set_xlabel("评价数")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     return Chart("satisfaction", title, _svg(figure))
 
 
@@ -160,6 +165,7 @@ def _handoffs(report: DailyReport) -> Chart:
         left = [a + b for a, b in zip(left, counts)]
     axes.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))
     axes.set_xlabel("转接次数")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     return Chart("handoffs", title, _svg(figure))
 
 
