@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Awaitable, Callable, Protocol
 
 from gateway.agi.replies import AGIError, AGIHangup
+from gateway.announcement import Announcement
 from gateway.agi.session import AGISession
 from gateway.basics.phone import CallerNumber, normalise
 from gateway.basics.write_health import is_disk_failure, log_write_failure, unless_disk_fails
@@ -46,6 +47,14 @@ from ivr.triage.deadline import due_date
 log = logging.getLogger("gateway.callflow")
 
 EMERGENCY_NODE = "emergency"
+
+
+class CallAnnouncements(Protocol):
+    """The incident announcements as the call flow uses them (``gateway.announcements_in_force``)."""
+
+    async def for_call(self, call_id: str) -> Announcement | None: ...
+
+    async def heard(self, call_id: str, announcement: Announcement) -> None: ...
 
 
 class MenuLinkage(Protocol):
@@ -94,9 +103,12 @@ class CallFlow:
 
     def __init__(self, store: Store, menu: Menu, settings: CallFlowSettings,
                  clock: Callable[[], datetime], linkage: MenuLinkage | None = None,
-                 lookup_ticket: Callable[[str], Awaitable[dict | None]] | None = None) -> None:
-        """``lookup_ticket`` answers the progress query (default: the store's ticket status)."""
+                 lookup_ticket: Callable[[str], Awaitable[dict | None]] | None = None,
+                 announcements: CallAnnouncements | None = None) -> None:
+        """``lookup_ticket`` answers the progress query (default: the store's ticket status); ``announcements``
+        gives the incident announcement played after the welcome (art. 18)."""
         self.linkage = linkage
+        self.announcements = announcements
         self.store = store
         self.lookup_ticket = lookup_ticket or store.ticket_status
         self.menu = menu
@@ -143,8 +155,25 @@ class CallFlow:
         if restriction := await self._enter(agi, call_id, caller):
             return await self.refuse(agi, call_id, caller, restriction)
         outcome = await run_menu(agi, self.menu, prompt_dir=self.settings.prompt_dir,
-                                 lookup_ticket=self.lookup_ticket, on_step=FaultPriority(agi, self.menu).follow)
+                                 lookup_ticket=self.lookup_ticket, on_step=FaultPriority(agi, self.menu).follow,
+                                 after_first_prompt=lambda keys: self.announce(agi, call_id, keys))
         await self.queue(agi, call_id, outcome, caller)
+
+    async def announce(self, agi: AGISession, call_id: str, keys: str) -> str | None:
+        """Zhanjiang 12345 rules, art. 18: the incident announcement in force, right after the welcome, cut short by
+        a key (the caller's menu choice, returned). No announcement, or none ready here: nothing is played."""
+        if self.announcements is None or (found := await self.announcements.for_call(call_id)) is None:
+            return None
+        await self.announcements.heard(call_id, found)
+        log.info("call=%s event=announcement_played announcement=%s prompt=%s", call_id, found.id, found.prompt)
+        try:
+            return await agi.stream_file(f"{self.settings.prompt_dir.rstrip('/')}/{found.prompt}", keys)
+        except AGIHangup:
+            if not await self._channel_still_up(agi):
+                raise
+        # result=-1 with the channel alive: the sound file went missing; the menu goes on without it
+        log.error("call=%s event=announcement_playback_failed announcement=%s hint=missing_prompt", call_id, found.id)
+        return None
 
     async def _enter(self, agi: AGISession, call_id: str, caller: CallerNumber) -> Restriction | None:
         """Open the call record and answer the restriction question. When the state disk refuses the record

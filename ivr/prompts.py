@@ -135,6 +135,17 @@ async def build_prompts(catalogue_path: str | Path, out_dir: str | Path, *, voic
     return report
 
 
+async def synthesise_prompt(name: str, text: str, dest: str | Path, *, voice: str = DEFAULT_VOICE,
+                            espeak: str = "espeak-ng") -> None:
+    """One prompt outside the catalogue (an incident announcement) to ``dest``, as `build_prompts` makes each
+    catalogue entry (8 kHz mono 16-bit WAV, espeak-ng in a subprocess, the conversion in an executor); raises
+    PromptBuildError."""
+    if not text.strip() or text.lstrip().startswith("-"):
+        raise PromptBuildError(f"prompt {name!r}: text must be non-empty and not start with '-'")
+    await _check_voice(espeak, voice, name)
+    await _synthesise(name, text, Path(dest), voice=voice, espeak=espeak)
+
+
 async def _run(name: str, espeak: str, *args: str) -> tuple[int, bytes, bytes]:
     """(exit status, stdout, stderr) of one espeak-ng run, bounded in time."""
     try:

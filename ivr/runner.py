@@ -40,12 +40,19 @@ class MenuOutcome:
 
 TicketLookup = Callable[[str], Awaitable[dict | None]]
 StepHook = Callable[[MenuState, Step], Any]
+# Plays something right after the first prompt (the incident announcement after the welcome); given the keys that
+# may cut it short, returns the key pressed during it, or None.
+AfterFirstPrompt = Callable[[str], Awaitable[str | None]]
 
 
 async def run_menu(session: MenuSession, menu: Menu, *, prompt_dir: str, lookup_ticket: TicketLookup,
-                   on_step: StepHook | None = None) -> MenuOutcome:
-    """Walk the caller through `menu`; returns where the call goes next (always an agent queue)."""
+                   on_step: StepHook | None = None, after_first_prompt: AfterFirstPrompt | None = None) -> MenuOutcome:
+    """Walk the caller through `menu`; returns where the call goes next (always an agent queue).
+
+    ``after_first_prompt`` runs once the start node's prompt has played to its end, before the wait for a key; a
+    key pressed during it is the caller's choice at the start node, as one pressed during the prompt would be."""
     state, step = start(menu)
+    after = after_first_prompt
     while True:
         if on_step is not None and inspect.isawaitable(result := on_step(state, step)):
             await result
@@ -54,13 +61,17 @@ async def run_menu(session: MenuSession, menu: Menu, *, prompt_dir: str, lookup_
                 await session.stream_file(_path(prompt_dir, step.announce))
             return MenuOutcome(request_type=step.request_type, priority=step.priority, emergency=step.emergency,
                                ivr_path=list(state.path), ticket_query=step.ticket_query, reason=step.reason)
-        event = await _perform(session, step, prompt_dir, lookup_ticket)
+        event = await _perform(session, step, prompt_dir, lookup_ticket, after)
+        after = None
         state, step = next_step(menu, state, event)
 
 
-async def _perform(session: MenuSession, step: Step, prompt_dir: str, lookup_ticket: TicketLookup) -> Event:
+async def _perform(session: MenuSession, step: Step, prompt_dir: str, lookup_ticket: TicketLookup,
+                   after: AfterFirstPrompt | None = None) -> Event:
     if isinstance(step, PlayAndWait):
         digit = await session.stream_file(_path(prompt_dir, step.prompt), DTMF_KEYS if step.barge_in else "")
+        if not digit and after is not None:
+            digit = await after(DTMF_KEYS if step.barge_in else "")
         if not digit:
             digit = await session.wait_for_digit(step.timeout_ms)
         return DigitEvent(digit) if digit else Timeout()

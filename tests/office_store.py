@@ -52,12 +52,11 @@ async def fill_office(store: Store, calls: int = 3) -> dict[str, int]:
                                         recorded_at=at + timedelta(minutes=2))
         await store.audit_recording_access(call_id=call, viewer="agent3", role="agent", action="play", allowed=False,
                                            at=at + timedelta(hours=3))
+    announcement = await store.add_announcement(text="赤坎区停水通知", prompt="announce_0123456789abcdef",
+                                                starts_at=T0, until=T0 + timedelta(days=1), created_by="lead1", at=T0)
+    await store.mark_call_announcement("1764000000.0", announcement.id)
+    await store.remove_announcement(announcement.id, by="lead1", at=T0 + timedelta(hours=6))
     async with store._write() as db:  # the rows of version 11 that no store method writes yet
-        await db.execute(
-            "INSERT INTO announcements (text, prompt, starts_at, until, created_by, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            ("赤坎区停水通知", "announce-1", "2026-12-01T00:00:00.000000+00:00", "2026-12-02T00:00:00.000000+00:00",
-             "lead1", "2026-12-01T00:00:00.000000+00:00"))
         await db.execute("INSERT INTO export_cursors (name, position, updated_at) VALUES (?, ?, ?)",
                          ("province", "2026-12-01T00:00:00.000000+00:00", "2026-12-01T00:00:00.000000+00:00"))
     return {"calls": calls + 1}

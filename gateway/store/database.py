@@ -21,7 +21,8 @@ system reports it; `aftercall.AfterCallMixin` survey ratings, call-back tasks an
 `return_calls.ReturnCallsMixin` the automated return calls; `recordings.RecordingsMixin` call recordings and their
 access audit; `ticket_access.TicketAccessMixin` public ids, assignments, the
 screen-pop log and the console's access audit; `delivery.DeliveryMixin` the outbox, hand-offs and pushes;
-`office.OfficeMixin` the reads behind the office's figures and nuisance review; `rows` holds the row conversions,
+`office.OfficeMixin` the reads behind the office's figures and nuisance review; `announcements.AnnouncementsMixin`
+the incident announcements and the calls that heard them; `rows` holds the row conversions,
 field validators and value sets.
 """
 
@@ -37,6 +38,7 @@ from typing import Any
 from gateway.basics.phone import normalise_strict
 from gateway.restriction import Restriction, check_days
 from gateway.store.aftercall import AfterCallMixin
+from gateway.store.announcements import AnnouncementsMixin
 from gateway.store.calls import CallsMixin
 from gateway.basics.write_health import WriteHealth
 from gateway.store.delivery import DeliveryMixin
@@ -69,7 +71,7 @@ def is_postgres_url(target: object) -> bool:
 
 
 class Store(CallsMixin, TicketsMixin, HandlingMixin, AfterCallMixin, ReturnCallsMixin, RecordingsMixin,
-            TicketAccessMixin, DeliveryMixin, OfficeMixin):
+            TicketAccessMixin, DeliveryMixin, OfficeMixin, AnnouncementsMixin):
     def __init__(self, backend: SQLiteBackend | PostgresBackend, health: WriteHealth | None = None) -> None:
         self.backend = backend
         self._db: Any = backend.reader
