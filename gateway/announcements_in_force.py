@@ -128,6 +128,8 @@ class AnnouncementsInForce:
         if self._store_failing:
             log.info("event=announcement_lookup_recovered")
         self._store_failing = False
+        if [a.id for a in listed] != [a.id for a in self._listed]:
+            log.info("event=announcements_changed listed=%s", ",".join(str(a.id) for a in listed) or "-")
         self._listed, self._read_at = listed, time.monotonic()
         for announcement in listed:     # those still to start too: their file is there when they begin
             self._make(announcement)

@@ -167,10 +167,13 @@ class CallFlow:
         await self.announcements.heard(call_id, found)
         log.info("call=%s event=announcement_played announcement=%s prompt=%s", call_id, found.id, found.prompt)
         try:
-            return await agi.stream_file(f"{self.settings.prompt_dir.rstrip('/')}/{found.prompt}", keys)
+            key = await agi.stream_file(f"{self.settings.prompt_dir.rstrip('/')}/{found.prompt}", keys)
         except AGIHangup:
             if not await self._channel_still_up(agi):
                 raise
+        else:
+            log.info("call=%s event=announcement_heard announcement=%s key=%s", call_id, found.id, key or "-")
+            return key
         # result=-1 with the channel alive: the sound file went missing; the menu goes on without it
         log.error("call=%s event=announcement_playback_failed announcement=%s hint=missing_prompt", call_id, found.id)
         return None

@@ -6,7 +6,7 @@ import pytest
 
 from gateway.announcements_in_force import AnnouncementsInForce
 from gateway.callflow import CallFlow, CallFlowSettings
-from tests.unit.test_callflow import CALL_ID, MENU, MOBILE, NOW, SHANGHAI, FakeAGI, restrict, store  # noqa: F401
+from tests.unit.test_callflow import CALL_ID, MENU, MOBILE, NOW, SHANGHAI, FakeAGI, restrict
 
 TEXT = "赤坎区供水管道爆裂，正在抢修，预计今晚八点恢复供水。"
 
@@ -19,7 +19,8 @@ class NoSynthesis:
 @pytest.fixture
 async def live(store, tmp_path):
     """The store's announcements as the service wires them, with a sound file already made for ``TEXT``."""
-    added = await store.add_announcement(text=TEXT, prompt="announce_00000000000000aa", starts_at=NOW - timedelta(hours=1),
+    added = await store.add_announcement(text=TEXT, prompt="announce_00000000000000aa",
+                                         starts_at=NOW - timedelta(hours=1),
                                          until=NOW + timedelta(hours=5), created_by="lead1", at=NOW - timedelta(hours=1))
     (tmp_path / "zh").mkdir()
     (tmp_path / "zh" / f"{added.prompt}.wav").write_bytes(b"RIFF")
