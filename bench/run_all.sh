@@ -16,3 +16,4 @@ echo "== (f) AgentConnect -> screen-pop";       $py bench/screenpop_latency.py
 echo "== (g) confirming key -> INVITE at the centre"; $py bench/linkage_latency.py
 echo "== recording conversion (ogg/Opus, mp3, wav)"; $py bench/recording_convert.py
 echo "== (i) one node on SQLite against two nodes on PostgreSQL"; $py bench/two_nodes_postgres.py
+echo "== (j) the office reads on a busy month: daily report, nuisance review, export"; $py bench/office_scale.py
