@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.basics.store_url import is_postgres_url
 from gateway.config_checks import SettingsReader
 
 __all__ = ["StoreSection", "read_store"]
@@ -36,7 +37,7 @@ def read_store(r: SettingsReader, state: Path) -> StoreSection:
     path = r.get("store.path", str)
     return StoreSection(
         path=Path(path) if path else state / "hotline.db",
-        url=r.get("store.url", str, check=lambda v: v == "" or v.startswith(("postgresql://", "postgres://")),
+        url=r.get("store.url", str, check=lambda v: v == "" or is_postgres_url(v),
                   reason="must be empty (SQLite at store.path) or a postgresql:// URL"),
         pool_max=r.get("store.pool_max", int, check=lambda v: 1 <= v <= 100, reason="must be 1-100"),
         prepared_statements=r.get("store.prepared_statements", bool),
