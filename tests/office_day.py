@@ -51,7 +51,12 @@ async def fill_day(store: Store) -> None:
     # hung up in the menu: one silent (no key), one after pressing 1
     silent = await _call(store, 5, T9 + timedelta(hours=1), NUISANCE)
     await store.update_call(silent, outcome="abandoned", ended_at=T9 + timedelta(hours=1, seconds=6))
+    # an incident announcement the caller of call 6 heard before hanging up: a call it answered (art. 18)
+    notice = await store.add_announcement(text="赤坎区今日停水至十八时", prompt="announce-test",
+                                          starts_at=T9, until=T9 + timedelta(hours=12), created_by="lead1",
+                                          at=T9)
     pressed = await _call(store, 6, T9 + timedelta(hours=1, minutes=1))
+    await store.mark_call_announcement(pressed, notice.id)
     await store.update_call(pressed, outcome="abandoned", ivr_path=["1"],
                             ended_at=T9 + timedelta(hours=1, minutes=1, seconds=8))
     # gave up after 40 s in the queue

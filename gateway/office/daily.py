@@ -29,6 +29,8 @@ class OfficeRows(Protocol):
 
     async def office_rows(self, since: datetime, until: datetime, *, due_on: date) -> dict[str, list[dict]]: ...
 
+    async def announcement_figures(self, since: datetime, until: datetime) -> list[dict]: ...
+
 
 def day_window(day: date, zone: tzinfo) -> tuple[datetime, datetime]:
     """Local midnight to the next local midnight, as aware datetimes (a day of a DST change has 23 or 25 hours)."""
@@ -67,9 +69,7 @@ async def read_report(store: OfficeRows, day: date, *, zone: tzinfo, timely_answ
     """Read the day from the store and build its report."""
     since, until = day_window(day, zone)
     rows = await store.office_rows(since, until, due_on=day)
-    announcements = []
-    if hasattr(store, "announcement_figures"):
-        announcements = await store.announcement_figures(since, until)
+    announcements = await store.announcement_figures(since, until)
     return build_report(rows, day=day, zone=zone, timely_answer_s=timely_answer_s, announcements=announcements)
 
 

@@ -56,6 +56,7 @@ async def test_requests_handoffs_satisfaction_callbacks_and_prefill_of_a_known_d
     assert (prefill["tickets"], prefill["covered"], prefill["prefill_coverage"]) == (5, 2, 40.0)
     assert prefill["fields"]["category"] == {"filled": 2, "saved": 2, "changed": 1, "accuracy": 50.0}
     assert prefill["prefill_accuracy"] == 80.0
+    assert [(a["text"], a["heard"], a["answered"]) for a in report.announcements] == [("赤坎区今日停水至十八时", 1, 1)]
 
 
 async def test_the_html_report_holds_every_chart_and_figure_and_no_caller_number(day_store, caplog):
