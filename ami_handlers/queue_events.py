@@ -27,6 +27,12 @@ class CallStore(Protocol):
     async def update_call(self, call_id: str, **fields: Any) -> None: ...
 
 
+class QueueObserver(Protocol):
+    """Told of every queue event of one of our calls, before it is recorded (the metrics: gateway.metrics.calls)."""
+
+    def queue_event(self, name: str, call_id: str, event: Mapping[str, Any]) -> None: ...
+
+
 class EventSource(Protocol):
     def on_event(self, name: str, callback: Callable[[Mapping[str, Any]], Any]) -> None: ...
 
@@ -104,9 +110,11 @@ def call_update(event: Mapping[str, Any], now: datetime) -> dict[str, Any] | Non
 class QueueEventRecorder:
     """Writes queue progress (queued, answered by whom, abandoned, ended) to the call store."""
 
-    def __init__(self, store: CallStore, *, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: CallStore, *, clock: Callable[[], datetime],
+                 observer: QueueObserver | None = None) -> None:
         self._store = store
         self._clock = clock
+        self._observer = observer
         self.processed = 0
         self._progress = asyncio.Condition()
 
@@ -138,6 +146,11 @@ class QueueEventRecorder:
             # Calls that entered the queue while the gateway was down carry no call id: nothing to update.
             log.debug("event=queue_event_without_call_id ami_event=%s queue=%s", name, event.get("Queue"))
             return
+        if self._observer is not None:
+            try:
+                self._observer.queue_event(str(name), call_id, event)
+            except Exception:  # noqa: BLE001 - a figure lost, not the call record
+                log.exception("event=queue_observer_failed call_id=%s ami_event=%s", call_id, name)
         try:
             await self._store.update_call(call_id, **fields)
         except Exception as exc:

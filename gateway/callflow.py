@@ -57,6 +57,14 @@ class CallAnnouncements(Protocol):
     async def heard(self, call_id: str, announcement: Announcement) -> None: ...
 
 
+class CallObserver(Protocol):
+    """Told when a call comes in and of each outcome the call flow gives it (the metrics: gateway.metrics.calls)."""
+
+    def entered(self, call_id: str) -> None: ...
+
+    def outcome(self, call_id: str, outcome: str) -> bool: ...
+
+
 class MenuLinkage(Protocol):
     """The linkage hand-off as the call flow uses it (``linkage.handoff.LinkageHandoff``)."""
 
@@ -104,10 +112,11 @@ class CallFlow:
     def __init__(self, store: Store, menu: Menu, settings: CallFlowSettings,
                  clock: Callable[[], datetime], linkage: MenuLinkage | None = None,
                  lookup_ticket: Callable[[str], Awaitable[dict | None]] | None = None,
-                 announcements: CallAnnouncements | None = None) -> None:
+                 announcements: CallAnnouncements | None = None, calls: CallObserver | None = None) -> None:
         """``lookup_ticket`` answers the progress query (default: the store's ticket status); ``announcements``
-        gives the incident announcement played after the welcome (art. 18)."""
+        gives the incident announcement played after the welcome (art. 18); ``calls`` hears the outcomes."""
         self.linkage = linkage
+        self.calls = calls
         self.announcements = announcements
         self.store = store
         self.lookup_ticket = lookup_ticket or store.ticket_status
@@ -119,6 +128,8 @@ class CallFlow:
         call_id = agi.env.get("agi_uniqueid") or "unknown"
         caller = normalise(agi.env.get("agi_callerid"))
         log.info("call=%s event=entry caller=%s", call_id, caller.masked)
+        if self.calls is not None:
+            self.calls.entered(call_id)
         try:
             async with asyncio.timeout(self.settings.deadline_s):
                 await self._entry(agi, call_id, caller)
@@ -153,6 +164,8 @@ class CallFlow:
         # Inherited (__) so that the agent leg and the AMI queue events carry our call id.
         await agi.set_variable(inherited(CALL_ID_VAR), call_id)
         if restriction := await self._enter(agi, call_id, caller):
+            if self.calls is not None:
+                self.calls.outcome(call_id, "blocked")
             return await self.refuse(agi, call_id, caller, restriction)
         outcome = await run_menu(agi, self.menu, prompt_dir=self.settings.prompt_dir,
                                  lookup_ticket=self.lookup_ticket, on_step=FaultPriority(agi, self.menu).follow,
@@ -276,6 +289,8 @@ class CallFlow:
             pass  # the dialplan queues a call without HOTLINE_ACTION anyway
 
     async def _safe_update(self, call_id: str, **fields) -> None:
+        if self.calls is not None and "outcome" in fields:
+            self.calls.outcome(call_id, fields["outcome"])
         try:
             await self.store.update_call(call_id, **fields)
         except Exception as exc:  # noqa: BLE001 - the call record must not take the call down with it

@@ -33,6 +33,7 @@ from gateway.console.app import create_console_app
 from gateway.console.office_api import office_settings
 from gateway.console.request_errors import console_server_logger
 from gateway.basics.waiting import cancel_and_wait
+from gateway.metrics.page import start_metrics
 from gateway.workorder.progress import progress_lookup
 from recordings.filer import CallRecordingFiler
 from recordings.daily_purge import purge_recordings_daily
@@ -117,7 +118,8 @@ class GatewayService:
             log.info("event=starting")
             stack.callback(log.info, "event=stopped")
             stack.callback(status_file.unlink, missing_ok=True)
-            loop_lag = LoopLagMonitor()
+            metrics = await start_metrics(cfg.metrics, stack)     # the Prometheus page, docs/metrics.md
+            loop_lag = LoopLagMonitor(on_lag=metrics.observe_loop_lag)
             await loop_lag.start()
             stack.push_async_callback(loop_lag.close)
             store = await Store.open(cfg.store.location, **cfg.store.pool)
@@ -127,7 +129,7 @@ class GatewayService:
                                 secret=cfg.ami_secret(), reconnect_min=cfg.ami.reconnect_min_s,
                                 reconnect_max=cfg.ami.reconnect_max_s)
             stack.push_async_callback(ami.close)
-            QueueEventRecorder(store, clock=utc_now).attach(ami)
+            QueueEventRecorder(store, clock=utc_now, observer=metrics.tracker).attach(ami)
             filer = CallRecordingFiler(store, spool=cfg.speech.local_recording_dir,
                                        recordings_dir=cfg.speech.recordings_dir, fmt=cfg.recordings.format,
                                        codec=cfg.recordings.codec, bitrate=cfg.recordings.bitrate, clock=utc_now)
@@ -139,7 +141,8 @@ class GatewayService:
             outbox = Outbox(outbox_store, clock=utc_now)
             publisher = MQTTPublisher(outbox_store, host=cfg.mqtt.host, port=cfg.mqtt.port,
                                       username=cfg.cluster.gateway_user,
-                                      password=mqtt_password(cfg.state_dir, cfg.cluster.gateway_user))
+                                      password=mqtt_password(cfg.state_dir, cfg.cluster.gateway_user),
+                                      on_published=metrics.screenpops.published)
             outbox.on_added(publisher.wake)
             await publisher.start()
             stack.push_async_callback(publisher.close, PUBLISH_DRAIN_S)
@@ -161,7 +164,8 @@ class GatewayService:
             pusher = Pusher(store, outbox=outbox, http=HTTPPush())
             stack.push_async_callback(pusher.close)
             await resume_pending_pushes(store, pusher, emergencies.current, clock=utc_now)
-            linkage = LinkageHandoff(store, emergency_list, pusher, clock=utc_now, ami=ami, queue=cfg.queue.name)
+            linkage = LinkageHandoff(store, emergency_list, pusher, clock=utc_now, ami=ami, queue=cfg.queue.name,
+                                     observer=metrics.tracker)
             ami.on_event("UserEvent", linkage.on_event)
             agent_transfer = AgentTransfer(ami, store, emergency_list, pusher, clock=utc_now,
                                            caller_profile="hotline_caller")
@@ -183,7 +187,8 @@ class GatewayService:
                 prompt_dir=cfg.ivr.asterisk_prompt_dir, deadline_s=cfg.gateway.call_deadline_s, tz=cfg.gateway.tz,
                 capture_mode=speech.capture.mode if speech else (lambda: None),
                 restricted_emergency_key=cfg.restriction.emergency_key), clock=utc_now, linkage=linkage,
-                lookup_ticket=progress_lookup(store.ticket_status, spoken_units), announcements=announcements)
+                lookup_ticket=progress_lookup(store.ticket_status, spoken_units), announcements=announcements,
+                calls=metrics.tracker)
             surveys = SurveyFlow(store, menu.survey, prompt_dir=cfg.ivr.asterisk_prompt_dir, clock=utc_now)
             fastagi = FastAGIServer({"entry": flow.entry, "survey": surveys.intake,
                                      "return_call": surveys.return_call}, host=cfg.fastagi.host, port=cfg.fastagi.port,
@@ -194,6 +199,7 @@ class GatewayService:
                           outbox_store=outbox_store, loop_lag=loop_lag)
             service.emergencies = emergencies
             ami.on_event("AgentConnect", service._on_agent_connect)
+            metrics.watch(ami=ami, loop_lag=loop_lag, store=store, spill=outbox_store, speech=speech)
             outbound = OutboundCalls(ami, store, cfg.aftercall, hotline_number=cfg.sip.hotline_number,
                                      tz=cfg.gateway.tz, clock=utc_now)
             outbound.attach()

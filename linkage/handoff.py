@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Protocol
 
 from gateway.basics.row_ids import row_id
 from gateway.basics.write_health import unless_disk_fails
@@ -37,6 +37,17 @@ _NOT_ANSWERED = {"NOANSWER": "no_answer", "BUSY": "busy", "CONGESTION": "failed"
                  "CANCEL": "caller_hangup", "DONTCALL": "failed", "TORTURE": "failed", "INVALIDARGS": "failed"}
 
 
+# What each dialplan stage means for the metrics' count of hand-offs by centre and result (gateway.metrics).
+_STAGE_RESULTS = {"answered": "answered", "fallback": "fallback_queue", "declined": "cancelled", **_NOT_ANSWERED}
+_RINGING_KEPT = 1000
+
+
+class HandoffObserver(Protocol):
+    """Told of each result of a hand-off to a centre (the metrics: gateway.metrics.calls)."""
+
+    def handoff(self, call_id: str | None, centre: str | None, result: str) -> None: ...
+
+
 def dial_targets(centres: Iterable[Centre]) -> str:
     """``HOTLINE_LINKAGE_TARGETS``: "dial|timeout" per centre, in order, joined by "^" (dial may hold '&')."""
     return "^".join(f"{c.dial}|{max(1, round(c.answer_timeout_s))}" for c in centres)
@@ -60,7 +71,10 @@ class LinkageHandoff:
     """Starts hand-offs from the menu and keeps their log from the dialplan's events."""
 
     def __init__(self, store: Any, emergencies: Callable[[], EmergencyList], pusher: Any,
-                 *, clock: Callable[[], datetime], ami: Any | None = None, queue: str | None = None) -> None:
+                 *, clock: Callable[[], datetime], ami: Any | None = None, queue: str | None = None,
+                 observer: HandoffObserver | None = None) -> None:
+        self.observer = observer
+        self._ringing: dict[int, str] = {}     # hand-off id -> the centre ringing now (for the observer)
         self.store = store
         self.emergencies = emergencies
         self.pusher = pusher
@@ -182,6 +196,7 @@ class LinkageHandoff:
             handoff = await self.store.get_handoff(handoff_id)
             if handoff is None:
                 return
+            self._observe(handoff_id, handoff, stage, _centre_name(target))
             if stage == "ring":
                 if handoff.get("ring_at") is None:
                     await self.store.update_handoff(handoff_id, ring_at=now)
@@ -210,6 +225,26 @@ class LinkageHandoff:
                      _centre_name(target) or "-")
         except Exception:  # noqa: BLE001 - the log must not take the AMI reader down
             log.exception("event=linkage_log_failed handoff=%s stage=%s", handoff_id, stage)
+
+
+    def _observe(self, handoff_id: int, handoff: Mapping[str, Any], stage: str, target: str) -> None:
+        """The observer gets the centre a stage concerns: the one its Target names, for an answer the one rung last
+        (a three-way hand-off rings none: its one centre), else the hand-off's first centre."""
+        if self.observer is None:
+            return
+        if stage == "ring" and target:
+            self._ringing[handoff_id] = target
+            while len(self._ringing) > _RINGING_KEPT:
+                del self._ringing[next(iter(self._ringing))]
+            return
+        if (result := _STAGE_RESULTS.get(stage)) is None:
+            return
+        rung = self._ringing.pop(handoff_id, None) if stage in ("answered", "fallback", "declined") else None
+        centre = target or (rung if stage == "answered" else None) or handoff.get("centre")
+        try:
+            self.observer.handoff(handoff.get("call_id"), centre, result)
+        except Exception:  # noqa: BLE001 - a figure lost, not the hand-off log
+            log.exception("event=handoff_observer_failed handoff=%s stage=%s", handoff_id, stage)
 
 
 def _centre_name(dial: str) -> str:

@@ -72,12 +72,15 @@ class LoopLagMonitor:
     """Runs on the loop it measures; start once, close at shutdown."""
 
     def __init__(self, *, interval_s: float = INTERVAL_S, record: LagRecord | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_lag: Callable[[float], None] | None = None) -> None:
+        """``on_lag(seconds)`` hears every wake-up's lateness (the metrics' histogram)."""
         if interval_s <= 0:
             raise ValueError(f"interval_s must be positive, got {interval_s}")
         self.interval_s = interval_s
         self.record = record or LagRecord()
         self._clock = clock
+        self._on_lag = on_lag
         self._task: asyncio.Task[None] | None = None
         self._due = 0.0                 # when the monitor's current sleep should end (0: not sleeping)
         self._watchdog: threading.Thread | None = None
@@ -109,6 +112,8 @@ class LoopLagMonitor:
             woke = self._clock()
             self._due = 0.0
             self.record.add(woke, woke - due)
+            if self._on_lag is not None:
+                self._on_lag(max(0.0, woke - due))
 
     def _watch(self, loop_thread: int) -> None:
         """Watchdog thread: once per overdue wake-up, log the loop thread's stack as it stands."""

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Callable
 from typing import Any, Literal
 
 import aiomqtt
@@ -50,8 +51,11 @@ class MQTTPublisher:
         keepalive: int = 30,
         transport: Literal["tcp", "websockets"] = "tcp",
         claimant: str | None = None,
+        on_published: Callable[[dict], None] | None = None,
     ) -> None:
+        """``on_published(row)`` is called for each row the broker acknowledged (the metrics' screen-pop latency)."""
         self._store = store
+        self._on_published = on_published
         # Whose claim an outbox row is under while this publisher sends it (several gateways share one store).
         self.claimant = claimant or f"{socket.gethostname()}/{os.getpid()}"
         self._client_args: dict[str, Any] = dict(
@@ -167,6 +171,11 @@ class MQTTPublisher:
                 if not isinstance(exc, aiomqtt.MqttError):
                     raise aiomqtt.MqttError(f"publish failed: {exc}") from exc
             raise
+        if self._on_published is not None:
+            try:
+                self._on_published(row)
+            except Exception:  # noqa: BLE001 - a figure lost, not the message
+                log.exception("event=mqtt_published_callback_failed seq=%s", row["seq"])
         await self._store.outbox_remove(row["seq"])
         async with self._progress:
             self.published += 1

@@ -6,9 +6,9 @@ The store is then a PostgreSQL cluster of the sandbox's own from the Debian pack
 ``/var/tmp/hotline-pg-<hash of the state directory>``: PostgreSQL runs as the ``postgres`` account, which may not
 enter a state directory private to root. Each node gets a file
 ``{state_dir}/cluster/nodeN.toml`` that extends the office's configuration and changes only what must differ on one
-machine: its ports (node N adds ``100 * (N - 1)`` to SIP, AMI, FastAGI, AudioSocket, console, work-order API and
-RTP), its Asterisk's recording spool, its name ([cluster]); every node names the next one's FastAGI as its
-``fastagi.backup``, so each Asterisk reaches a second gateway. The broker, the simulated agents and the state
+machine: its ports (node N adds ``100 * (N - 1)`` to SIP, AMI, FastAGI, AudioSocket, console, work-order API,
+metrics page (unless off) and RTP), its Asterisk's recording spool, its name ([cluster]); every node names the next
+one's FastAGI as its ``fastagi.backup``, so each Asterisk reaches a second gateway. The broker, the simulated agents and the state
 directory are shared. ``{state_dir}/run/cluster.json`` remembers the node files so that `stack down` and
 `stack status` find every node.
 """
@@ -58,6 +58,7 @@ def node_overrides(config: Config, node: int, nodes: int, store_url: str) -> dic
         "ami": {"port": config.ami.port + step},
         "console": {"port": config.console.port + step},
         "workorder": {"port": config.workorder.port + step},
+        "metrics": {"port": config.metrics.port + step if config.metrics.port else 0},   # 0 stays off
         "speech": {"audiosocket_port": config.speech.audiosocket_port + step, "asterisk_recording_dir": spool},
     }
 

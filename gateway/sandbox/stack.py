@@ -14,6 +14,7 @@ from pathlib import Path
 from gateway.sandbox.asterisk_account import AccountError, current_check, ensure_account
 from gateway.sandbox.asterisk_root import AsteriskRoot
 from gateway.config import Config
+from gateway.metrics.headline import fetch_headline
 from gateway.mqtt.broker_config import write_broker_config
 from gateway.mqtt.centre_users import mqtt_centres
 from gateway.sandbox.processes import ManagedProcess, tcp_port_open, udp_port_in_use, wait_until
@@ -213,6 +214,9 @@ class Stack:
                                                   "ami_event_backlog")},
                         "emergency_list": gw.get("emergency_list"),
                         **{k: gw.get(k) for k in ("loop_lag_max_ms", "loop_lag_recent_ms", "loop_stalls")}},
+            # the headline of the gateway's metrics page (docs/metrics.md)
+            "metrics": fetch_headline(cfg.metrics.host, cfg.metrics.port) \
+                if self.gateway.pid() is not None else {"running": False},
             "simulated_agents": {p.name: p.pid() for p in self.agents if p.pid() is not None},
             "asterisk_account": self._account(ast_pid),
         }

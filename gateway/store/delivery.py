@@ -51,6 +51,11 @@ class DeliveryMixin:
         return [{**dict(row), "payload": json.loads(row["payload"]), "created_at": from_ts(row["created_at"])}
                 for row in rows]
 
+    async def outbox_depth(self) -> int:
+        """Rows in the outbox (every gateway's, on a shared database): one COUNT over a table kept short."""
+        rows = await self._db.execute_fetchall("SELECT COUNT(*) FROM outbox")
+        return int(rows[0][0])
+
     async def outbox_claim(self, claimant: str, limit: int = 100, *, lease_s: float = OUTBOX_LEASE_S,
                            now: datetime | None = None) -> list[dict]:
         """The oldest rows ``claimant`` may publish, claimed for ``lease_s``: rows nobody holds, rows it holds

@@ -24,6 +24,7 @@ import threading
 import time
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from gateway.basics.heap_trim import TrimWhenIdle
@@ -119,6 +120,8 @@ class Recogniser:
         self._waiting: set[asyncio.Future[None]] = set()   # stream_when_free callers, woken when a stream is freed
         # freed streams' memory goes back to the OS once none is open (under steady load it is reused)
         self.trimmer = TrimWhenIdle(self._executor, idle_s=TRIM_IDLE_S, busy=lambda: bool(self._open))
+        # on_finished(audio_s, decode_s) hears every finished stream (the metrics' real-time factor)
+        self.on_finished: Callable[[float, float], None] | None = None
 
     @property
     def loaded(self) -> bool:
@@ -339,6 +342,8 @@ class RecognitionStream:
                  self.call_id, self.audio_seconds, self._decode_seconds, self.dropped_seconds, len(self.segments),
                  len(self._final))
         log.debug("speech_transcript call_id=%s text=%r", self.call_id, self._final)
+        if (on_finished := self._recogniser.on_finished) is not None:
+            on_finished(self.audio_seconds, self._decode_seconds)
         return self._final
 
     def close(self) -> None:
