@@ -2,8 +2,8 @@
 
 The wiring: `GatewayService.running` starts each part in the order it depends on the ones before (store, AMI and
 the recordings filer, MQTT publisher, emergency list and linkage, speech capture, the survey and the hotline's own
-calls, FastAGI, console and work-order API, the daily purge) and registers its close on an `AsyncExitStack`, so
-shutdown runs in exactly the reverse order.
+calls, FastAGI, console and work-order API, the daily purge, the push to the provincial platform) and registers its
+close on an `AsyncExitStack`, so shutdown runs in exactly the reverse order.
 """
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ from gateway.config import Config
 from gateway.console.app import create_console_app
 from gateway.console.office_api import office_settings
 from gateway.console.request_errors import console_server_logger
+from gateway.export.configured import start_configured_push
+from gateway.export.pusher import PlatformPusher
 from gateway.basics.waiting import cancel_and_wait
 from gateway.metrics.page import start_metrics
 from gateway.workorder.progress import progress_lookup
@@ -106,6 +108,7 @@ class GatewayService:
         self.outbox_store = outbox_store
         self.emergencies: EmergencyListHolder | None = None
         self.filer: CallRecordingFiler | None = None
+        self.exporter: PlatformPusher | None = None
 
     @classmethod
     @asynccontextmanager
@@ -220,6 +223,10 @@ class GatewayService:
                 store, cfg.speech.recordings_dir, cfg.speech.local_recording_dir,
                 retention_days=cfg.recordings.retention_days), name="recordings-purge")
             stack.push_async_callback(cancel_and_wait, purging)
+            # the push to the provincial platform (art. 19): a background task, closed before the store
+            service.exporter = await start_configured_push(cfg.export, store, clock=utc_now, node=cfg.cluster.name)
+            if service.exporter is not None:
+                stack.push_async_callback(service.exporter.close)
             log.info("event=started fastagi=%s:%s ami=%s:%s store=%s frozen_objects=%d", cfg.fastagi.host,
                      fastagi.port, cfg.ami.host, cfg.ami.port, store.target, freeze_startup_objects())
             try:
@@ -283,6 +290,7 @@ class GatewayService:
                              "outbox_in_memory": self.outbox_store.spilled if self.outbox_store else 0},
             **self._speech_status(),
             "emergency_list": self.emergencies.status() if self.emergencies else None,
+            "export": self.exporter.status() if self.exporter else None,
             **self.loop_lag.status(),
             "updated_at": utc_now().isoformat(timespec="seconds"),
         }
@@ -321,7 +329,7 @@ class GatewayService:
             key = (current["ami_ready"], current["active_sessions"], current["ami_reconnects"],
                    current["mqtt_connected"], writes["ok"], tuple(writes["failing"]), writes["outbox_in_memory"],
                    current.get("capture_sessions"), current.get("speech_streams"), json.dumps(current["emergency_list"]),
-                   current["loop_stalls"], current["loop_lag_recent_ms"] // 10)
+                   current["loop_stalls"], current["loop_lag_recent_ms"] // 10, json.dumps(current["export"]))
             if key != last and await self._write_status():
                 last = key
             try:

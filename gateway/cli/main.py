@@ -10,6 +10,7 @@ from typing import Any
 from gateway.cli import announce as cli_announce
 from gateway.cli import callbacks as cli_callbacks
 from gateway.cli import classify as cli_classify
+from gateway.cli import export as cli_export
 from gateway.cli import linkage as cli_linkage
 from gateway.cli import model as cli_model
 from gateway.cli import pending as cli_pending
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_recordings.register(sub)
     cli_callbacks.register(sub)
     cli_store.register(sub)
+    cli_export.register(sub)
     cli_announce.register(sub)
     cli_report.register(sub)
     return parser

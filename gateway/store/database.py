@@ -22,7 +22,8 @@ system reports it; `aftercall.AfterCallMixin` survey ratings, call-back tasks an
 access audit; `ticket_access.TicketAccessMixin` public ids, assignments, the
 screen-pop log and the console's access audit; `delivery.DeliveryMixin` the outbox, hand-offs and pushes;
 `office.OfficeMixin` the reads behind the office's figures and nuisance review; `announcements.AnnouncementsMixin`
-the incident announcements and the calls that heard them; `rows` holds the row conversions,
+the incident announcements and the calls that heard them; `exporting.ExportMixin` the export to the provincial
+platform (its pages and cursors); `rows` holds the row conversions,
 field validators and value sets.
 """
 
@@ -42,6 +43,7 @@ from gateway.store.announcements import AnnouncementsMixin
 from gateway.store.calls import CallsMixin
 from gateway.basics.write_health import WriteHealth
 from gateway.store.delivery import DeliveryMixin
+from gateway.store.exporting import ExportMixin
 from gateway.store.handling import HandlingMixin
 from gateway.store.office import OfficeMixin
 from gateway.store.backends.postgres import PostgresBackend
@@ -71,7 +73,7 @@ def is_postgres_url(target: object) -> bool:
 
 
 class Store(CallsMixin, TicketsMixin, HandlingMixin, AfterCallMixin, ReturnCallsMixin, RecordingsMixin,
-            TicketAccessMixin, DeliveryMixin, OfficeMixin, AnnouncementsMixin):
+            TicketAccessMixin, DeliveryMixin, OfficeMixin, AnnouncementsMixin, ExportMixin):
     def __init__(self, backend: SQLiteBackend | PostgresBackend, health: WriteHealth | None = None) -> None:
         self.backend = backend
         self._db: Any = backend.reader
