@@ -66,7 +66,9 @@ class ExportMixin:
         keyset = ""
         if after is not None:
             keyset = f" AND ({time} > :after_time OR ({time} = :after_time AND {key} > :after_key))"
-            bind |= {"after_time": after[0], "after_key": after[1]}
+            # the index range starts at the last row read, not at the window's start: the OR alone is a filter,
+            # and every page would scan the pages before it again (PostgreSQL does)
+            bind |= {"since": max(since, after[0]), "after_time": after[0], "after_key": after[1]}
         rows = await self._db.execute_fetchall(
             f"{_SELECT[kind]} WHERE {time} >= :since AND {time} < :until{keyset} ORDER BY {time}, {key} LIMIT :limit",
             bind)
