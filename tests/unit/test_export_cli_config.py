@@ -149,3 +149,15 @@ def test_a_good_export_section_loads(tmp_path):
     section = load_config(path).export
     assert (section.endpoint, section.ca_file, section.full_numbers, section.token_env) == (
         "https://12345.gd.gov.cn:8443/api/v1/records", ca, True, "")
+
+
+async def test_no_endpoint_no_push_and_a_ca_file_without_certificates_stops_only_the_push(store, tmp_path, caplog):
+    from gateway.basics.clock import utc_now
+    from gateway.export.configured import start_configured_push
+    section = load_config().export
+    assert await start_configured_push(section, store, clock=utc_now) is None
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate\n", encoding="utf-8")
+    section = dataclasses.replace(section, endpoint="https://province.example/api", ca_file=bad)
+    assert await start_configured_push(section, store, clock=utc_now) is None
+    assert "event=export_push_off reason=ca_file_unusable" in caplog.text
