@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.basics.phone import normalise_strict
+from gateway.basics.store_url import is_postgres_url
 from gateway.restriction import Restriction, check_days
 from gateway.store.aftercall import AfterCallMixin
 from gateway.store.announcements import AnnouncementsMixin
@@ -65,11 +66,6 @@ from gateway.store.ticket_access import TicketAccessMixin
 from gateway.store.tickets import TicketsMixin
 
 STORE_TARGET = "store"
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_postgres_url(target: object) -> bool:
-    return isinstance(target, str) and target.startswith(POSTGRES_SCHEMES)
 
 
 class Store(CallsMixin, TicketsMixin, HandlingMixin, AfterCallMixin, ReturnCallsMixin, RecordingsMixin,
