@@ -131,42 +131,39 @@ def _types(report: DailyReport) -> Chart:
     return Chart("types", title, _svg(figure))
 
 
-@_with_font
-def _satisfaction(report: DailyReport) -> Chart:
-    title = "满意度评价"
+def _stacked_bars(key: str, title: str, rows: list[str], parts: list[tuple[str, str, list[int]]],
+                  x_label: str) -> Chart:
+    """Horizontal bars, one per row, stacked from ``parts`` (label, colour, a count per row), legend on top."""
     figure = _figure(height=2.6)
     axes = figure.add_subplot()
-    kinds = list(report.satisfaction)
-    left = [0] * len(kinds)
-    for level, colour in zip(range(1, 6), _COLOURS["levels"]):
-        counts = [report.satisfaction[k]["levels"][level] for k in kinds]
-        axes.barh([KIND_LABELS[k] for k in kinds], counts, left=left, color=colour, label=RATING_LEVEL_LABELS[level])
+    left = [0] * len(rows)
+    for label, colour, counts in parts:
+        axes.barh(rows, counts, left=left, color=colour, label=label)
         left = [a + b for a, b in zip(left, counts)]
-    axes.barh([KIND_LABELS[k] for k in kinds], [report.satisfaction[k]["not_rated"] for k in kinds], left=left,
-              color=_COLOURS["none"], label="未评价")
-    axes.legend(fontsize=7, ncol=6, loc="lower center", bbox_to_anchor=(0.5, 1.0))
-    axes.set_xlabel("评价数")
+    axes.legend(fontsize=7, ncol=len(parts), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    axes.set_xlabel(x_label)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return Chart("satisfaction", title, _svg(figure))
+    return Chart(key, title, _svg(figure))
+
+
+@_with_font
+def _satisfaction(report: DailyReport) -> Chart:
+    kinds = list(report.satisfaction)
+    parts = [(RATING_LEVEL_LABELS[level], colour, [report.satisfaction[k]["levels"][level] for k in kinds])
+             for level, colour in zip(range(1, 6), _COLOURS["levels"])]
+    parts.append(("未评价", _COLOURS["none"], [report.satisfaction[k]["not_rated"] for k in kinds]))
+    return _stacked_bars("satisfaction", "满意度评价", [KIND_LABELS[k] for k in kinds], parts, "评价数")
 
 
 @_with_font
 def _handoffs(report: DailyReport) -> Chart:
-    title = "应急联动转接"
-    figure = _figure(height=2.6)
-    axes = figure.add_subplot()
     centres = [h["centre"] for h in report.handoffs] or ["（无）"]
-    parts = (("answered", "接通", _COLOURS["answered"]), ("fallbacks", "转回/备用", _COLOURS["wait"]),
-             ("not_answered", "未接通", _COLOURS["abandoned"]), ("open", "未结束", _COLOURS["none"]))
-    left = [0] * len(centres)
-    for key, label, colour in parts:
-        counts = [h[key] for h in report.handoffs] or [0]
-        axes.barh(centres, counts, left=left, color=colour, label=label)
-        left = [a + b for a, b in zip(left, counts)]
-    axes.legend(fontsize=7, ncol=4, loc="lower center", bbox_to_anchor=(0.5, 1.0))
-    axes.set_xlabel("转接次数")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return Chart("handoffs", title, _svg(figure))
+    parts = [(label, colour, [h[key] for h in report.handoffs] or [0])
+             for key, label, colour in (("answered", "接通", _COLOURS["answered"]),
+                                        ("fallbacks", "转回/备用", _COLOURS["wait"]),
+                                        ("not_answered", "未接通", _COLOURS["abandoned"]),
+                                        ("open", "未结束", _COLOURS["none"]))]
+    return _stacked_bars("handoffs", "应急联动转接", centres, parts, "转接次数")
 
 
 def draw_charts(report: DailyReport) -> list[Chart]:

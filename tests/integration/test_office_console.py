@@ -4,7 +4,6 @@ and the one-click restriction request must reach the store."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,12 +23,11 @@ from gateway.store.database import Store
 from tests.office_day import DAY, NUISANCE, fill_day
 
 selenium = pytest.importorskip("selenium")
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+from tests.integration.test_console_browser import browser  # noqa: E402,F401  (headless Chromium)
+
 HOST = "127.0.0.1"
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=SHANGHAI)
 
@@ -111,23 +109,6 @@ class ConsoleThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists() and shutil.which("chromium")):
-        pytest.skip("needs Debian chromium and chromedriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1300,1000",
-                f"--user-data-dir={tmp_path / 'chromium-profile'}"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_chromium_draws_the_report_and_a_click_raises_the_request(tmp_path, browser):
