@@ -57,6 +57,11 @@ async def fill_day(store: Store) -> None:
                                           at=T9)
     pressed = await _call(store, 6, T9 + timedelta(hours=1, minutes=1))
     await store.mark_call_announcement(pressed, notice.id)
+    # the day before, the nuisance number hung up after an announcement: not a silent call (the review window
+    # holds it, the day's figures do not)
+    informed = await _call(store, 13, T9 - timedelta(days=1), NUISANCE)
+    await store.mark_call_announcement(informed, notice.id)
+    await store.update_call(informed, outcome="abandoned", ended_at=T9 - timedelta(days=1) + timedelta(seconds=30))
     await store.update_call(pressed, outcome="abandoned", ivr_path=["1"],
                             ended_at=T9 + timedelta(hours=1, minutes=1, seconds=8))
     # gave up after 40 s in the queue
