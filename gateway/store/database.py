@@ -80,6 +80,9 @@ class Store(CallsMixin, TicketsMixin, HandlingMixin, AfterCallMixin, ReturnCalls
     async def open(cls, target: str | Path, *, health: WriteHealth | None = None, **pool: Any) -> Store:
         """The store at ``target``: a PostgreSQL URL (``pool``: `PostgresBackend.open`'s pool settings) or a
         SQLite file, ``sqlite:PATH`` or a plain path, created with its parent folders if missing."""
+        if target is None or not str(target).strip():
+            # str(None) would be a file named "None" in the working directory
+            raise ValueError("no store location: give a SQLite path or a postgresql:// URL")
         if is_postgres_url(target):
             backend: SQLiteBackend | PostgresBackend = await PostgresBackend.open(str(target), **pool)
         else:

@@ -40,6 +40,14 @@ async def test_open_creates_parent_dirs_and_applies_all_migrations(tmp_path):
     assert {"restrictions", "restriction_audit", "restrictions_number_decided", "calls", "tickets"} <= names
 
 
+async def test_a_missing_location_is_refused_not_made_a_file_named_none(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for location in (None, "", "  "):
+        with pytest.raises(ValueError, match="no store location"):
+            await Store.open(location)
+    assert list(tmp_path.iterdir()) == []
+
+
 async def test_reopen_keeps_data_and_does_not_rerun_migrations(tmp_path):
     path = tmp_path / "hotline.sqlite"
     s = await Store.open(path)
