@@ -29,7 +29,7 @@ async def fill_office(store: Store, calls: int = 3) -> dict[str, int]:
                                         summary="夜间施工噪音", transcript="晚上十点以后还在施工")
         await store.record_screenpop(message_id=f"pop-{n}", agent="agent1", call_id=call, ticket_id=ticket,
                                      reason=None, at=at)
-        await store.outbox_add(f"hotline/agents/agent1/screenpop", {"ticket": ticket, "n": n},
+        await store.outbox_add("hotline/agents/agent1/screenpop", {"ticket": ticket, "n": n},
                                message_id=f"pop-{n}", at=at)
         await store.assign_ticket(ticket, agent="agent2", source="supervisor", assigned_by="lead1", at=at)
         await store.audit_ticket_access(viewer="lead1", role="supervisor", action="read", ticket_id=ticket,
