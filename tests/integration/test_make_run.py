@@ -31,6 +31,14 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def as_a_terminal_job() -> None:
+    """In the child: SIGINT and SIGQUIT as a terminal's foreground job has them. A run started in the background
+    by a non-interactive shell (`make test &`, nohup) inherits them ignored, and a shell started with SIGINT
+    ignored cannot trap it: run-stack.sh would never hear the Ctrl-C this test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def stack_ports_in_use(config) -> list[str]:
     busy = [f"tcp {host}:{port}" for host, port in (
         (config.ami.host, config.ami.port), (config.mqtt.host, config.mqtt.port), (config.mqtt.host, config.mqtt.ws_port),
@@ -58,7 +66,8 @@ def test_ctrl_c_stops_every_part_of_make_run_also_when_its_output_is_piped(sessi
     with open(tmp_path / "terminal.out", "wb") as terminal:
         shell = subprocess.Popen(["bash", "-c", f"bash scripts/run-stack.sh {pipe} tee {run_log}"], cwd=REPO, env=env,
                                  stdin=subprocess.DEVNULL, stdout=terminal, stderr=subprocess.STDOUT,
-                                 start_new_session=True)  # its own process group, as a terminal's job
+                                 start_new_session=True,  # its own process group, as a terminal's job
+                                 preexec_fn=as_a_terminal_job)
     try:
         up = wait_until(lambda: run_log.exists() and "The hotline sandbox is up" in run_log.read_text(errors="replace"),
                         300, 0.5)
