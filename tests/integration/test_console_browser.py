@@ -73,14 +73,17 @@ def broker(tmp_path):
 class ConsoleServer:
     """The console app and its Store on an event loop in a background thread (selenium calls block)."""
 
-    def __init__(self, db_path: Path, state_dir: Path, ws_url: str) -> None:
+    def __init__(self, db_path: Path, state_dir: Path, ws_url: str,
+                 make_app: Callable[[Store], web.Application] | None = None) -> None:
+        """``make_app(store)``: another app than the console with its three test agents."""
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="console-server", daemon=True)
         self.thread.start()
         self.port = free_port(HOST)
         self.store: Store = self.run(Store.open(db_path))
-        app = create_console_app(store=self.store, state_dir=state_dir, agents=["agent1", "agent2", "lead1"],
-                                 supervisors=["lead1"], ws_url=ws_url, clock=lambda: datetime.now(UTC))
+        app = make_app(self.store) if make_app is not None else create_console_app(
+            store=self.store, state_dir=state_dir, agents=["agent1", "agent2", "lead1"], supervisors=["lead1"],
+            ws_url=ws_url, clock=lambda: datetime.now(UTC))
         self.runner = web.AppRunner(app)
         self.run(self.runner.setup())
         self.run(web.TCPSite(self.runner, HOST, self.port).start())

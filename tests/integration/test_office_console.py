@@ -3,8 +3,6 @@
 and the one-click restriction request must reach the store."""
 from __future__ import annotations
 
-import asyncio
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,7 +16,6 @@ from gateway.config import load_config
 from gateway.console.app import create_console_app
 from gateway.console.office_api import office_settings
 from gateway.mqtt.passwords import mqtt_password
-from gateway.sandbox.broker import free_port
 from gateway.store.database import Store
 from tests.office_day import DAY, NUISANCE, fill_day
 
@@ -26,9 +23,8 @@ selenium = pytest.importorskip("selenium")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from tests.integration.test_console_browser import browser  # noqa: E402,F401  (headless Chromium)
+from tests.integration.test_console_browser import ConsoleServer, browser  # noqa: E402,F401  (headless Chromium)
 
-HOST = "127.0.0.1"
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=SHANGHAI)
 
 
@@ -85,42 +81,18 @@ async def test_the_supervisors_page_shows_the_report_and_raises_a_request(consol
     assert "style-src 'self';" in index.headers["Content-Security-Policy"]  # the console keeps its strict policy
 
 
-class ConsoleThread:
-    """The console app and its Store on an event loop in a background thread (selenium calls block)."""
-
-    def __init__(self, db_path: Path, state_dir: Path) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="office-console", daemon=True)
-        self.thread.start()
-        self.store: Store = self.run(Store.open(db_path))
-        self.run(fill_day(self.store))
-        self.runner = web.AppRunner(console_app(self.store, state_dir))
-        self.run(self.runner.setup())
-        self.port = free_port(HOST)
-        self.run(web.TCPSite(self.runner, HOST, self.port).start())
-        self.url = f"http://{HOST}:{self.port}"
-
-    def run(self, coro, timeout: float = 30.0):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.run(self.runner.cleanup())
-        self.run(self.store.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
 def test_chromium_draws_the_report_and_a_click_raises_the_request(tmp_path, browser):
-    server = ConsoleThread(tmp_path / "hotline.sqlite", tmp_path / "state")
+    server = ConsoleServer(tmp_path / "hotline.sqlite", tmp_path / "state", "ws://127.0.0.1:9001/mqtt",
+                           make_app=lambda store: console_app(store, tmp_path / "state"))
     try:
-        browser.get(server.url + "/")
+        server.run(fill_day(server.store))
+        browser.get(server.url)
         status = browser.execute_async_script(
             "const done = arguments[2]; fetch('/api/login', {method: 'POST', headers: {'Content-Type':"
             " 'application/json'}, body: JSON.stringify({agent: arguments[0], password: arguments[1]})})"
             ".then(r => done(r.status), e => done(String(e)));", "lead1", mqtt_password(tmp_path / "state", "lead1"))
         assert status == 200
-        browser.get(f"{server.url}/supervisor?date={DAY.isoformat()}")
+        browser.get(f"{server.url}supervisor?date={DAY.isoformat()}")
         charts = browser.find_elements(By.CSS_SELECTOR, "figure[data-chart] svg")
         sizes = [browser.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.width, r.height];",
                                         svg) for svg in charts]
