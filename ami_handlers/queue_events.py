@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from gateway.contract import CALL_ID_VAR
+from gateway.contract import CALL_ID_VAR, is_call_id
 from gateway.basics.waiting import wait_for_condition
 from gateway.basics.write_health import log_write_failure
 
@@ -65,11 +65,12 @@ def channel_vars(event: Mapping[str, Any], key: str = "ChanVariable") -> dict[st
 
 
 def call_id_of(event: Mapping[str, Any]) -> str | None:
-    """Our call id from the caller leg, else from the agent leg (which inherited it); None if unset."""
+    """Our call id from the caller leg, else from the agent leg (which inherited it); None if unset or not one
+    of ours (`gateway.contract.is_call_id`)."""
     for key in ("ChanVariable", "DestChanVariable"):
         call_id = channel_vars(event, key).get(CALL_ID_VAR, "").strip()
         if call_id:
-            return call_id
+            return call_id if is_call_id(call_id) else None
     return None
 
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from ami_handlers.queue_events import EventSource, agent_name, channel_vars
+from ami_handlers.queue_events import EventSource, agent_name, call_id_of, channel_vars
 from gateway.contract import CALL_ID_VAR, LINKAGE_FAILED_VAR, TICKET_ID_VAR, new_message_id, screenpop_topic
 from gateway.basics.phone import mask, normalise
 from gateway.basics.waiting import wait_for_condition
@@ -133,7 +133,7 @@ class ScreenPopper:
     async def _pop(self, event: Mapping[str, Any]) -> None:
         if str(event.get("Event", SCREENPOP_EVENT)).lower() != SCREENPOP_EVENT.lower():
             return
-        call_id = event_var(event, CALL_ID_VAR)
+        call_id = call_id_of(event)
         if call_id is None:
             # Not one of ours (queued while the gateway was down, or a call that bypassed it).
             log.debug("event=screenpop_skipped reason=no_call_id queue=%s", event.get("Queue"))

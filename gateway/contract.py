@@ -23,7 +23,7 @@ __all__ = [
     "LINKAGE_TARGETS_VAR", "PREFILL_FIELDS", "PRIORITY_VAR", "QUEUE_CONTEXT", "RECORDING_DONE_CONTEXT", "RECORDING_EVENT",
     "RECORDING_VAR", "REQUEST_TYPES", "REQUEST_TYPE_VAR",
     "THREEWAY_CENTRE_CONTEXT", "THREEWAY_CONTEXT", "TICKET_ID_VAR", "TOPIC_ROOT", "UNSPECIFIED_REQUEST",
-    "agent_topic", "centre_user", "check_name", "inherited", "is_valid_name", "linkage_topic", "new_message_id",
+    "agent_topic", "centre_user", "check_name", "inherited", "is_call_id", "is_valid_name", "linkage_topic", "new_message_id",
     "screenpop_topic",
 ]
 
@@ -122,6 +122,17 @@ def check_name(name: object, what: str) -> str:
     if not is_valid_name(name):
         raise ValueError(f"{what} name {name!r} cannot be an MQTT user or topic level (letters, digits, _ . -)")
     return name
+
+
+# A call id as Asterisk writes a uniqueid (``[systemname-]epoch.sequence``, at most 150 characters: AST_MAX_UNIQUEID):
+# printable ASCII without spaces. Anything else in HOTLINE_CALL_ID came from outside, and PostgreSQL refuses text
+# with a NUL in it, so it is not taken for a call of ours.
+_CALL_ID = re.compile(r"[!-~]{1,150}")
+
+
+def is_call_id(value: object) -> bool:
+    """Whether ``value`` can be one of our call ids (see `_CALL_ID`)."""
+    return isinstance(value, str) and _CALL_ID.fullmatch(value) is not None
 
 
 def is_valid_name(name: object) -> bool:

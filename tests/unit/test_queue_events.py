@@ -138,7 +138,9 @@ async def test_answer_without_member_headers_leaves_agent_unset(recorder, store)
     assert store.updates == [("1764222222.12", {"outcome": "answered", "answered_at": NOW})]
 
 
-@pytest.mark.parametrize("chan_variable", [None, "HOTLINE_TICKET_ID=", "HOTLINE_CALL_ID=", ["HOTLINE_CALL_ID= "]])
+@pytest.mark.parametrize("chan_variable", [None, "HOTLINE_TICKET_ID=", "HOTLINE_CALL_ID=", ["HOTLINE_CALL_ID= "],
+                                           "HOTLINE_CALL_ID=1764222222.1\x00", "HOTLINE_CALL_ID=1764 222222.1",
+                                           "HOTLINE_CALL_ID=\u202e1764222222.1", "HOTLINE_CALL_ID=" + "9" * 151])
 async def test_events_without_our_call_id_are_ignored(recorder, store, caplog, chan_variable):
     headers = {"Queue": "hotline", "CallerIDNum": "13800138000"}
     if chan_variable is not None:
