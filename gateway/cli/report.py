@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gateway.basics.clock import SHANGHAI
 from gateway.cli.output import fail, iso, print_table, shown
 from gateway.office.daily import read_report, report_dict
 from gateway.console.office_api import office_settings
@@ -27,7 +28,7 @@ __all__ = ["register", "render_report"]
 
 def now() -> datetime:
     """The handlers' clock (tests replace it)."""
-    return datetime.now(ZoneInfo("Asia/Shanghai"))
+    return datetime.now(SHANGHAI)
 
 
 def _day(text: str) -> date:

@@ -13,7 +13,7 @@ __all__ = ["OfficeMixin", "SILENT_CALL"]
 _CALL_COLUMNS = ("call_id, started_at, queued_at, answered_at, ended_at, outcome, request_type, emergency, ivr_path,"
                  " agent, announcement_id")
 _TICKET_COLUMNS = ("ticket_id, call_id, type, category, unit, address, callback_number, emergency,"
-                   " emergency_situation, due, summary, transcript, status, prefilled")
+                   " emergency_situation, due, summary, status, prefilled")
 # A silent call: no key pressed and no word said, and the caller hung up in the menu (art. 9: repeated calls
 # without good reason). The speech pre-fill has no transcript for it either, so the menu path is the test. A caller
 # who hung up after an incident announcement had a reason: the announcement answered the call (art. 18).
