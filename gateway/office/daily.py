@@ -75,13 +75,10 @@ async def read_report(store: OfficeRows, day: date, *, zone: tzinfo, timely_answ
 
 def headline_rows(report: DailyReport) -> list[dict[str, Any]]:
     """The headline figures with label, unit and definition, in `HEADLINE` order."""
-    rows = []
-    for key in HEADLINE:
-        definition = DEFINITIONS[key]
-        text = definition.text.replace("15 s by default", f"{report.timely_answer_s} s here") if key == "timely_rate" \
-            else definition.text
-        rows.append({"key": key, "label": definition.label, "value": report.calls.value(key), "unit": definition.unit,
-                     "definition": text})
+    rows = [{"key": key, **_labelled(key, report.calls.value(key))} for key in HEADLINE]
+    for row in rows:
+        if row["key"] == "timely_rate":   # the definition names the configured time, not the default
+            row["definition"] = row["definition"].replace("15 s by default", f"{report.timely_answer_s} s here")
     return rows
 
 
